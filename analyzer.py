@@ -1,0 +1,76 @@
+"""Read the emotion on every face, live: webcam, video file, image, folder of images or stream URL.
+
+Finds faces with OpenCV's Haar cascade, classifies all faces of a frame in one call of the trained
+CNN (on the GPU when TensorFlow sees one), and draws a box, the top emotion, its confidence and a
+probability bar chart per face. Keys in the window: q/Esc quit, p pause, s save a snapshot.
+--csv and --output keep the results; a summary plot is saved beside them.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+from emotion_analyzer import config
+from emotion_analyzer.cli import run_cli
+
+DEFAULTS = {"scale_factor": 1.15, "min_neighbors": 5, "min_size": 48, "detect_width": 320, "detect_every": 2,
+            "smooth": 5}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default="0",
+                        help="webcam index, video file, image file, folder of images or stream URL (default: %(default)s)")
+    parser.add_argument("--model", type=Path, default=config.DEFAULT_MODEL_PATH,
+                        help="trained .keras model; its .json beside it gives the labels (default: %(default)s)")
+    parser.add_argument("--output", type=Path, default=None, help="write the annotated video here (.mp4 or .avi)")
+    parser.add_argument("--csv", type=Path, default=None, help="write one row per face per frame here")
+    parser.add_argument("--no-display", dest="display", action="store_false",
+                        help="do not open a window (for files, servers and tests)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="for files: behave like a camera and skip frames when behind (default: every frame)")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames (default: run to the end)")
+    parser.add_argument("--no-smooth", dest="smooth", action="store_const", const=1, default=DEFAULTS["smooth"],
+                        help=f"do not average each face's probabilities over the last {DEFAULTS['smooth']} frames")
+    parser.add_argument("--detect-every", type=int, default=DEFAULTS["detect_every"],
+                        help="run the face detector every N frames and follow faces in between (default: %(default)s)")
+    parser.add_argument("--scale-factor", type=float, default=DEFAULTS["scale_factor"],
+                        help="Haar cascade scale step between sizes; larger is faster (default: %(default)s)")
+    parser.add_argument("--min-neighbors", type=int, default=DEFAULTS["min_neighbors"],
+                        help="Haar cascade neighbours a face needs; larger means fewer false faces (default: %(default)s)")
+    parser.add_argument("--min-size", type=int, default=DEFAULTS["min_size"],
+                        help="smallest face to look for, in pixels (default: %(default)s)")
+    parser.add_argument("--detect-width", type=int, default=DEFAULTS["detect_width"],
+                        help="shrink frames to this width before detection (default: %(default)s)")
+    parser.add_argument("--snapshots", type=Path, default=config.PROJECT_ROOT / "snapshots",
+                        help="where the s key saves snapshots (default: %(default)s)")
+    parser.add_argument("--cpu", action="store_true", help="hide GPUs and classify on the CPU")
+    return parser.parse_args(argv)
+
+
+def options_from_args(args):
+    from emotion_analyzer.analyze import AnalyzerOptions
+    from emotion_analyzer.detect import DetectorSettings
+
+    return AnalyzerOptions(
+        source=args.source, model=args.model, output=args.output, csv=args.csv, display=args.display,
+        realtime=args.realtime, max_frames=args.max_frames, smooth=args.smooth, detect_every=args.detect_every,
+        detector=DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.detect_width),
+        snapshot_dir=args.snapshots)
+
+
+def analyze(args):
+    if args.cpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
+    from emotion_analyzer.analyze import Analyzer
+
+    Analyzer(options_from_args(args)).run()
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(analyze, parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

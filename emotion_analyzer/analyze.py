@@ -1,0 +1,287 @@
+"""The live analyzer: capture -> detect/follow faces -> classify all faces at once -> draw -> keep.
+
+One detection (every --detect-every frames) and one classification call per frame. Faces are
+followed by box overlap between detections, so labels are smoothed per face and the cascade, the
+largest cost, need not run on every frame.
+"""
+
+import os
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotion_analyzer import config
+from emotion_analyzer.capture import ThreadedCapture, open_source
+from emotion_analyzer.classify import EmotionClassifier, crop_faces
+from emotion_analyzer.detect import DetectorSettings, FaceDetector, FaceTracker
+from emotion_analyzer.draw import as_bgr, draw_face, draw_status
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.images import to_gray_uint8
+from emotion_analyzer.results import CsvLog, Summary, VideoOutput
+
+WINDOW_TITLE = "Emotion Analyzer"
+STAGES = ("capture", "detect", "classify", "draw")
+KEY_QUIT = {ord("q"), ord("Q"), 27}
+
+
+@dataclass
+class AnalyzerOptions:
+    source: str = "0"
+    model: Path = config.DEFAULT_MODEL_PATH
+    output: Path | None = None
+    csv: Path | None = None
+    display: bool = True
+    realtime: bool = False
+    max_frames: int | None = None
+    smooth: int = 5                 # frames of probabilities averaged per face; 1 = off
+    detect_every: int = 2           # run the cascade every N frames, follow faces in between
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    snapshot_dir: Path = config.PROJECT_ROOT / "snapshots"
+
+
+@dataclass
+class RunStats:
+    frames: int = 0
+    faces: int = 0
+    face_counts: list = field(default_factory=list)
+    stage_seconds: dict = field(default_factory=lambda: {s: [] for s in STAGES})
+    latencies: list = field(default_factory=list)
+    wall_seconds: float = 0.0
+    skipped: list = field(default_factory=list)
+    dropped: int = 0
+    ended_early: str | None = None
+    interrupted: bool = False
+    peak_rss_mb: float = 0.0
+    csv_rows: int = 0
+    video_frames: int = 0
+
+    @property
+    def fps(self):
+        return self.frames / self.wall_seconds if self.wall_seconds else 0.0
+
+    def timing_lines(self):
+        lines = [f"{self.frames:,} frames in {self.wall_seconds:.1f} s: {self.fps:.1f} fps;"
+                 f" {self.faces:,} faces ({np.mean(self.face_counts) if self.face_counts else 0:.2f} per frame)"]
+        stage_ms = ", ".join(f"{s} {1000 * np.mean(v):.1f} ms" for s, v in self.stage_seconds.items() if v)
+        if stage_ms:
+            lines.append(f"mean per frame: {stage_ms}")
+        if self.latencies:
+            p50, p95 = np.percentile(self.latencies, [50, 95]) * 1000
+            lines.append(f"frame latency p50 {p50:.1f} ms, p95 {p95:.1f} ms; peak RSS {self.peak_rss_mb:.0f} MB")
+        return lines
+
+
+def peak_rss_mb():
+    # ru_maxrss is in kilobytes on Linux, bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def describe_device():
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
+
+
+def check_display_available():
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("no display to open a window on: pass --no-display (with --output and/or --csv),"
+                        " or run under a desktop session or xvfb-run")
+
+
+class Window:
+    """The live window; keys: q/Esc quit, p pause, s save a snapshot."""
+
+    def __init__(self, snapshot_dir, log):
+        check_display_available()
+        self.snapshot_dir = Path(snapshot_dir)
+        self.log = log
+        self.paused = False
+        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
+
+    def closed_by_user(self):
+        try:
+            return cv2.getWindowProperty(WINDOW_TITLE, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def save_snapshot(self, canvas):
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        path = self.snapshot_dir / time.strftime("snapshot-%Y%m%d-%H%M%S.png")
+        cv2.imwrite(str(path), canvas)
+        self.log(f"snapshot saved: {path}")
+
+    def show(self, canvas):
+        """Show a frame and handle keys; False when the user asked to quit."""
+        cv2.imshow(WINDOW_TITLE, canvas)
+        while True:
+            key = cv2.waitKey(1 if not self.paused else 50) & 0xFF
+            if key in KEY_QUIT or self.closed_by_user():
+                return False
+            if key in (ord("p"), ord("P")):
+                self.paused = not self.paused
+                shown = canvas.copy()
+                draw_status(shown, 0.0, 0, paused=self.paused)
+                cv2.imshow(WINDOW_TITLE, shown if self.paused else canvas)
+            elif key in (ord("s"), ord("S")):
+                self.save_snapshot(canvas)
+            if not self.paused:
+                return True
+
+    def hold(self):
+        """Keep a still image on screen until a key is pressed or the window is closed."""
+        while not self.closed_by_user() and cv2.waitKey(100) == -1:
+            pass
+
+    def close(self):
+        cv2.destroyAllWindows()
+        cv2.waitKey(1)
+
+
+class Analyzer:
+    """Everything needed per frame, built once: model, compiled classifier, cascade, tracker."""
+
+    def __init__(self, options, log=print):
+        from emotion_analyzer.model import load_trained_model
+
+        self.options = options
+        self.log = log
+        if options.smooth < 1 or options.detect_every < 1:
+            raise UserError("--smooth and --detect-every must be at least 1")
+        if options.max_frames is not None and options.max_frames < 1:
+            raise UserError(f"--max-frames {options.max_frames}: expected a positive number")
+        model, info = load_trained_model(options.model)
+        self.labels = info["labels"]
+        self.classifier = EmotionClassifier(model, self.labels, tta_flip=bool(info.get("tta_flip")))
+        self.classifier.warm_up()
+        self.detector = FaceDetector(options.detector)
+        self.tracker = FaceTracker(window=options.smooth)
+        self.fps_estimate = 0.0
+
+    def find_faces(self, gray, frame_number, still_images):
+        """Tracks for this frame: a fresh detection every few frames, else the followed boxes."""
+        if still_images:
+            self.tracker = FaceTracker(window=1)  # separate photos: nothing to follow between them
+        if still_images or frame_number % self.options.detect_every == 0:
+            return self.tracker.update(self.detector.detect(gray))
+        return [t for t in self.tracker.tracks if t.missed == 0]
+
+    def process(self, frame, frame_number, still_images, stats):
+        """Detect, classify and draw one frame; return the annotated canvas and per-face results."""
+        t0 = time.perf_counter()
+        gray = to_gray_uint8(frame.image)
+        tracks = self.find_faces(gray, frame_number, still_images)
+        t1 = time.perf_counter()
+        batch, used, boxes = crop_faces(gray, [t.box for t in tracks])
+        kept = [tracks[i] for i in used]
+        probabilities = self.tracker.add_probabilities(kept, self.classifier.classify(batch))
+        t2 = time.perf_counter()
+        canvas = as_bgr(frame.image)
+        faces = list(zip(kept, boxes, probabilities))
+        for track, box, probs in faces:
+            draw_face(canvas, box, probs, self.labels, track.face_id)
+        draw_status(canvas, self.fps_estimate, len(faces))
+        t3 = time.perf_counter()
+        stats.stage_seconds["detect"].append(t1 - t0)
+        stats.stage_seconds["classify"].append(t2 - t1)
+        stats.stage_seconds["draw"].append(t3 - t2)
+        return canvas, faces
+
+    def run(self):
+        options, log = self.options, self.log
+        kind, reader = open_source(options.source)
+        live = kind in ("camera", "stream")
+        still_images = kind in ("image", "folder")
+        window = Window(options.snapshot_dir, log) if options.display else None
+        csv_log = CsvLog(options.csv, self.labels) if options.csv else None
+        video = VideoOutput(options.output, reader.fps) if options.output else None
+        summary = Summary(self.labels)
+        stats = RunStats()
+        log(f"device: {describe_device()}; source: {options.source} ({kind}); labels: {', '.join(self.labels)}")
+        started = time.perf_counter()
+        try:
+            with ThreadedCapture(reader, latest_only=live or options.realtime, live_clock=live) as capture:
+                try:
+                    self._loop(capture, window, csv_log, video, summary, stats, still_images)
+                except KeyboardInterrupt:
+                    stats.interrupted = True
+                stats.ended_early = capture.error
+                stats.dropped = capture.dropped
+            if window and kind == "image" and not stats.interrupted and stats.frames:
+                window.hold()
+        finally:
+            stats.wall_seconds = time.perf_counter() - started
+            if csv_log:
+                csv_log.close()
+                stats.csv_rows = csv_log.rows
+            if video:
+                video.close()
+                stats.video_frames = video.frames
+            if window:
+                window.close()
+            stats.skipped = list(reader.skipped)
+            stats.peak_rss_mb = peak_rss_mb()
+        if stats.frames == 0 and not stats.interrupted:
+            what = {"video": "cannot decode video", "image": "cannot read image", "folder": "no readable image in"}
+            raise UserError(f"{what.get(kind, 'no frame from')} {options.source}"
+                            + (f": {stats.ended_early}" if stats.ended_early else "")
+                            + (f" ({len(stats.skipped)} file(s) unreadable)" if stats.skipped else ""))
+        self._report(stats, summary)
+        return stats
+
+    def _loop(self, capture, window, csv_log, video, summary, stats, still_images):
+        last = time.perf_counter()
+        while self.options.max_frames is None or stats.frames < self.options.max_frames:
+            t0 = time.perf_counter()
+            frame = capture.next_frame()
+            if frame is None:
+                break
+            stats.stage_seconds["capture"].append(time.perf_counter() - t0)
+            canvas, faces = self.process(frame, stats.frames, still_images, stats)
+            for track, box, probs in faces:
+                face_key = f"{frame.name}#{track.face_id}" if still_images else track.face_id
+                if csv_log:
+                    csv_log.write(frame.name, frame.index, frame.time_s, track.face_id, box, probs)
+                summary.add(face_key, frame.time_s, probs)
+            if video:
+                video.write(canvas)
+            stats.frames += 1
+            stats.faces += len(faces)
+            stats.face_counts.append(len(faces))
+            now = time.perf_counter()
+            stats.latencies.append(now - t0)
+            self.fps_estimate = 0.9 * self.fps_estimate + 0.1 / max(now - last, 1e-6) if self.fps_estimate else 1 / max(now - last, 1e-6)
+            last = now
+            if window and not window.show(canvas):
+                break
+
+    def _report(self, stats, summary):
+        log, options = self.log, self.options
+        for line in stats.timing_lines():
+            log(line)
+        if stats.skipped:
+            log(f"skipped {len(stats.skipped):,} unreadable file(s): "
+                + ", ".join(f"{Path(p).name} ({why})" for p, why in stats.skipped[:5])
+                + (", ..." if len(stats.skipped) > 5 else ""))
+        if stats.ended_early:
+            log(f"warning: {stats.ended_early}; finished with what was captured")
+        if stats.interrupted:
+            log("interrupted: the CSV and video hold every frame processed until then")
+        for line in summary.lines():
+            log(line)
+        if options.csv:
+            log(f"wrote {stats.csv_rows:,} rows to {options.csv}")
+        if options.output:
+            log(f"wrote {stats.video_frames:,} frames to {options.output}")
+        keep = options.csv or options.output
+        if keep and summary.per_face:
+            plot_path = Path(keep).with_name(Path(keep).stem + "_summary.png")
+            summary.save_plot(plot_path)
+            log(f"summary plot: {plot_path}")
+

@@ -1,0 +1,230 @@
+"""Frame sources (webcam, video file, stream URL, image, image folder) read on a background thread.
+
+The reader thread owns the VideoCapture. For a camera (or --realtime) it keeps only the newest frame
+in a lock-guarded slot with a sequence number, so the main loop never waits on camera I/O and never
+sees a stale frame. For files it hands frames over through a two-slot buffer, so the next frame is
+decoded while the current one is processed and no frame is dropped.
+"""
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.images import BadImage, decode_image_bytes, is_image_name
+
+DEFAULT_FPS = 30.0
+
+
+@dataclass
+class Frame:
+    index: int          # position in the source (frames that failed to decode keep their number)
+    time_s: float       # video time for files, wall-clock seconds since start for live sources
+    image: np.ndarray   # as decoded: gray, BGR or BGRA
+    name: str           # file name for images, the source otherwise
+
+
+class SourceError(Exception):
+    """A source that fails mid-run; the run finishes cleanly with what it has."""
+
+
+def parse_source(text):
+    """('camera', index) / ('folder', path) / ('image', path) / ('video', path) / ('stream', url)."""
+    text = str(text)
+    if text.isdigit():
+        return "camera", int(text)
+    if "://" in text:
+        return "stream", text
+    path = Path(text)
+    if path.is_dir():
+        return "folder", path
+    if not path.exists():
+        raise UserError(f"source {text!r} not found: pass a webcam index (0), a video or image file, a folder"
+                        " of images, or a stream URL")
+    return ("image" if is_image_name(path) else "video"), path
+
+
+class ImageFiles:
+    """An image or a folder of images as a frame sequence; unreadable files are counted and skipped."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+        self.skipped = []  # (path, reason)
+        self.fps = 1.0
+        self.position = 0
+
+    @classmethod
+    def from_folder(cls, folder):
+        paths = sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image_name(p))
+        if not paths:
+            raise UserError(f"no images in {folder}: expected .jpg/.png files")
+        return cls(paths)
+
+    def read(self):
+        """The next readable image as (index, image, name), or None at the end."""
+        while self.position < len(self.paths):
+            index, path = self.position, self.paths[self.position]
+            self.position += 1
+            try:
+                return index, decode_image_bytes(path, path.read_bytes()), path.name
+            except (BadImage, OSError) as exc:
+                self.skipped.append((path, str(exc)))
+        return None
+
+    def release(self):
+        pass
+
+
+class VideoStream:
+    """A cv2.VideoCapture over a camera, file or URL, opened and checked."""
+
+    def __init__(self, kind, target):
+        self.kind = kind
+        self.name = f"camera {target}" if kind == "camera" else Path(str(target)).name if kind == "video" else str(target)
+        self.capture = cv2.VideoCapture(target)
+        if not self.capture.isOpened():
+            self.capture.release()
+            raise UserError(self._open_error(target))
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if fps and 1 <= fps <= 240 else DEFAULT_FPS
+        self.skipped = []
+        self.position = 0
+        self.failed_reads = 0
+
+    def _open_error(self, target):
+        if self.kind == "camera":
+            return (f"cannot open camera {target}: check it is connected and not in use by another program,"
+                    f" try another index (--source {target + 1}), or pass a video file with --source")
+        if self.kind == "video":
+            return f"cannot decode video {target}: not a video OpenCV can read (try converting it to .mp4)"
+        return f"cannot open stream {target}: check the URL and that the stream is live"
+
+    def read(self):
+        ok, image = self.capture.read()
+        if not ok or image is None:
+            return None
+        index = self.position
+        self.position += 1
+        return index, image, self.name
+
+    def release(self):
+        self.capture.release()
+
+
+def open_source(text):
+    kind, target = parse_source(text)
+    if kind == "folder":
+        return kind, ImageFiles.from_folder(target)
+    if kind == "image":
+        return kind, ImageFiles([target])
+    return kind, VideoStream(kind, target)
+
+
+class ThreadedCapture:
+    """Reads a source on its own thread. `latest_only` keeps just the newest frame (cameras)."""
+
+    def __init__(self, reader, latest_only, live_clock):
+        self.reader = reader
+        self.latest_only = latest_only
+        self.live_clock = live_clock
+        self.stopped = threading.Event()
+        self.finished = threading.Event()   # the source has no more frames
+        self.error = None                   # why the source ended early, if it did
+        self._lock = threading.Condition()
+        self._newest = None                 # (sequence, Frame) in latest_only mode
+        self._sequence = 0
+        self._taken = 0                     # sequence number of the last frame handed out
+        self._handed_out = 0
+        self._buffer = queue.Queue(maxsize=2)
+        self._started = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _run(self):
+        try:
+            while not self.stopped.is_set():
+                item = self.reader.read()
+                if item is None:
+                    if self.live_clock and self._sequence == 0:
+                        self.error = "the source delivered no frame"
+                    elif self.live_clock:
+                        self.error = f"the source stopped delivering frames after {self._sequence:,}"
+                    break
+                index, image, name = item
+                stamp = time.monotonic() - self._started if self.live_clock else index / self.reader.fps
+                if self.latest_only and not self.live_clock:
+                    self._wait_until(stamp)  # a file played like a camera delivers at its own frame rate
+                self._publish(Frame(index, stamp, image, name))
+        except cv2.error as exc:
+            self.error = f"reading failed: {exc}"
+        finally:
+            self.finished.set()
+            with self._lock:
+                self._lock.notify_all()
+            if not self.latest_only:
+                self._put_blocking(None)
+
+    def _wait_until(self, stamp):
+        delay = stamp - (time.monotonic() - self._started)
+        if delay > 0:
+            self.stopped.wait(delay)
+
+    def _publish(self, frame):
+        self._sequence += 1
+        if self.latest_only:
+            with self._lock:
+                self._newest = (self._sequence, frame)
+                self._lock.notify_all()
+        else:
+            self._put_blocking(frame)
+
+    def _put_blocking(self, item):
+        while not self.stopped.is_set():
+            try:
+                self._buffer.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def next_frame(self, timeout=5.0):
+        """The next frame to process, or None when the source is done (or stopped)."""
+        if not self.latest_only:
+            try:
+                return self._buffer.get(timeout=timeout)
+            except queue.Empty:
+                self.error = self.error or f"no frame arrived within {timeout:.0f} s"
+                return None
+        with self._lock:
+            deadline = time.monotonic() + timeout
+            while (self._newest is None or self._newest[0] <= self._taken) and not self.finished.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self.error = self.error or f"no new frame within {timeout:.0f} s"
+                    return None
+                self._lock.wait(remaining)
+            if self._newest is None or self._newest[0] <= self._taken:
+                return None
+            self._taken, frame = self._newest
+            self._handed_out += 1
+            return frame
+
+    @property
+    def dropped(self):
+        """Frames the reader delivered that the main loop never took (live sources only)."""
+        return self._sequence - self._handed_out if self.latest_only else 0
+
+    def close(self):
+        self.stopped.set()
+        self._thread.join(timeout=5)
+        self.reader.release()

@@ -1,0 +1,368 @@
+"""Sort a raw facial-expression dataset into out/train/<emotion>/ and out/test/<emotion>/.
+
+Three layouts are recognised: per-emotion folders (optionally under Training/Testing), an images
+folder with an index CSV (`image`, `emotion` columns), and FER2013's fer2013.csv (`emotion`, `pixels`,
+`Usage`). Source files are only read, never moved; the output is built in a temporary folder and
+renamed into place, so an interrupted run leaves nothing half-written.
+"""
+
+import os
+import shutil
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from emotion_analyzer import config
+from emotion_analyzer.cli import progress
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.fileio import write_json_atomic
+from emotion_analyzer.images import check_image_file, is_image_name
+from emotion_analyzer.labels import canonical_emotion, unknown_label_error
+
+SPLIT_NAMES = {
+    "train": config.TRAIN_SPLIT, "training": config.TRAIN_SPLIT,
+    "test": config.TEST_SPLIT, "testing": config.TEST_SPLIT,
+    "publictest": config.TEST_SPLIT, "privatetest": config.TEST_SPLIT,
+    "val": config.TEST_SPLIT, "valid": config.TEST_SPLIT, "validation": config.TEST_SPLIT,
+}
+MANIFEST_FILE = ".clean_data.json"
+MAX_FOLDER_DEPTH = 4
+MAX_LISTED = 5
+
+
+@dataclass
+class Item:
+    """One labelled image to write: read from `path`, or encoded from `pixels` (fer2013.csv)."""
+    emotion: str
+    name: str
+    split: str | None = None
+    path: Path | None = None
+    pixels: np.ndarray | None = None
+
+
+@dataclass
+class Collected:
+    layout: str
+    items: list = field(default_factory=list)
+    # (file or row, reason) for everything not used, so it can be counted and shown.
+    skipped: list = field(default_factory=list)
+
+
+def split_of(name):
+    return SPLIT_NAMES.get(name.strip().lower().replace(" ", "").replace("_", ""))
+
+
+def _csv_columns(path):
+    try:
+        header = pd.read_csv(path, nrows=0, comment="#")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable CSV ({exc})") from None
+    return {c.strip().lower(): c for c in header.columns}
+
+
+def find_csvs(source):
+    if source.is_file():
+        return [source]
+    return sorted(p for pattern in ("*.csv", "*/*.csv") for p in source.glob(pattern) if p.is_file())
+
+
+def detect_layout(source):
+    """('fer2013', csv) / ('index', csv) / ('folders', source) for what lies at `source`."""
+    if not source.exists():
+        raise UserError(f"source {source} does not exist. Pass the dataset folder with --source PATH.")
+    csvs = find_csvs(source)
+    for csv in csvs:
+        columns = _csv_columns(csv)
+        if {"emotion", "pixels"} <= columns.keys():
+            return "fer2013", csv
+    for csv in csvs:
+        columns = _csv_columns(csv)
+        if {"image", "emotion"} <= columns.keys():
+            return "index", csv
+    if source.is_file():
+        raise UserError(
+            f"{source}: a CSV needs 'image' and 'emotion' columns (an index) or 'emotion' and 'pixels'"
+            f" (fer2013.csv); it has {', '.join(_csv_columns(source)) or 'none'}"
+        )
+    return "folders", source
+
+
+def collect_folders(source, mapping, excluded):
+    """Per-emotion folders anywhere up to a few levels down, keeping a Training/Testing split."""
+    found = Collected("per-emotion folders")
+    unknown, seen = set(), set()
+    for root, dirs, files in os.walk(source):
+        root = Path(root)
+        rel_parts = root.relative_to(source).parts
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if len(rel_parts) < MAX_FOLDER_DEPTH else []
+        if not rel_parts:
+            continue
+        label = rel_parts[-1]
+        images = [f for f in sorted(files) if is_image_name(f)]
+        emotion = canonical_emotion(label, mapping)
+        if emotion is None:
+            if images and split_of(label) is None:
+                unknown.add(label)
+            continue
+        seen.add(label)
+        if emotion in excluded:
+            continue
+        splits = {split_of(part) for part in rel_parts[:-1]} - {None}
+        if len(splits) > 1:
+            raise UserError(f"{root}: lies under both a training and a testing folder; cannot tell its split")
+        split = splits.pop() if splits else None
+        for name in sorted(files):
+            path = root / name
+            if name.startswith("."):
+                continue
+            if not is_image_name(name):
+                found.skipped.append((path, "not an image file"))
+                continue
+            found.items.append(Item(emotion, name, split, path=path))
+    if unknown:
+        raise unknown_label_error(unknown, seen | unknown, f"{source}")
+    if not found.items:
+        raise UserError(
+            f"no images found under {source}: expected per-emotion folders (angry/, happy/, ...),"
+            " an index CSV with 'image' and 'emotion' columns, or fer2013.csv"
+        )
+    splits = {item.split for item in found.items}
+    if None in splits and len(splits) > 1:
+        raise UserError(f"{source}: some emotion folders sit under Training/Testing and some do not; use one layout")
+    return found
+
+
+def _image_lookup(folder):
+    """Every image under `folder` by file name and by path relative to it."""
+    lookup = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and is_image_name(path):
+            lookup.setdefault(path.name, path)
+            lookup.setdefault(path.relative_to(folder).as_posix(), path)
+    return lookup
+
+
+def _read_csv(csv, needed):
+    columns = _csv_columns(csv)
+    missing = [c for c in needed if c not in columns]
+    if missing:
+        raise UserError(f"{csv}: missing column(s) {', '.join(missing)}; it has {', '.join(columns)}")
+    frame = pd.read_csv(csv, comment="#", dtype=str, keep_default_na=False, skipinitialspace=True)
+    return frame.rename(columns={columns[c]: c for c in needed})
+
+
+def collect_index(csv, image_root, mapping, excluded):
+    """An index CSV (image, emotion) naming images anywhere under `image_root` (the source folder)."""
+    found = Collected(f"index CSV {csv.name}")
+    frame = _read_csv(csv, ("image", "emotion"))
+    frame["image"] = frame["image"].str.strip()
+    frame["label"] = frame["emotion"].str.strip()
+    frame["canonical"] = [canonical_emotion(label, mapping) for label in frame["label"]]
+    unknown = set(frame.loc[frame["canonical"].isna() & (frame["label"] != ""), "label"])
+    if unknown:
+        raise unknown_label_error({u.lower() for u in unknown}, {s.lower() for s in frame["label"]}, str(csv))
+    for row in frame.loc[(frame["label"] == "") | (frame["image"] == "")].itertuples():
+        found.skipped.append((f"{csv.name} row {row.Index + 2}", "empty image or emotion"))
+    frame = frame.loc[(frame["label"] != "") & (frame["image"] != "")]
+
+    labels_per_image = frame.groupby("image")["canonical"].nunique()
+    for image in labels_per_image.index[labels_per_image > 1]:
+        found.skipped.append((image, f"listed in {csv.name} with conflicting emotions"))
+    frame = frame.loc[frame["image"].map(labels_per_image) == 1]
+    duplicated = frame.duplicated(subset=["image"])
+    for image in frame.loc[duplicated, "image"]:
+        found.skipped.append((image, f"listed twice in {csv.name} (kept once)"))
+    frame = frame.loc[~duplicated]
+
+    lookup = _image_lookup(image_root)
+    for image, emotion in zip(frame["image"], frame["canonical"]):
+        path = lookup.get(image) or lookup.get(Path(image).name)
+        if path is None:
+            found.skipped.append((image, f"named in {csv.name} but not found under {image_root}"))
+        elif emotion not in excluded:
+            found.items.append(Item(emotion, path.name, None, path=path))
+    if not found.items:
+        raise UserError(f"{csv}: none of its {len(frame):,} rows names an image found under {image_root}")
+    return found
+
+
+def collect_fer2013(csv, mapping, excluded):
+    """fer2013.csv: numeric emotion codes, 48x48 space-separated pixels, Usage = split."""
+    found = Collected(f"FER2013 CSV {csv.name}")
+    columns = _csv_columns(csv)
+    needed = ("emotion", "pixels") + (("usage",) if "usage" in columns else ())
+    frame = _read_csv(csv, needed)
+    pixel_count = config.IMAGE_SIZE * config.IMAGE_SIZE
+    unknown = set()
+    for row in progress(frame.itertuples(), total=len(frame), desc="reading fer2013.csv", unit="row"):
+        where = f"{csv.name} row {row.Index + 2}"
+        label = row.emotion.strip()
+        emotion = config.FER2013_CODES.get(int(label)) if label.isdigit() else canonical_emotion(label, mapping)
+        if label in (mapping or {}):
+            emotion = mapping[label]
+        if emotion is None:
+            unknown.add(label)
+            continue
+        if emotion in excluded:
+            continue
+        try:
+            pixels = np.array(row.pixels.split(), dtype=np.int32)
+        except ValueError:
+            found.skipped.append((where, "pixels are not numbers"))
+            continue
+        if pixels.size != pixel_count or pixels.min() < 0 or pixels.max() > 255:
+            found.skipped.append((where, f"expected {pixel_count} pixel values 0-255, got {pixels.size}"))
+            continue
+        split = split_of(row.usage) if "usage" in needed else None
+        image = pixels.astype(np.uint8).reshape(config.IMAGE_SIZE, config.IMAGE_SIZE)
+        found.items.append(Item(emotion, f"{row.Index:05d}.png", split, pixels=image))
+    if unknown:
+        raise unknown_label_error(unknown, set(frame["emotion"].str.strip()), str(csv))
+    if not found.items:
+        raise UserError(f"{csv}: no usable rows")
+    return found
+
+
+def assign_stratified_split(items, test_size, seed):
+    """Give every item a split: `test_size` of each emotion goes to test, chosen with `seed`."""
+    if not 0 < test_size < 1:
+        raise UserError(f"--test-size {test_size}: expected a fraction between 0 and 1, such as 0.2")
+    rng = np.random.default_rng(seed)
+    by_emotion = defaultdict(list)
+    for item in items:
+        by_emotion[item.emotion].append(item)
+    for group in by_emotion.values():
+        order = rng.permutation(len(group))
+        n_test = int(round(len(group) * test_size))
+        for rank, index in enumerate(order):
+            group[index].split = config.TEST_SPLIT if rank < n_test else config.TRAIN_SPLIT
+
+
+def _unique_names(items):
+    """File names made unique within each split/emotion folder (nested sources can repeat names)."""
+    used = defaultdict(set)
+    for item in items:
+        folder = used[(item.split, item.emotion)]
+        name, n = item.name, 1
+        while name.lower() in folder:
+            name = f"{n}_{item.name}"
+            n += 1
+        folder.add(name.lower())
+        item.name = name
+
+
+def _write_item(item, folder):
+    """Write one item into `folder`; return None, or the reason it was skipped."""
+    target = folder / item.split / item.emotion / item.name
+    if item.pixels is not None:
+        ok, encoded = cv2.imencode(".png", item.pixels)
+        target.write_bytes(encoded.tobytes())
+        return None
+    problem = check_image_file(item.path)
+    if problem:
+        return problem
+    shutil.copyfile(item.path, target)
+    return None
+
+
+def prepare_output(out, force):
+    """Check `out` may receive train/ and test/; return the folders to replace once done."""
+    existing = [out / split for split in config.SPLITS if (out / split).exists() and any((out / split).iterdir())]
+    if existing and not force:
+        raise UserError(f"{existing[0]} is not empty: pass --force to replace it, or choose another --out")
+    if existing and not (out / MANIFEST_FILE).exists():
+        raise UserError(f"{existing[0]} was not made by clean_data.py, so it is not replaced; move it away or choose another --out")
+    return existing
+
+
+def write_output(items, out, categories, force, workers=4):
+    """Copy or encode every item into out/<split>/<emotion>/; return [(file, reason)] skipped."""
+    replace = prepare_output(out, force)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / f".clean_data-partial-{os.getpid()}"
+    skipped = []
+    try:
+        for split in config.SPLITS:
+            for emotion in categories:
+                (partial / split / emotion).mkdir(parents=True, exist_ok=True)
+        _unique_names(items)
+        with ThreadPoolExecutor(workers) as pool:
+            results = pool.map(lambda item: _write_item(item, partial), items)
+            for item, problem in zip(items, progress(results, total=len(items), desc="copying", unit="img")):
+                if problem:
+                    skipped.append((item.path, problem))
+        for old in replace:
+            shutil.rmtree(old)
+        for split in config.SPLITS:
+            os.replace(partial / split, out / split)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
+    return skipped
+
+
+def count_output(out, categories):
+    """{split: {emotion: files}} as written."""
+    return {
+        split: {e: sum(1 for _ in (out / split / e).iterdir()) for e in categories}
+        for split in config.SPLITS
+    }
+
+
+def collect(source, mapping, excluded):
+    layout, where = detect_layout(source)
+    if layout == "fer2013":
+        return collect_fer2013(where, mapping, excluded)
+    if layout == "index":
+        return collect_index(where, source if source.is_dir() else where.parent, mapping, excluded)
+    return collect_folders(where, mapping, excluded)
+
+
+def clean_dataset(source, out, mapping=None, excluded=(), test_size=config.DEFAULT_TEST_SIZE,
+                  seed=config.DEFAULT_SEED, force=False):
+    """Sort `source` into `out`; return (layout, categories, counts, skipped, split_was_made)."""
+    source, out = Path(source), Path(out)
+    if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
+        raise UserError(f"--out {out} lies inside --source {source}; choose an output folder outside the raw data")
+    found = collect(source, mapping or {}, set(excluded))
+    made_split = any(item.split is None for item in found.items)
+    if made_split:
+        assign_stratified_split(found.items, test_size, seed)
+    categories = sorted({item.emotion for item in found.items})
+    if len(categories) < 2:
+        raise UserError(f"{source}: only one emotion ({categories[0]}) left to classify; need at least two")
+    skipped = found.skipped + write_output(found.items, out, categories, force)
+    counts = count_output(out, categories)
+    write_json_atomic(out / config.CATEGORIES_FILE, categories)
+    write_json_atomic(out / MANIFEST_FILE, {"source": str(source), "layout": found.layout, "counts": counts})
+    return found.layout, categories, counts, skipped, made_split
+
+
+def format_counts_table(counts, categories):
+    width = max(len(e) for e in categories + ["emotion", "total"])
+    lines = [f"{'emotion':<{width}}  {'train':>8}  {'test':>8}"]
+    for emotion in categories:
+        lines.append(f"{emotion:<{width}}  {counts['train'][emotion]:>8,}  {counts['test'][emotion]:>8,}")
+    lines.append(f"{'total':<{width}}  {sum(counts['train'].values()):>8,}  {sum(counts['test'].values()):>8,}")
+    return "\n".join(lines)
+
+
+def format_skipped(skipped):
+    """Count per reason, plus the first few files for each."""
+    by_reason = defaultdict(list)
+    for where, reason in skipped:
+        by_reason[reason].append(str(where))
+    lines = []
+    for reason, places in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(places[:MAX_LISTED]) + (", ..." if len(places) > MAX_LISTED else "")
+        lines.append(f"skipped {len(places):,} ({reason}): {shown}")
+    return lines
+
+
+def skipped_counts(skipped):
+    return Counter(reason for _, reason in skipped)

@@ -1,0 +1,41 @@
+"""One place for every fact the scripts share: emotions, image size, file names, default paths."""
+
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The canonical emotion vocabulary. A dataset's classes are numbered in alphabetical order of these
+# names (the order of the original's folders: Angry Fear Happy Neutral Sad Surprise).
+EMOTIONS = ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+
+# FER2013's numeric codes in fer2013.csv.
+FER2013_CODES = {0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise", 6: "neutral"}
+
+IMAGE_SIZE = 48
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm")
+
+TRAIN_SPLIT = "train"
+TEST_SPLIT = "test"
+SPLITS = (TRAIN_SPLIT, TEST_SPLIT)
+
+DEFAULT_RAW_DIR = PROJECT_ROOT / "raw data"
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+RES_DIR = PROJECT_ROOT / "res"
+DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
+DEFAULT_MODEL_PATH = RES_DIR / "emotion_model.keras"
+
+CATEGORIES_FILE = "categories.json"
+FEATURES_FILE = "features.pickle"
+LABELS_FILE = "labels.pickle"
+TEST_FEATURES_FILE = "test_features.pickle"
+TEST_LABELS_FILE = "test_labels.pickle"
+# Test images with a pixel-identical twin in training, found by prep_data.py (a leak to report).
+TEST_LEAKS_FILE = "test_leaks.pickle"
+
+DEFAULT_SEED = 1337
+DEFAULT_TEST_SIZE = 0.2
+
+
+def model_info_path(model_path):
+    """The JSON that travels with a trained model (labels, input size, metrics)."""
+    return Path(model_path).with_suffix(".json")

@@ -1,0 +1,76 @@
+"""Videos and images with real faces in them, for tests, benchmarks and demos.
+
+The face is the astronaut photograph that scikit-image ships (`skimage.data.astronaut()`), so nothing is
+downloaded; scikit-image is a test requirement, not a runtime one.
+"""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+# Where the astronaut's face is in the 512x512 photo, with some margin so the cascade sees a head.
+FACE_REGION = (150, 35, 150, 150)  # x, y, w, h
+FACE_IN_REGION = (27, 31, 95, 95)  # the detected face box inside that region
+
+
+def astronaut_face(size):
+    """A size x size BGR crop of the astronaut's head."""
+    from skimage import data
+
+    rgb = data.astronaut()
+    x, y, w, h = FACE_REGION
+    crop = cv2.cvtColor(rgb[y:y + h, x:x + w], cv2.COLOR_RGB2BGR)
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def background(width, height, seed=0):
+    """A smooth, faceless backdrop with a little noise."""
+    rng = np.random.default_rng(seed)
+    gradient = np.linspace(60, 160, width, dtype=np.float32)[np.newaxis, :].repeat(height, axis=0)
+    noise = rng.normal(0, 6, (height, width)).astype(np.float32)
+    gray = np.clip(gradient + noise, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
+
+
+def face_positions(frame_index, faces, width, height, size):
+    """Top-left corners of `faces` heads drifting slowly in a row."""
+    positions = []
+    for k in range(faces):
+        cx = (k + 0.5) * width / faces - size / 2
+        dx = 12 * np.sin(frame_index / 15 + k)
+        dy = 8 * np.cos(frame_index / 20 + k)
+        positions.append((int(np.clip(cx + dx, 0, width - size)), int(np.clip(height / 2 - size / 2 + dy, 0, height - size))))
+    return positions
+
+
+def compose_frame(frame_index, faces=3, width=640, height=480, size=150, backdrop=None):
+    """A BGR frame with `faces` heads; returns (frame, expected face boxes x, y, w, h)."""
+    frame = (backdrop if backdrop is not None else background(width, height)).copy()
+    head = astronaut_face(size) if faces else None
+    scale = size / FACE_REGION[2]
+    fx, fy, fw, fh = (int(round(v * scale)) for v in FACE_IN_REGION)
+    boxes = []
+    for x, y in face_positions(frame_index, faces, width, height, size):
+        frame[y:y + size, x:x + size] = head
+        boxes.append((x + fx, y + fy, fw, fh))
+    return frame, boxes
+
+
+def write_face_video(path, frames=60, faces=3, width=640, height=480, size=150, fps=30.0):
+    """An .avi (MJPG) or .mp4 video of drifting heads; returns the expected boxes per frame."""
+    path = Path(path)
+    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    writer = cv2.VideoWriter(str(path), fourcc, fps, (width, height))
+    if not writer.isOpened():
+        raise RuntimeError(f"cannot write {path}")
+    backdrop = background(width, height)
+    expected = []
+    try:
+        for index in range(frames):
+            frame, boxes = compose_frame(index, faces, width, height, size, backdrop)
+            writer.write(frame)
+            expected.append(boxes)
+    finally:
+        writer.release()
+    return expected

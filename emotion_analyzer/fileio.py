@@ -1,0 +1,111 @@
+"""Atomic writes and a pickle loader that only accepts plain arrays and lists."""
+
+import contextlib
+import io
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from emotion_analyzer.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
+
+    An interrupted write (Ctrl-C, a crash, a full disk) leaves the old file, or none, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        # mkstemp creates the file private (0600); give the result the permissions of any new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path, data):
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text_atomic(path, text):
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, obj):
+    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+
+
+def save_pickle_atomic(path, obj):
+    write_bytes_atomic(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+# numpy pickles an ndarray as a call to one of these reconstructors (protocol 5: _frombuffer) plus its dtype; nothing else
+# needs to be importable to load our files, so anything else in a pickle is refused, not run.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("_codecs", "encode"),  # how protocol 2 spells bytes; it only turns a str into bytes
+}
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    pass
+
+
+class _ArrayOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise _RefusedGlobal(f"refusing to load {module}.{name}: only numpy arrays and plain lists are allowed")
+
+
+def _check_plain(obj, path):
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.hasobject:
+            raise UserError(f"{path}: holds an object array; expected numbers. Re-create it with prep_data.py.")
+        return
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            _check_plain(item, path)
+        return
+    if isinstance(obj, (int, float, str, bool, np.generic)):
+        return
+    raise UserError(f"{path}: holds a {type(obj).__name__}; expected an array or a list. Re-create it with prep_data.py.")
+
+
+def load_array_pickle(path):
+    """Load a pickle written by prep_data.py, refusing anything but numpy arrays and plain lists.
+
+    A tampered pickle that tries to import and call something is refused before it can run.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: not found. Run prep_data.py to create it.")
+    try:
+        obj = _ArrayOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
+    except _RefusedGlobal as exc:
+        raise UserError(f"{path}: refused to load ({exc}). Re-create it with prep_data.py.") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise UserError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc}). Re-create it with prep_data.py.") from None
+    _check_plain(obj, path)
+    return obj

@@ -1,0 +1,95 @@
+"""Reading face images from disk: format checks that catch truncated files, grayscale at 48x48."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotion_analyzer.config import IMAGE_EXTENSIONS, IMAGE_SIZE
+
+
+class BadImage(Exception):
+    """An image file that cannot be used; the message says why."""
+
+
+def is_image_name(path):
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def list_image_files(folder):
+    """Image files directly inside `folder`, sorted by name; other files are returned separately."""
+    images, others = [], []
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            (images if is_image_name(path) else others).append(path)
+    return images, others
+
+
+def _check_complete(path, data):
+    # OpenCV decodes a JPEG cut short with only a warning and grey padding, so look for the
+    # end-of-image marker ourselves; likewise a PNG must end with its IEND chunk.
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jpg", ".jpeg") and b"\xff\xd9" not in data[-64:]:
+        raise BadImage("truncated JPEG (no end-of-image marker)")
+    if suffix == ".png" and b"IEND" not in data[-16:]:
+        raise BadImage("truncated PNG (no IEND chunk)")
+
+
+def decode_image_bytes(path, data):
+    """Decode file contents to an array as stored (gray, BGR or BGRA); raise BadImage if unusable."""
+    if len(data) == 0:
+        raise BadImage("empty file (0 bytes)")
+    _check_complete(path, data)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise BadImage("not a readable image")
+    return image
+
+
+def to_gray_uint8(image):
+    """Any decoded frame or image (gray, BGR, BGRA, 16-bit) as 8-bit grayscale."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+
+
+def to_model_input(gray):
+    """A grayscale face crop resized to the model's square input size."""
+    if gray.shape[:2] == (IMAGE_SIZE, IMAGE_SIZE):
+        return gray
+    interpolation = cv2.INTER_AREA if min(gray.shape[:2]) > IMAGE_SIZE else cv2.INTER_LINEAR
+    return cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interpolation)
+
+
+def read_face_image(path):
+    """Read an image file as a 48x48 uint8 grayscale array.
+
+    Returns (array, converted) where converted says the file was colour or another size.
+    Raises BadImage with the reason when the file cannot be used.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise BadImage(f"cannot read ({exc.strerror})") from None
+    image = decode_image_bytes(path, data)
+    converted = image.ndim == 3 or image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE)
+    return to_model_input(to_gray_uint8(image)), converted
+
+
+def check_image_file(path):
+    """None if `path` is a usable image, else the reason it is not."""
+    try:
+        decode_image_bytes(path, Path(path).read_bytes())
+    except BadImage as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot read ({exc.strerror})"
+    return None

@@ -1,0 +1,124 @@
+"""The original EmotionAnalyzer CNN, plus saving and loading a model with the facts that travel with it."""
+
+import json
+import math
+from pathlib import Path
+
+from emotion_analyzer import config
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.fileio import atomic_path, write_json_atomic
+
+
+def build_model(input_shape, num_classes, padding="valid"):
+    """The original architecture; it takes raw 0-255 pixels and normalises them itself.
+
+    Conv 50 -> Conv 75 -> MaxPool -> Conv 125 -> MaxPool (3x3, ReLU) -> Dense 500 (dropout 0.3)
+    -> Dense 250 (dropout 0.2) -> softmax over `num_classes` emotions.
+    """
+    import keras
+    from keras import layers
+
+    if num_classes < 2:
+        raise UserError(f"num_classes={num_classes}: a classifier needs at least two emotions")
+    inputs = keras.Input(shape=input_shape, name="face")
+    x = layers.Rescaling(1.0 / 255, name="scale_0_1")(inputs)
+    x = layers.Conv2D(50, 3, padding=padding, activation="relu", name="conv_50")(x)
+    x = layers.Conv2D(75, 3, padding=padding, activation="relu", name="conv_75")(x)
+    x = layers.MaxPooling2D(2, name="pool_1")(x)
+    x = layers.Conv2D(125, 3, padding=padding, activation="relu", name="conv_125")(x)
+    x = layers.MaxPooling2D(2, name="pool_2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(500, activation="relu", name="dense_500")(x)
+    x = layers.Dropout(0.3, name="dropout_03")(x)
+    x = layers.Dense(250, activation="relu", name="dense_250")(x)
+    x = layers.Dropout(0.2, name="dropout_02")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="emotion_cnn")
+
+
+def save_model_atomic(model, path, include_optimizer=True):
+    """Save a .keras file via a temporary name; without the optimizer it is a third of the size."""
+    import keras
+
+    if not include_optimizer:
+        # Rebuilt from its layer config alone, the model is uncompiled, so no optimizer state is
+        # saved (clone_model and to_json carry the compile config, and so the optimizer, over).
+        bare = type(model).from_config(model.get_config())
+        bare.set_weights(model.get_weights())
+        model = bare
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def save_model_info(model_path, info):
+    write_json_atomic(config.model_info_path(model_path), info)
+
+
+def load_model_info(model_path):
+    """The JSON beside a model: labels in output order, input size, metrics."""
+    path = config.model_info_path(model_path)
+    if not path.is_file():
+        raise UserError(f"{path} not found: a model needs its JSON (labels) beside it; retrain with training.py")
+    try:
+        info = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); retrain with training.py") from None
+    labels = info.get("labels")
+    if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) for x in labels)):
+        raise UserError(f"{path}: 'labels' must list the emotions in output order; retrain with training.py")
+    return info
+
+
+def load_trained_model(model_path):
+    """(model, info) for a .keras file and its JSON; errors say how to get a model."""
+    import keras
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise UserError(f"model {model_path} not found: train one with `python training.py --model {model_path}`"
+                        " or use the shipped res/emotion_model.keras")
+    info = load_model_info(model_path)
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except Exception as exc:  # Keras raises many types for a damaged zip or config
+        raise UserError(f"model {model_path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]});"
+                        " retrain it with training.py or restore it from git") from None
+    outputs = model.output_shape[-1]
+    if outputs != len(info["labels"]):
+        raise UserError(f"{model_path}: the model has {outputs} outputs but its JSON lists {len(info['labels'])} labels")
+    return model, info
+
+
+def describe_layers(model):
+    """(name, kind, output shape, parameters) per layer, for the architecture diagram."""
+    rows = []
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        shape = tuple(shape.shape[1:]) if shape is not None else ()
+        rows.append((layer.name, type(layer).__name__, shape, layer.count_params()))
+    return rows
+
+
+def plot_architecture(model, path):
+    """A layer-by-layer diagram drawn with matplotlib, so Graphviz is not needed."""
+    from emotion_analyzer.plots import plt, save_figure
+
+    rows = describe_layers(model)
+    colours = {"Conv2D": "#8ecae6", "MaxPooling2D": "#ffb703", "Dense": "#90be6d", "Dropout": "#dddddd",
+               "InputLayer": "#f4a261", "Rescaling": "#f4a261", "Flatten": "#cdb4db"}
+    height = 0.55 * len(rows) + 0.8
+    fig, ax = plt.subplots(figsize=(6.5, height))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, len(rows))
+    ax.axis("off")
+    for i, (name, kind, shape, params) in enumerate(rows):
+        y = len(rows) - i - 0.5
+        box = plt.Rectangle((0.05, y - 0.35), 0.9, 0.7, facecolor=colours.get(kind, "#eeeeee"), edgecolor="black")
+        ax.add_patch(box)
+        ax.text(0.08, y, f"{kind}  ({name})", va="center", fontsize=9, weight="bold")
+        ax.text(0.92, y, f"{'x'.join(str(s) for s in shape)}   {params:,} params", va="center", ha="right", fontsize=8)
+        if i:
+            ax.annotate("", (0.5, y + 0.35), (0.5, y + 0.65), arrowprops={"arrowstyle": "->"})
+    total = sum(r[3] for r in rows)
+    ax.set_title(f"{model.name}: {total:,} parameters ({math.ceil(total * 4 / 2**20)} MB float32)")
+    save_figure(fig, path)

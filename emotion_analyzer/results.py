@@ -1,0 +1,134 @@
+"""Results you can keep: a CSV row per face per frame, the annotated video, and a summary.
+
+Both files are written under a temporary name and renamed when the run ends, however it ends
+(finished, Ctrl-C, camera gone), so the file at the final name is always complete and playable.
+"""
+
+import csv
+import os
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotion_analyzer.errors import UserError
+
+VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
+
+
+def _temp_beside(path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+class CsvLog:
+    """One row per face per frame: source, frame, time_s, face, x, y, w, h, a column per emotion, emotion."""
+
+    def __init__(self, path, labels):
+        self.path = Path(path)
+        self.labels = list(labels)
+        self.tmp = _temp_beside(self.path)
+        self.handle = open(self.tmp, "w", newline="")
+        self.writer = csv.writer(self.handle)
+        self.writer.writerow(["source", "frame", "time_s", "face", "x", "y", "w", "h", *self.labels, "emotion"])
+        self.rows = 0
+
+    def write(self, source, frame, time_s, face, box, probabilities):
+        self.writer.writerow([source, frame, f"{time_s:.3f}", face, *box,
+                              *(f"{p:.4f}" for p in probabilities), self.labels[int(np.argmax(probabilities))]])
+        self.rows += 1
+
+    def close(self):
+        self.handle.close()
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.path)
+
+
+class VideoOutput:
+    """The annotated frames as a video, at the source's frame rate and the first frame's size."""
+
+    def __init__(self, path, fps):
+        self.path = Path(path)
+        codec = VIDEO_CODECS.get(self.path.suffix.lower())
+        if codec is None:
+            raise UserError(f"--output {path}: use a video file name ending in {', '.join(VIDEO_CODECS)}")
+        self.codec, self.fps = codec, fps
+        self.writer = None
+        self.size = None
+        self.tmp = None
+        self.frames = 0
+
+    def write(self, frame):
+        if self.writer is None:
+            self.size = (frame.shape[1], frame.shape[0])
+            self.tmp = _temp_beside(self.path)
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
+            if not self.writer.isOpened():
+                raise UserError(f"cannot write video {self.path}: OpenCV has no {self.codec} encoder; try .avi")
+        if (frame.shape[1], frame.shape[0]) != self.size:
+            frame = cv2.resize(frame, self.size)  # image folders mix sizes; a video has one
+        self.writer.write(frame)
+        self.frames += 1
+
+    def close(self):
+        if self.writer is None:
+            return
+        self.writer.release()
+        os.chmod(self.tmp, 0o644)
+        os.replace(self.tmp, self.path)
+
+
+class Summary:
+    """Emotion share per face and over time, from the top emotion of every face in every frame."""
+
+    def __init__(self, labels, bin_seconds=1.0):
+        self.labels = list(labels)
+        self.bin_seconds = bin_seconds
+        self.per_face = defaultdict(lambda: np.zeros(len(self.labels)))
+        self.per_bin = defaultdict(lambda: np.zeros(len(self.labels)))
+
+    def add(self, face_id, time_s, probabilities):
+        top = int(np.argmax(probabilities))
+        self.per_face[face_id][top] += 1
+        self.per_bin[int(time_s // self.bin_seconds)][top] += 1
+
+    def face_shares(self):
+        return {face: counts / counts.sum() for face, counts in sorted(self.per_face.items())}
+
+    def timeline(self):
+        bins = sorted(self.per_bin)
+        times = np.array([b * self.bin_seconds for b in bins])
+        mix = np.array([self.per_bin[b] / self.per_bin[b].sum() for b in bins]) if bins else np.zeros((0, len(self.labels)))
+        return times, mix
+
+    def overall(self):
+        total = sum(self.per_face.values(), np.zeros(len(self.labels)))
+        return total / total.sum() if total.sum() else total
+
+    def lines(self, most_faces=10):
+        if not self.per_face:
+            return ["no faces were found"]
+        overall = self.overall()
+        lines = ["emotion share over all faces and frames: "
+                 + ", ".join(f"{label} {share:.0%}" for label, share in zip(self.labels, overall))]
+        shares = self.face_shares()
+        for face, share in list(shares.items())[:most_faces]:
+            frames = int(self.per_face[face].sum())
+            top = int(np.argmax(share))
+            lines.append(f"face #{face}: {frames:,} frame(s), mostly {self.labels[top]} ({share[top]:.0%})")
+        if len(shares) > most_faces:
+            lines.append(f"... and {len(shares) - most_faces:,} more face(s)")
+        return lines
+
+    def save_plot(self, path):
+        from emotion_analyzer.plots import plot_emotion_summary
+
+        shares = self.face_shares()
+        if len(shares) > 20:  # a folder of photos has a face per photo: keep the chart readable
+            shares = dict(list(shares.items())[:20])
+        plot_emotion_summary(shares, self.timeline(), self.labels, path)

@@ -1,0 +1,440 @@
+"""Train, checkpoint, resume and evaluate the emotion CNN.
+
+A run lives in its own folder (runs/<time>/): last.keras and state.json after every epoch (to resume
+after Ctrl-C or a crash), best.keras (best validation accuracy), history.csv, metrics and plots. The
+chosen model is then copied, without optimizer state, to --model with its JSON (labels first).
+"""
+
+import csv
+import datetime
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emotion_analyzer import config
+from emotion_analyzer.cli import warn
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.fileio import atomic_path, write_json_atomic, write_text_atomic
+
+MIN_SAMPLES_PER_CLASS = 20
+STATE_FILE = "state.json"
+LAST_CHECKPOINT = "last.keras"
+BEST_CHECKPOINT = "best.keras"
+HISTORY_FILE = "history.csv"
+
+
+@dataclass
+class Recipe:
+    """Everything that decides how a model is trained; saved with the run so --resume repeats it."""
+    epochs: int = 20
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    schedule: str = "cosine"        # cosine | plateau | constant
+    augment: str = "mild"           # none | mild | strong
+    label_smoothing: float = 0.1
+    class_weight: bool = False
+    val_split: float = 0.1
+    patience: int = 6               # early stopping on validation accuracy; 0 = off
+    tta: bool = True                # average the prediction of the image and its mirror
+    seed: int = config.DEFAULT_SEED
+    padding: str = "valid"
+    strategy: str = "default"
+
+    @classmethod
+    def original(cls):
+        """The original project's run: batch 64, 12 epochs, no augmentation, no validation tricks."""
+        return cls(epochs=12, batch_size=64, learning_rate=1e-3, schedule="constant", augment="none",
+                   label_smoothing=0.0, class_weight=False, val_split=0.1, patience=0, tta=False)
+
+
+AUGMENTATIONS = {
+    # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
+    "none": None,
+    "mild": (True, 0.1, 0.03, 0.05),
+    "strong": (True, 0.1, 0.05, 0.1),
+}
+
+
+def validate_recipe(recipe):
+    if recipe.epochs < 1:
+        raise UserError(f"--epochs {recipe.epochs}: train for at least one epoch")
+    if recipe.batch_size < 1:
+        raise UserError(f"--batch-size {recipe.batch_size}: expected a positive number")
+    if not 0 < recipe.val_split < 0.5:
+        raise UserError(f"--val-split {recipe.val_split}: expected a fraction such as 0.1")
+    if not 0 <= recipe.label_smoothing < 1:
+        raise UserError(f"--label-smoothing {recipe.label_smoothing}: expected 0 to 1, such as 0.1")
+    if recipe.learning_rate <= 0:
+        raise UserError(f"--lr {recipe.learning_rate}: expected a positive number such as 0.001")
+
+
+# ----------------------------------------------------------------------------- data
+
+def check_arrays(x_train, y_train, x_test, y_test, categories, data_dir):
+    """Validate the pickles' contents; return them as (N, 48, 48, 1) float-ready arrays and int labels."""
+    checked = []
+    for name, x, y in (("features/labels", x_train, y_train), ("test_features/test_labels", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim == 3:
+            x = x[..., np.newaxis]
+        size = config.IMAGE_SIZE
+        if x.ndim != 4 or x.shape[1:] != (size, size, 1):
+            raise UserError(f"{data_dir}: {name}: features have shape {x.shape}; expected (N, {size}, {size}, 1)."
+                            " Re-create them with prep_data.py")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise UserError(f"{data_dir}: {name}: features are {x.dtype}; expected uint8 pixels")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise UserError(f"{data_dir}: {name}: labels are {y.dtype} of shape {y.shape}; expected integers (N,)")
+        if len(x) != len(y):
+            raise UserError(f"{data_dir}: {name}: {len(x):,} features but {len(y):,} labels. Re-run prep_data.py")
+        if len(y) and (y.min() < 0 or y.max() >= len(categories)):
+            raise UserError(f"{data_dir}: {name}: label {int(y.max() if y.max() >= len(categories) else y.min())}"
+                            f" is outside the {len(categories)} categories {categories}. Re-run prep_data.py")
+        checked += [x, y.astype(np.int64)]
+    counts = np.bincount(checked[1], minlength=len(categories))
+    for emotion, count in zip(categories, counts):
+        if count < MIN_SAMPLES_PER_CLASS:
+            warn(f"only {count} training image(s) of '{emotion}': the model will barely learn it")
+    return checked
+
+
+def stratified_validation_split(labels, fraction, seed):
+    """Indices (train, validation): `fraction` of each class, chosen with `seed`."""
+    rng = np.random.default_rng(seed)
+    val = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        n_val = int(round(len(members) * fraction))
+        if len(members) > 1:
+            n_val = min(max(n_val, 1), len(members) - 1)
+        else:
+            n_val = 0
+        val.extend(rng.choice(members, n_val, replace=False))
+    val = np.sort(np.asarray(val, dtype=np.int64))
+    train = np.setdiff1d(np.arange(len(labels)), val)
+    return rng.permutation(train), val
+
+
+def augmentation_layers(kind, seed):
+    import keras
+    from keras import layers
+
+    settings = AUGMENTATIONS[kind]
+    if settings is None:
+        return None
+    flip, shift, rotation, zoom = settings
+    stack = [layers.RandomFlip("horizontal", seed=seed)] if flip else []
+    stack.append(layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed))
+    if rotation:
+        stack.append(layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
+    if zoom:
+        stack.append(layers.RandomZoom(zoom, fill_mode="reflect", seed=seed))
+    return keras.Sequential(stack, name="augmentation")
+
+
+def make_dataset(x, y, recipe, num_classes, training):
+    """A tf.data pipeline: shuffle, batch, augment on the fly in parallel, one-hot when smoothing."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if training:
+        dataset = dataset.shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(recipe.batch_size)
+    dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
+    augment = augmentation_layers(recipe.augment, recipe.seed) if training else None
+    if augment is not None:
+        dataset = dataset.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if recipe.label_smoothing:
+        dataset = dataset.map(lambda a, b: (a, tf.one_hot(b, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def balanced_class_weights(labels, num_classes):
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    return {i: float(len(labels) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+# ----------------------------------------------------------------------------- strategy
+
+def make_strategy(name):
+    """tf.distribute strategy: one device, all local GPUs (mirrored) or several machines (TF_CONFIG)."""
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        import os
+
+        if "TF_CONFIG" not in os.environ:
+            raise UserError("--strategy multiworker needs TF_CONFIG set on every machine (cluster and task);"
+                            " see the TensorFlow multi-worker guide")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UserError(f"--strategy {name}: expected default, mirrored or multiworker")
+
+
+# ----------------------------------------------------------------------------- callbacks
+
+def cosine_learning_rate(base, epochs):
+    """Per-epoch cosine decay from `base` to 1% of it; recomputed from --epochs on resume."""
+    def rate(epoch, _current=None):
+        progress = min(epoch / max(epochs - 1, 1), 1.0)
+        return float(base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))))
+    return rate
+
+
+def make_checkpoint_callback(run_dir, state):
+    """After each epoch: last.keras and state.json (for resume), best.keras when validation improves.
+
+    Written atomically, and never when the loss is NaN, so a diverged epoch cannot replace a good file.
+    """
+    import keras
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            if not all(np.isfinite(v) for v in logs.values() if isinstance(v, (int, float))):
+                return
+            val_accuracy = float(logs.get("val_accuracy", -1))
+            if val_accuracy > state["best_val_accuracy"]:
+                save_model_to(self.model, run_dir / BEST_CHECKPOINT)
+                state["best_val_accuracy"] = val_accuracy
+                state["best_epoch"] = epoch + 1
+            save_model_to(self.model, run_dir / LAST_CHECKPOINT)
+            state["epochs_done"] = epoch + 1
+            state["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            write_json_atomic(run_dir / STATE_FILE, state)
+
+    return EpochCheckpoint()
+
+
+def save_model_to(model, path):
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def make_callbacks(recipe, run_dir, state, resuming):
+    import keras
+
+    callbacks = [keras.callbacks.TerminateOnNaN(), make_checkpoint_callback(run_dir, state),
+                 keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming)]
+    if recipe.schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(recipe.learning_rate, recipe.epochs)))
+    elif recipe.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=2, min_lr=1e-5))
+    if recipe.patience:
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=recipe.patience, mode="max"))
+    return callbacks
+
+
+def compile_model(model, recipe):
+    import keras
+
+    if recipe.label_smoothing:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss=loss, metrics=[accuracy])
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def predict_probabilities(model, x, tta, batch_size=256):
+    """Class probabilities; with `tta`, the mean over the image and its horizontal mirror."""
+    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+    if tta:
+        probabilities = (probabilities + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
+    return probabilities
+
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def classification_metrics(y_true, y_pred, labels, leak_mask=None):
+    """Accuracy, macro F1, per-class precision/recall/F1/support, and accuracy without leaked images."""
+    matrix = confusion_matrix(y_true, y_pred, len(labels))
+    true_positive = np.diag(matrix).astype(float)
+    precision = true_positive / np.maximum(matrix.sum(axis=0), 1)
+    recall = true_positive / np.maximum(matrix.sum(axis=1), 1)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    metrics = {
+        "accuracy": float((y_true == y_pred).mean()),
+        "macro_f1": float(f1.mean()),
+        "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for label, p, r, f, s in zip(labels, precision, recall, f1, matrix.sum(axis=1))},
+        "confusion_matrix": matrix.tolist(),
+        "test_images": int(len(y_true)),
+    }
+    if leak_mask is not None and len(leak_mask) == len(y_true):
+        clean = ~np.asarray(leak_mask, bool)
+        metrics["accuracy_without_train_twins"] = float((y_true[clean] == y_pred[clean]).mean())
+        metrics["test_images_with_train_twin"] = int((~clean).sum())
+    return metrics
+
+
+def format_metrics(metrics):
+    lines = [f"test accuracy {metrics['accuracy']:.4f} on {metrics['test_images']:,} images;"
+             f" macro F1 {metrics['macro_f1']:.4f}"]
+    if "accuracy_without_train_twins" in metrics:
+        lines.append(f"accuracy on the {metrics['test_images'] - metrics['test_images_with_train_twin']:,} test images"
+                     f" with no identical twin in training: {metrics['accuracy_without_train_twins']:.4f}")
+    lines.append(f"{'emotion':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
+    for label, row in metrics["per_class"].items():
+        lines.append(f"{label:<10} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>7.3f} {row['support']:>8,}")
+    return lines
+
+
+def write_per_class_csv(metrics, path):
+    rows = [["emotion", "precision", "recall", "f1", "support"]]
+    rows += [[label, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]]
+             for label, r in metrics["per_class"].items()]
+    write_text_atomic(path, "\n".join(",".join(map(str, row)) for row in rows) + "\n")
+
+
+def read_history(path):
+    """history.csv (Keras CSVLogger) as {column: [values]}."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+
+
+# ----------------------------------------------------------------------------- the run
+
+def new_run_dir(runs_dir):
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(runs_dir) / stamp
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def latest_resumable_run(runs_dir):
+    runs = sorted(p for p in Path(runs_dir).glob("*") if (p / STATE_FILE).is_file() and (p / LAST_CHECKPOINT).is_file())
+    if not runs:
+        raise UserError(f"--resume: no run with a checkpoint under {runs_dir}; start one without --resume")
+    return runs[-1]
+
+
+def load_state(run_dir):
+    path = Path(run_dir) / STATE_FILE
+    if not (path.is_file() and (Path(run_dir) / LAST_CHECKPOINT).is_file()):
+        raise UserError(f"--resume: {run_dir} has no {STATE_FILE} and {LAST_CHECKPOINT} to resume from")
+    return json.loads(path.read_text())
+
+
+def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, resume=False,
+          epochs_override=None, limit=None, log=print):
+    """Train (or resume), evaluate on the test set, save the model and its evidence; return the info."""
+    import keras
+    import tensorflow as tf
+
+    from emotion_analyzer.model import build_model, plot_architecture, save_model_atomic, save_model_info
+    from emotion_analyzer.plots import plot_confusion_matrix, plot_training_curves
+    from emotion_analyzer.prep import load_prepared
+
+    if resume:
+        run_dir = Path(run_dir) if run_dir else latest_resumable_run(runs_dir)
+        state = load_state(run_dir)
+        recipe = Recipe(**state["recipe"])
+        if epochs_override is not None:
+            recipe.epochs = epochs_override
+        state["recipe"] = asdict(recipe)
+    validate_recipe(recipe)
+
+    x_train, y_train, x_test, y_test, categories, leak = load_prepared(data_dir)
+    x_train, y_train, x_test, y_test = check_arrays(x_train, y_train, x_test, y_test, categories, data_dir)
+    if limit:
+        x_train, y_train = x_train[:limit], y_train[:limit]
+    train_idx, val_idx = stratified_validation_split(y_train, recipe.val_split, recipe.seed)
+    if len(val_idx) == 0:
+        raise UserError(f"{data_dir}: too few training images ({len(y_train)}) to hold out a validation set")
+
+    if not resume:
+        run_dir = Path(run_dir) if run_dir else new_run_dir(runs_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        state = {"recipe": asdict(recipe), "epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0,
+                 "labels": categories, "started": datetime.datetime.now().isoformat(timespec="seconds")}
+        write_json_atomic(run_dir / STATE_FILE, state)
+    elif state["epochs_done"] >= recipe.epochs:
+        log(f"{run_dir}: already trained {state['epochs_done']} epochs; pass --epochs N (more) to continue")
+
+    keras.utils.set_random_seed(recipe.seed + state["epochs_done"])
+    num_classes = len(categories)
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    log(f"device: {device}; run folder: {run_dir}")
+    log(f"train {len(train_idx):,}, validation {len(val_idx):,}, test {len(y_test):,} images; {num_classes} emotions:"
+        f" {', '.join(categories)}")
+
+    strategy = make_strategy(recipe.strategy)
+    with strategy.scope():
+        if resume:
+            model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
+            log(f"resuming after epoch {state['epochs_done']} (best validation accuracy so far"
+                f" {state['best_val_accuracy']:.4f})")
+        else:
+            model = build_model((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), num_classes, recipe.padding)
+            compile_model(model, recipe)
+
+    train_data = make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True)
+    val_data = make_dataset(x_train[val_idx], y_train[val_idx], recipe, num_classes, training=False)
+    class_weight = balanced_class_weights(y_train[train_idx], num_classes) if recipe.class_weight else None
+    started = datetime.datetime.now()
+    if state["epochs_done"] < recipe.epochs:
+        model.fit(train_data, validation_data=val_data, epochs=recipe.epochs, initial_epoch=state["epochs_done"],
+                  class_weight=class_weight, shuffle=False, verbose=1 if sys.stdout.isatty() else 2,
+                  callbacks=make_callbacks(recipe, run_dir, state, resuming=resume))
+    seconds = (datetime.datetime.now() - started).total_seconds()
+    history = read_history(run_dir / HISTORY_FILE)
+    if history and not np.isfinite(history["loss"][-1]):
+        raise UserError(f"the loss became NaN in epoch {len(history['loss'])}; the last good checkpoint is"
+                        f" {run_dir / LAST_CHECKPOINT} (epoch {state['epochs_done']}). Lower --lr and --resume")
+    if not (run_dir / BEST_CHECKPOINT).is_file():
+        raise UserError(f"{run_dir}: no epoch finished with a finite loss, so there is no model to save; lower --lr")
+
+    best = keras.models.load_model(run_dir / BEST_CHECKPOINT)
+    probabilities = predict_probabilities(best, x_test, recipe.tta)
+    metrics = classification_metrics(y_test, probabilities.argmax(axis=1), categories, leak)
+    if recipe.tta:
+        plain = predict_probabilities(best, x_test, tta=False).argmax(axis=1)
+        metrics["accuracy_without_tta"] = float((plain == y_test).mean())
+    metrics["best_epoch"] = state["best_epoch"]
+    metrics["best_val_accuracy"] = state["best_val_accuracy"]
+
+    info = {
+        "labels": list(categories),
+        "input_shape": [config.IMAGE_SIZE, config.IMAGE_SIZE, 1],
+        "input_range": "uint8 0-255 grayscale; the model normalises",
+        "tta_flip": recipe.tta,
+        "recipe": asdict(recipe),
+        "dataset": {"data_dir": str(data_dir), "train": int(len(train_idx)), "validation": int(len(val_idx)),
+                    "test": int(len(y_test))},
+        "test_metrics": {k: v for k, v in metrics.items() if k != "confusion_matrix"},
+        "epochs_trained": state["epochs_done"],
+        "training_seconds_this_session": round(seconds, 1),
+        "run_dir": str(run_dir),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    # The model first, then evidence: a plotting error must never cost a training run.
+    model_path = Path(model_path)
+    save_model_atomic(best, model_path, include_optimizer=False)
+    save_model_info(model_path, info)
+    write_json_atomic(run_dir / "metrics.json", metrics)
+    write_per_class_csv(metrics, run_dir / "per_class.csv")
+    plot_training_curves(history, run_dir / "training_curves.png")
+    plot_confusion_matrix(np.array(metrics["confusion_matrix"]), categories, run_dir / "confusion_matrix.png")
+    plot_architecture(best, model_path.parent / "model_architecture.png")
+    for line in format_metrics(metrics):
+        log(line)
+    log(f"saved {model_path} and {config.model_info_path(model_path).name}; evidence in {run_dir}")
+    return info

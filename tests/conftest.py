@@ -1,0 +1,111 @@
+"""Shared fixtures: small generated datasets, a fresh model, and skip markers with reasons."""
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED_DATASET = ROOT.parent / "shared" / "datasets" / "fer2013-6class.tar.gz"
+EMOTIONS6 = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
+
+requires_dataset = pytest.mark.skipif(not SHARED_DATASET.is_file(),
+                                      reason=f"the real dataset is not at {SHARED_DATASET}")
+
+
+def face_like(label, seed, size=48, channels=1):
+    """A 48x48 image whose pattern depends on the label (so a model can learn it) plus noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = 128 + 60 * np.sin((xx * (label + 1) + yy * (label % 3)) / 6.0)
+    image = np.clip(base + rng.normal(0, 20, (size, size)), 0, 255).astype(np.uint8)
+    if channels == 3:
+        return cv2.merge([image, image // 2, 255 - image])
+    return image
+
+
+def write_image(path, image):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(path.suffix, image)
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def make_folder_dataset(root, per_class=6, splits=("Training", "Testing"), emotions=None, ext=".jpg"):
+    """Per-emotion folders (Kaggle style); returns {split: {emotion: count}}."""
+    emotions = emotions or ["Angry", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
+    counts = {}
+    for s, split in enumerate(splits):
+        for e, emotion in enumerate(emotions):
+            folder = root / split / emotion if split else root / emotion
+            for i in range(per_class):
+                write_image(folder / f"{(split or 'img').replace('/', '_')}_{e}_{i}{ext}", face_like(e, seed=1000 * s + 100 * e + i))
+            counts.setdefault(split, {})[emotion] = per_class
+    return counts
+
+
+def tree_snapshot(root):
+    """{relative path: bytes} of every file, to prove a folder was not touched."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def folder_dataset(tmp_path):
+    source = tmp_path / "raw data"
+    make_folder_dataset(source)
+    return source
+
+
+def make_prepared_data(folder, n_train=240, n_test=60, classes=EMOTIONS6, seed=0):
+    """Pickles as prep_data.py writes them, with learnable generated images."""
+    from emotion_analyzer import config
+    from emotion_analyzer.fileio import save_pickle_atomic
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, features, labels in ((n_train, config.FEATURES_FILE, config.LABELS_FILE),
+                                (n_test, config.TEST_FEATURES_FILE, config.TEST_LABELS_FILE)):
+        y = rng.integers(0, len(classes), n).astype(np.int64)
+        x = np.stack([face_like(int(label), seed=int(rng.integers(1 << 30))) for label in y])[..., None]
+        save_pickle_atomic(folder / features, x)
+        save_pickle_atomic(folder / labels, y)
+    leak = np.zeros(n_test, bool)
+    leak[:5] = True
+    save_pickle_atomic(folder / config.TEST_LEAKS_FILE, leak)
+    (folder / config.CATEGORIES_FILE).write_text(json.dumps(list(classes)))
+    return folder
+
+
+@pytest.fixture
+def prepared_data(tmp_path):
+    return make_prepared_data(tmp_path / "data")
+
+
+@pytest.fixture(scope="session")
+def fresh_model(tmp_path_factory):
+    """An untrained model of the real architecture, saved with its JSON, as the analyzer loads it."""
+    from emotion_analyzer.model import build_model, save_model_atomic, save_model_info
+
+    path = tmp_path_factory.mktemp("model") / "emotion_model.keras"
+    model = build_model((48, 48, 1), len(EMOTIONS6))
+    save_model_atomic(model, path, include_optimizer=False)
+    save_model_info(path, {"labels": EMOTIONS6, "input_shape": [48, 48, 1], "tta_flip": False})
+    return path
+
+
+@pytest.fixture
+def copy_of(tmp_path):
+    def copy(path):
+        target = tmp_path / Path(path).name
+        shutil.copy(path, target)
+        return target
+    return copy

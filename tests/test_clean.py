@@ -1,0 +1,210 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+import clean_data
+from conftest import face_like, make_folder_dataset, tree_snapshot, write_image
+from emotion_analyzer import clean as clean_module
+
+EMOTIONS = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
+
+
+def run_clean(source, out, *extra):
+    return clean_data.main(["--source", str(source), "--out", str(out), "--chart", str(out.parent / "chart.png"), *extra])
+
+
+def counts_under(out, split):
+    return {p.name: len(list(p.iterdir())) for p in sorted((out / split).iterdir())}
+
+
+KAGGLE = ["Angry", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
+SYNONYM_NAMES = ["Anger", "Fear", "Happiness", "Neutral", "Sadness", "Surprised"]
+
+
+@pytest.mark.parametrize("train_dir, test_dir, emotions", [
+    ("Training", "Testing", KAGGLE),
+    ("train", "test", [e.lower() for e in KAGGLE]),
+    ("Training/Training", "Testing/Testing", [e.upper() for e in KAGGLE]),
+    ("images/train", "images/validation", SYNONYM_NAMES),
+])
+def test_per_emotion_folders_keep_their_split(tmp_path, train_dir, test_dir, emotions):
+    source = tmp_path / "raw"
+    make_folder_dataset(source, per_class=3, splits=(train_dir, test_dir), emotions=emotions)
+    out = tmp_path / "data"
+    assert run_clean(source, out) == 0
+    assert counts_under(out, "train") == dict.fromkeys(EMOTIONS, 3)
+    assert counts_under(out, "test") == dict.fromkeys(EMOTIONS, 3)
+    assert json.loads((out / "categories.json").read_text()) == EMOTIONS
+    assert (tmp_path / "chart.png").stat().st_size > 1000
+
+
+def test_folders_without_split_get_a_stratified_split(tmp_path):
+    source = tmp_path / "raw"
+    make_folder_dataset(source, per_class=10, splits=(None,))
+    out = tmp_path / "data"
+    assert run_clean(source, out, "--test-size", "0.3") == 0
+    assert counts_under(out, "test") == dict.fromkeys(EMOTIONS, 3)
+    assert counts_under(out, "train") == dict.fromkeys(EMOTIONS, 7)
+
+
+def test_split_is_reproducible_with_seed(tmp_path):
+    source = tmp_path / "raw"
+    make_folder_dataset(source, per_class=10, splits=(None,))
+    listings = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert run_clean(source, out, "--seed", "7") == 0
+        listings.append(sorted(p.name for p in (out / "test").rglob("*.jpg")))
+    assert listings[0] == listings[1]
+
+
+def write_legend(source, rows, header="user.id,image,emotion"):
+    lines = ["# exported from the original project", header] + [",".join(r) for r in rows]
+    (source / "data").mkdir(parents=True, exist_ok=True)
+    (source / "data" / "legend.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_index_csv_with_quirks(tmp_path, capsys):
+    source = tmp_path / "raw"
+    rows = []
+    labels = ["HAPPINESS", "happiness", "anger", "Sadness", "neutral", "SURPRISE", "fear", "contempt"]
+    for i in range(40):
+        name = f"face_{i}.png"
+        write_image(source / "images" / name, face_like(i % 8, seed=i, size=64, channels=3))
+        rows.append(("u1", name, labels[i % 8]))
+    rows.append(("u1", "face_0.png", "HAPPINESS"))        # duplicate row
+    rows.append(("u2", "missing.png", "happiness"))       # image does not exist
+    rows.append(("u2", "face_1.png", "sadness"))          # conflicts with face_1 = happiness
+    write_legend(source, rows)
+    out = tmp_path / "data"
+    assert run_clean(source, out, "--exclude", "contempt") == 0
+    err = capsys.readouterr().err
+    assert "missing.png" in err and "not found" in err
+    assert "conflicting" in err and "face_1.png" in err
+    assert "listed twice" in err
+    total = sum(counts_under(out, "train").values()) + sum(counts_under(out, "test").values())
+    assert total == 40 - 5 - 1  # 5 contempt excluded, face_1 dropped for its conflicting labels
+    assert "contempt" not in json.loads((out / "categories.json").read_text())
+
+
+def test_unknown_label_lists_what_was_seen_and_how_to_fix(tmp_path, capsys):
+    source = tmp_path / "raw"
+    write_image(source / "images" / "a.png", face_like(0, 0))
+    write_image(source / "images" / "b.png", face_like(1, 1))
+    write_legend(source, [("u", "a.png", "happy"), ("u", "b.png", "stressed")])
+    assert run_clean(source, tmp_path / "data") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "'stressed'" in err and "--map stressed=EMOTION" in err and "--exclude stressed" in err
+    assert run_clean(source, tmp_path / "data2", "--map", "stressed=fear", "--test-size", "0.5") == 0
+
+
+def write_fer2013_csv(path, rows_per_code=4):
+    rng = np.random.default_rng(0)
+    lines = ["emotion,pixels,Usage"]
+    for code in range(7):
+        for i in range(rows_per_code):
+            pixels = " ".join(str(v) for v in rng.integers(0, 256, 48 * 48))
+            usage = ("Training", "PublicTest", "PrivateTest", "Training")[i % 4]
+            lines.append(f"{code},{pixels},{usage}")
+    lines.append("3,1 2 3,Training")  # a row with too few pixels
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_fer2013_csv(tmp_path, capsys):
+    csv = tmp_path / "raw" / "fer2013.csv"
+    csv.parent.mkdir()
+    write_fer2013_csv(csv)
+    out = tmp_path / "data"
+    assert run_clean(csv.parent, out, "--exclude", "disgust") == 0
+    assert counts_under(out, "train") == dict.fromkeys(EMOTIONS, 2)
+    assert counts_under(out, "test") == dict.fromkeys(EMOTIONS, 2)
+    image = cv2.imread(str(next((out / "train" / "happy").iterdir())), cv2.IMREAD_UNCHANGED)
+    assert image.shape == (48, 48) and image.dtype == np.uint8
+    assert "expected 2304 pixel values" in capsys.readouterr().err
+
+
+def test_source_is_never_changed(folder_dataset, tmp_path):
+    before = tree_snapshot(folder_dataset)
+    assert run_clean(folder_dataset, tmp_path / "data") == 0
+    assert tree_snapshot(folder_dataset) == before
+
+
+def test_refuses_non_empty_output_without_force(folder_dataset, tmp_path, capsys):
+    out = tmp_path / "data"
+    assert run_clean(folder_dataset, out) == 0
+    assert run_clean(folder_dataset, out) == 2
+    assert "--force" in capsys.readouterr().err
+    assert run_clean(folder_dataset, out, "--force") == 0
+    assert counts_under(out, "train") == dict.fromkeys(EMOTIONS, 6)
+
+
+def test_force_never_deletes_folders_it_did_not_make(folder_dataset, tmp_path, capsys):
+    out = tmp_path / "data"
+    write_image(out / "train" / "mine.png", face_like(0, 0))
+    assert run_clean(folder_dataset, out, "--force") == 2
+    assert "not made by clean_data.py" in capsys.readouterr().err
+    assert (out / "train" / "mine.png").exists()
+
+
+@pytest.mark.parametrize("problem", ["zero-byte", "truncated", "not-an-image", "text-file"])
+def test_bad_files_are_skipped_by_name_with_counts(folder_dataset, tmp_path, capsys, problem):
+    bad = folder_dataset / "Training" / "Happy"
+    if problem == "zero-byte":
+        (bad / "empty.jpg").write_bytes(b"")
+        expected = "empty.jpg"
+    elif problem == "truncated":
+        data = (bad / next(p.name for p in bad.iterdir())).read_bytes()
+        (bad / "cut.jpg").write_bytes(data[: len(data) // 2])
+        expected = "cut.jpg"
+    elif problem == "not-an-image":
+        (bad / "fake.jpg").write_bytes(b"this is not a jpeg at all" * 10 + b"\xff\xd9")
+        expected = "fake.jpg"
+    else:
+        (bad / "notes.txt").write_text("hello")
+        expected = "notes.txt"
+    out = tmp_path / "data"
+    assert run_clean(folder_dataset, out) == 0
+    captured = capsys.readouterr()
+    assert expected in captured.err and "skipped 1 (" in captured.err
+    assert "skipped 1 file(s)" in captured.out
+    assert counts_under(out, "train")["happy"] == 6
+
+
+@pytest.mark.parametrize("make_source, message", [
+    (lambda p: p / "nowhere", "does not exist"),
+    (lambda p: p.joinpath("empty").mkdir() or p / "empty", "no images found"),
+    (lambda p: (p / "x.csv").write_text("a,b\n1,2\n") and p / "x.csv", "needs 'image' and 'emotion'"),
+])
+def test_unusable_sources_give_one_line(tmp_path, capsys, make_source, message):
+    source = make_source(tmp_path)
+    assert run_clean(source, tmp_path / "data") == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_index_naming_only_missing_images(tmp_path, capsys):
+    source = tmp_path / "raw"
+    write_legend(source, [("u", "gone.png", "happy"), ("u", "lost.png", "sad")])
+    assert run_clean(source, tmp_path / "data") == 2
+    assert "names an image found" in capsys.readouterr().err
+
+
+def test_ctrl_c_leaves_no_partial_output(folder_dataset, tmp_path, monkeypatch):
+    calls = []
+    real_write = clean_module._write_item
+
+    def interrupted(item, folder):
+        calls.append(item)
+        if len(calls) == 20:
+            raise KeyboardInterrupt
+        return real_write(item, folder)
+
+    monkeypatch.setattr(clean_module, "_write_item", interrupted)
+    out = tmp_path / "data"
+    assert run_clean(folder_dataset, out) == 130
+    assert not any(out.iterdir()) if out.exists() else True
+    monkeypatch.setattr(clean_module, "_write_item", real_write)
+    assert run_clean(folder_dataset, out) == 0

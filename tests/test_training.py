@@ -1,0 +1,193 @@
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import training
+from conftest import EMOTIONS6, ROOT, make_prepared_data
+from emotion_analyzer.fileio import save_pickle_atomic
+from emotion_analyzer.training import classification_metrics, cosine_learning_rate, stratified_validation_split
+
+FAST = ["--epochs", "1", "--batch-size", "32", "--augment", "mild"]
+
+
+def run_training(data, tmp_path, *extra):
+    return training.main(["--data", str(data), "--model", str(tmp_path / "res" / "model.keras"),
+                          "--runs", str(tmp_path / "runs"), *extra])
+
+
+def only_run(tmp_path):
+    (run,) = (tmp_path / "runs").iterdir()
+    return run
+
+
+def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
+    assert run_training(prepared_data, tmp_path, *FAST) == 0
+    out = capsys.readouterr().out
+    assert "device: CPU" in out and "test accuracy" in out and "macro F1" in out
+    model_path = tmp_path / "res" / "model.keras"
+    info = json.loads(model_path.with_suffix(".json").read_text())
+    assert info["labels"] == EMOTIONS6
+    assert info["input_shape"] == [48, 48, 1]
+    assert info["dataset"] == {"data_dir": str(prepared_data), "train": 216, "validation": 24, "test": 60}
+    metrics = info["test_metrics"]
+    assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == set(EMOTIONS6)
+    assert metrics["test_images_with_train_twin"] == 5
+    assert "accuracy_without_train_twins" in metrics
+    run = only_run(tmp_path)
+    for name in ("best.keras", "last.keras", "state.json", "history.csv", "metrics.json", "per_class.csv",
+                 "training_curves.png", "confusion_matrix.png"):
+        assert (run / name).stat().st_size > 0, name
+    assert (tmp_path / "res" / "model_architecture.png").stat().st_size > 5000
+    with open(run / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 1 and {"accuracy", "val_accuracy", "loss", "val_loss"} <= set(rows[0])
+    # The shipped file has no optimizer state: about a third of the checkpoint's size.
+    assert model_path.stat().st_size < 0.5 * (run / "last.keras").stat().st_size
+
+
+def test_saved_model_takes_raw_pixels_and_predicts_like_training(prepared_data, tmp_path):
+    import keras
+
+    from emotion_analyzer.prep import load_prepared
+    assert run_training(prepared_data, tmp_path, *FAST, "--no-tta") == 0
+    model = keras.models.load_model(tmp_path / "res" / "model.keras")
+    x_test, y_test = load_prepared(prepared_data)[2:4]
+    predicted = model.predict(x_test, verbose=0).argmax(axis=1)
+    info = json.loads((tmp_path / "res" / "model.json").read_text())
+    assert abs((predicted == y_test).mean() - info["test_metrics"]["accuracy"]) < 1e-6
+
+
+def test_resume_continues_from_the_last_checkpoint(prepared_data, tmp_path, capsys):
+    assert run_training(prepared_data, tmp_path, *FAST) == 0
+    run = only_run(tmp_path)
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
+    assert run_training(prepared_data, tmp_path, "--resume", "--epochs", "2") == 0
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] == 2 and state["recipe"]["batch_size"] == 32
+    with open(run / "history.csv") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1"]
+
+
+def test_resume_without_a_run_says_so(prepared_data, tmp_path, capsys):
+    assert run_training(prepared_data, tmp_path, "--resume") == 2
+    assert "no run with a checkpoint" in capsys.readouterr().err
+
+
+def test_original_recipe_is_the_original_run():
+    args = training.parse_args(["--original"])
+    recipe = training.recipe_from_args(args)
+    assert (recipe.epochs, recipe.batch_size, recipe.augment, recipe.label_smoothing, recipe.schedule) == \
+        (12, 64, "none", 0.0, "constant")
+
+
+def test_original_architecture():
+    from emotion_analyzer.model import build_model
+
+    model = build_model((48, 48, 1), 6)
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
+    dense = [layer for layer in model.layers if type(layer).__name__ == "Dense"]
+    drops = [layer for layer in model.layers if type(layer).__name__ == "Dropout"]
+    assert [c.filters for c in convs] == [50, 75, 125] and all(c.kernel_size == (3, 3) for c in convs)
+    assert [d.units for d in dense] == [500, 250, 6] and [d.rate for d in drops] == [0.3, 0.2]
+    assert model.count_params() == 500 + 33_825 + 84_500 + 6_250_500 + 125_250 + 1_506
+
+
+def write(folder, name, obj):
+    save_pickle_atomic(folder / name, obj)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "features.pickle").unlink(), "Run prep_data.py"),
+    (lambda d: write(d, "labels.pickle", np.zeros(10, np.int64)), "240 features but 10 labels"),
+    (lambda d: write(d, "labels.pickle", np.full(240, 9, np.int64)), "outside the 6 categories"),
+    (lambda d: write(d, "features.pickle", np.zeros((240, 32, 32, 1), np.uint8)), "expected (N, 48, 48, 1)"),
+    (lambda d: write(d, "labels.pickle", np.zeros(240, np.float32)), "expected integers"),
+    (lambda d: (d / "features.pickle").write_bytes(b"cos\nsystem\n(S'touch pwned'\ntR."), "refused to load"),
+])
+def test_bad_training_input_gives_one_clear_line(prepared_data, tmp_path, capsys, damage, message):
+    damage(prepared_data)
+    assert run_training(prepared_data, tmp_path, *FAST) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_epochs_zero_is_refused(prepared_data, tmp_path, capsys):
+    assert run_training(prepared_data, tmp_path, "--epochs", "0") == 2
+    assert "at least one epoch" in capsys.readouterr().err
+
+
+def test_rare_class_warns(tmp_path, capsys):
+    data = make_prepared_data(tmp_path / "data", n_train=240)
+    from emotion_analyzer.prep import load_prepared
+    x, y = load_prepared(data)[:2]
+    y = np.where(y == 5, 4, y)
+    y[:3] = 5
+    write(data, "labels.pickle", y)
+    assert run_training(data, tmp_path, *FAST) == 0
+    assert "only 3 training image(s) of 'surprise'" in capsys.readouterr().err
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(prepared_data, tmp_path, capsys):
+    assert run_training(prepared_data, tmp_path, *FAST) == 0
+    run = only_run(tmp_path)
+    good = (run / "last.keras").read_bytes()
+    from emotion_analyzer.prep import load_prepared
+    x = load_prepared(prepared_data)[0].astype(np.float32)
+    x[:] = np.nan
+    write(prepared_data, "features.pickle", x)
+    assert run_training(prepared_data, tmp_path, "--resume", "--epochs", "2") == 2
+    err = capsys.readouterr().err
+    assert "NaN" in err and "last.keras" in err
+    assert (run / "last.keras").read_bytes() == good
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
+
+
+def test_validation_split_is_stratified_and_disjoint():
+    labels = np.repeat(np.arange(6), [100, 50, 200, 80, 60, 40])
+    train_idx, val_idx = stratified_validation_split(labels, 0.1, seed=1)
+    assert not set(train_idx) & set(val_idx) and len(train_idx) + len(val_idx) == len(labels)
+    assert np.bincount(labels[val_idx]).tolist() == [10, 5, 20, 8, 6, 4]
+
+
+def test_metrics_on_a_known_confusion():
+    y_true = np.array([0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 1, 1, 1, 2, 0])
+    metrics = classification_metrics(y_true, y_pred, ["a", "b", "c"], leak_mask=np.array([0, 1, 0, 0, 0, 0], bool))
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert metrics["per_class"]["a"]["recall"] == pytest.approx(0.5)
+    assert metrics["accuracy_without_train_twins"] == pytest.approx(4 / 5)
+    assert metrics["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+
+
+def test_cosine_schedule_decays_to_one_percent():
+    rate = cosine_learning_rate(1e-3, 10)
+    assert rate(0) == pytest.approx(1e-3) and rate(9) == pytest.approx(1e-5)
+    assert rate(0) > rate(4) > rate(9)
+
+
+def test_mirrored_strategy_trains_over_two_cpu_devices(prepared_data, tmp_path):
+    script = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import training
+code = training.main(["--data", {str(prepared_data)!r}, "--model", {str(tmp_path / 'm.keras')!r},
+                      "--runs", {str(tmp_path / 'runs')!r}, "--epochs", "1", "--batch-size", "32",
+                      "--strategy", "mirrored"])
+print("replicas", tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).num_replicas_in_sync)
+sys.exit(code)
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "replicas 2" in result.stdout and "test accuracy" in result.stdout
+    assert (tmp_path / "m.keras").is_file()

@@ -1,0 +1,90 @@
+"""Train the emotion CNN on data/*.pickle, evaluate it on the test set and save it with its evidence.
+
+The default run trains the original architecture with a better recipe (augmentation, validation
+split, cosine learning rate, best checkpoint, flip test-time augmentation); --original repeats the
+original run exactly. Every epoch is checkpointed: --resume continues an interrupted run.
+"""
+
+import argparse
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from emotion_analyzer import config
+from emotion_analyzer.cli import run_cli
+from emotion_analyzer.training import AUGMENTATIONS, Recipe
+
+
+def parse_args(argv):
+    default = Recipe()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=config.DEFAULT_DATA_DIR,
+                        help="folder with the pickles from prep_data.py (default: %(default)s)")
+    parser.add_argument("--model", type=Path, default=config.DEFAULT_MODEL_PATH,
+                        help="where the trained model (.keras) and its .json go (default: %(default)s)")
+    parser.add_argument("--runs", type=Path, default=config.DEFAULT_RUNS_DIR,
+                        help="folder for run folders with checkpoints, logs and plots (default: %(default)s)")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="use this run folder (default: a new runs/<time>/, or the latest with --resume)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the latest (or --run-dir) run from its last checkpoint, with its recipe")
+    parser.add_argument("--original", action="store_true",
+                        help="the original run exactly: batch 64, 12 epochs, no augmentation, constant Adam 1e-3")
+    parser.add_argument("--epochs", type=int, default=None, help=f"epochs in all (default: {default.epochs})")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"batch size (default: {default.batch_size})")
+    parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default: {default.learning_rate})")
+    parser.add_argument("--schedule", choices=("cosine", "plateau", "constant"), default=None,
+                        help=f"learning-rate schedule (default: {default.schedule})")
+    parser.add_argument("--augment", choices=tuple(AUGMENTATIONS), default=None,
+                        help=f"on-the-fly augmentation strength (default: {default.augment})")
+    parser.add_argument("--label-smoothing", type=float, default=None,
+                        help=f"label smoothing (default: {default.label_smoothing})")
+    parser.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"weight classes by inverse frequency (default: {default.class_weight})")
+    parser.add_argument("--val-split", type=float, default=None,
+                        help=f"stratified fraction of training held out for validation (default: {default.val_split})")
+    parser.add_argument("--patience", type=int, default=None,
+                        help=f"early-stopping patience in epochs on validation accuracy, 0 = off (default: {default.patience})")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"evaluate with flip test-time augmentation (default: {default.tta})")
+    parser.add_argument("--padding", choices=("valid", "same"), default=None,
+                        help=f"convolution padding (default: {default.padding})")
+    parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,
+                        help="tf.distribute strategy: one device, all local GPUs, or several machines via"
+                             f" TF_CONFIG (default: {default.strategy})")
+    parser.add_argument("--seed", type=int, default=None, help=f"random seed (default: {default.seed})")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use only the first N training images (quick experiments)")
+    parser.add_argument("--cpu", action="store_true", help="hide GPUs and train on the CPU")
+    return parser.parse_args(argv)
+
+
+OPTION_FOR_FIELD = {"learning_rate": "lr"}
+
+
+def recipe_from_args(args):
+    recipe = Recipe.original() if args.original else Recipe()
+    for field in fields(Recipe):
+        value = getattr(args, OPTION_FOR_FIELD.get(field.name, field.name), None)
+        if value is not None:
+            setattr(recipe, field.name, value)
+    return recipe
+
+
+def run_training(args):
+    if args.cpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
+    from emotion_analyzer.training import train
+
+    train(args.data, args.model, recipe_from_args(args), runs_dir=args.runs, run_dir=args.run_dir,
+          resume=args.resume, epochs_override=args.epochs if args.resume else None, limit=args.limit)
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(run_training, parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
