@@ -11,13 +11,13 @@ import os
 from pathlib import Path
 
 from emotion_analyzer import config
+from emotion_analyzer.analyze import AnalyzerOptions
 from emotion_analyzer.cli import run_cli
-
-DEFAULTS = {"scale_factor": 1.15, "min_neighbors": 5, "min_size": 48, "detect_width": 320, "detect_every": 2,
-            "smooth": 5}
+from emotion_analyzer.detect import DetectorSettings
 
 
 def parse_args(argv):
+    defaults, detector = AnalyzerOptions(), DetectorSettings()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="0",
                         help="webcam index, video file, image file, folder of images or stream URL (default: %(default)s)")
@@ -30,31 +30,31 @@ def parse_args(argv):
     parser.add_argument("--realtime", action="store_true",
                         help="for files: behave like a camera and skip frames when behind (default: every frame)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames (default: run to the end)")
-    parser.add_argument("--no-smooth", dest="smooth", action="store_const", const=1, default=DEFAULTS["smooth"],
-                        help=f"do not average each face's probabilities over the last {DEFAULTS['smooth']} frames")
-    parser.add_argument("--detect-every", type=int, default=DEFAULTS["detect_every"],
+    parser.add_argument("--no-smooth", dest="smooth", action="store_const", const=1, default=defaults.smooth,
+                        help=f"do not average each face's probabilities over the last {defaults.smooth} frames")
+    parser.add_argument("--detect-every", type=int, default=defaults.detect_every,
                         help="run the face detector every N frames and follow faces in between (default: %(default)s)")
-    parser.add_argument("--scale-factor", type=float, default=DEFAULTS["scale_factor"],
+    parser.add_argument("--scale-factor", type=float, default=detector.scale_factor,
                         help="Haar cascade scale step between sizes; larger is faster (default: %(default)s)")
-    parser.add_argument("--min-neighbors", type=int, default=DEFAULTS["min_neighbors"],
+    parser.add_argument("--min-neighbors", type=int, default=detector.min_neighbors,
                         help="Haar cascade neighbours a face needs; larger means fewer false faces (default: %(default)s)")
-    parser.add_argument("--min-size", type=int, default=DEFAULTS["min_size"],
+    parser.add_argument("--min-size", type=int, default=detector.min_size,
                         help="smallest face to look for, in pixels (default: %(default)s)")
-    parser.add_argument("--detect-width", type=int, default=DEFAULTS["detect_width"],
+    parser.add_argument("--detect-width", type=int, default=detector.detect_width,
                         help="shrink frames to this width before detection (default: %(default)s)")
-    parser.add_argument("--snapshots", type=Path, default=config.PROJECT_ROOT / "snapshots",
+    parser.add_argument("--tta", action="store_true",
+                        help="also classify each face mirrored and average (steadier, twice the CNN work)")
+    parser.add_argument("--snapshots", type=Path, default=defaults.snapshot_dir,
                         help="where the s key saves snapshots (default: %(default)s)")
     parser.add_argument("--cpu", action="store_true", help="hide GPUs and classify on the CPU")
     return parser.parse_args(argv)
 
 
 def options_from_args(args):
-    from emotion_analyzer.analyze import AnalyzerOptions
-    from emotion_analyzer.detect import DetectorSettings
-
     return AnalyzerOptions(
         source=args.source, model=args.model, output=args.output, csv=args.csv, display=args.display,
         realtime=args.realtime, max_frames=args.max_frames, smooth=args.smooth, detect_every=args.detect_every,
+        tta=args.tta,
         detector=DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.detect_width),
         snapshot_dir=args.snapshots)
 

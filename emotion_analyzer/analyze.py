@@ -7,6 +7,7 @@ largest cost, need not run on every frame.
 
 import os
 import resource
+from concurrent.futures import ThreadPoolExecutor
 import sys
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import numpy as np
 
 from emotion_analyzer import config
 from emotion_analyzer.capture import ThreadedCapture, open_source
+from emotion_analyzer.cli import progress
 from emotion_analyzer.classify import EmotionClassifier, crop_faces
 from emotion_analyzer.detect import DetectorSettings, FaceDetector, FaceTracker
 from emotion_analyzer.draw import as_bgr, draw_face, draw_status
@@ -25,7 +27,8 @@ from emotion_analyzer.images import to_gray_uint8
 from emotion_analyzer.results import CsvLog, Summary, VideoOutput
 
 WINDOW_TITLE = "Emotion Analyzer"
-STAGES = ("capture", "detect", "classify", "draw")
+# "detect" is the cascade's own time (mostly overlapped); "wait for detection" is what it adds to a frame.
+STAGES = ("capture", "detect", "classify", "draw", "wait for detection")
 KEY_QUIT = {ord("q"), ord("Q"), 27}
 
 
@@ -40,8 +43,9 @@ class AnalyzerOptions:
     max_frames: int | None = None
     smooth: int = 5                 # frames of probabilities averaged per face; 1 = off
     detect_every: int = 2           # run the cascade every N frames, follow faces in between
+    tta: bool = False               # also classify each face mirrored (twice the CNN work)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
-    snapshot_dir: Path = config.PROJECT_ROOT / "snapshots"
+    snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
 
 
 @dataclass
@@ -158,25 +162,48 @@ class Analyzer:
             raise UserError(f"--max-frames {options.max_frames}: expected a positive number")
         model, info = load_trained_model(options.model)
         self.labels = info["labels"]
-        self.classifier = EmotionClassifier(model, self.labels, tta_flip=bool(info.get("tta_flip")))
+        self.classifier = EmotionClassifier(model, self.labels, tta_flip=options.tta)
         self.classifier.warm_up()
         self.detector = FaceDetector(options.detector)
         self.tracker = FaceTracker(window=options.smooth)
         self.fps_estimate = 0.0
+        self.detection_pool = None
+        self.pending_detection = None
 
-    def find_faces(self, gray, frame_number, still_images):
-        """Tracks for this frame: a fresh detection every few frames, else the followed boxes."""
-        if still_images:
-            self.tracker = FaceTracker(window=1)  # separate photos: nothing to follow between them
-        if still_images or frame_number % self.options.detect_every == 0:
-            return self.tracker.update(self.detector.detect(gray))
+    def _timed_detect(self, gray):
+        started = time.perf_counter()
+        return self.detector.detect(gray), time.perf_counter() - started
+
+    def find_faces(self, gray, frame_number, still_images, stats):
+        """Tracks to classify in this frame.
+
+        Photos and the first frame are detected on the spot. In a video, every --detect-every frames
+        the cascade starts on a worker thread and runs while this frame is classified and drawn (on
+        the other core); its boxes are applied by finish_detection() and used from the next frame.
+        """
+        if still_images or frame_number == 0:
+            if still_images:
+                self.tracker = FaceTracker(window=1)  # separate photos: nothing to follow between them
+            boxes, seconds = self._timed_detect(gray)
+            stats.stage_seconds["detect"].append(seconds)
+            return self.tracker.update(boxes)
+        if frame_number % self.options.detect_every == 0:
+            self.pending_detection = self.detection_pool.submit(self._timed_detect, gray)
         return [t for t in self.tracker.tracks if t.missed == 0]
+
+    def finish_detection(self, stats):
+        if self.pending_detection is None:
+            return
+        boxes, seconds = self.pending_detection.result()
+        self.pending_detection = None
+        stats.stage_seconds["detect"].append(seconds)
+        self.tracker.update(boxes)
 
     def process(self, frame, frame_number, still_images, stats):
         """Detect, classify and draw one frame; return the annotated canvas and per-face results."""
         t0 = time.perf_counter()
         gray = to_gray_uint8(frame.image)
-        tracks = self.find_faces(gray, frame_number, still_images)
+        tracks = self.find_faces(gray, frame_number, still_images, stats)
         t1 = time.perf_counter()
         batch, used, boxes = crop_faces(gray, [t.box for t in tracks])
         kept = [tracks[i] for i in used]
@@ -188,14 +215,16 @@ class Analyzer:
             draw_face(canvas, box, probs, self.labels, track.face_id)
         draw_status(canvas, self.fps_estimate, len(faces))
         t3 = time.perf_counter()
-        stats.stage_seconds["detect"].append(t1 - t0)
+        self.finish_detection(stats)
         stats.stage_seconds["classify"].append(t2 - t1)
         stats.stage_seconds["draw"].append(t3 - t2)
+        stats.stage_seconds["wait for detection"].append(time.perf_counter() - t3)
         return canvas, faces
 
-    def run(self):
+    def run(self, opened_source=None):
+        """Analyze options.source (or an already opened (kind, reader) pair); return RunStats."""
         options, log = self.options, self.log
-        kind, reader = open_source(options.source)
+        kind, reader = opened_source or open_source(options.source)
         live = kind in ("camera", "stream")
         still_images = kind in ("image", "folder")
         window = Window(options.snapshot_dir, log) if options.display else None
@@ -205,6 +234,7 @@ class Analyzer:
         stats = RunStats()
         log(f"device: {describe_device()}; source: {options.source} ({kind}); labels: {', '.join(self.labels)}")
         started = time.perf_counter()
+        self.detection_pool = ThreadPoolExecutor(1, thread_name_prefix="detect")
         try:
             with ThreadedCapture(reader, latest_only=live or options.realtime, live_clock=live) as capture:
                 try:
@@ -217,6 +247,8 @@ class Analyzer:
                 window.hold()
         finally:
             stats.wall_seconds = time.perf_counter() - started
+            self.detection_pool.shutdown(wait=True)
+            self.pending_detection = None
             if csv_log:
                 csv_log.close()
                 stats.csv_rows = csv_log.rows
@@ -235,7 +267,24 @@ class Analyzer:
         self._report(stats, summary)
         return stats
 
+    def _progress_bar(self, reader, window):
+        """A progress bar for files processed without a window (a live window shows its own FPS)."""
+        if window is not None:
+            return None
+        total = getattr(reader, "frame_count", None)
+        if self.options.max_frames:
+            total = min(total or self.options.max_frames, self.options.max_frames)
+        return progress(total=total, desc="analyzing", unit="frame")
+
     def _loop(self, capture, window, csv_log, video, summary, stats, still_images):
+        bar = self._progress_bar(capture.reader, window)
+        try:
+            self._loop_frames(capture, window, csv_log, video, summary, stats, still_images, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+    def _loop_frames(self, capture, window, csv_log, video, summary, stats, still_images, bar):
         last = time.perf_counter()
         while self.options.max_frames is None or stats.frames < self.options.max_frames:
             t0 = time.perf_counter()
@@ -258,6 +307,8 @@ class Analyzer:
             stats.latencies.append(now - t0)
             self.fps_estimate = 0.9 * self.fps_estimate + 0.1 / max(now - last, 1e-6) if self.fps_estimate else 1 / max(now - last, 1e-6)
             last = now
+            if bar is not None:
+                bar.update()
             if window and not window.show(canvas):
                 break
 

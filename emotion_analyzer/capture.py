@@ -57,6 +57,7 @@ class ImageFiles:
         self.skipped = []  # (path, reason)
         self.fps = 1.0
         self.position = 0
+        self.frame_count = len(self.paths)
 
     @classmethod
     def from_folder(cls, folder):
@@ -94,7 +95,8 @@ class VideoStream:
         self.fps = fps if fps and 1 <= fps <= 240 else DEFAULT_FPS
         self.skipped = []
         self.position = 0
-        self.failed_reads = 0
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
+        self.frame_count = count if count > 0 else None
 
     def _open_error(self, target):
         if self.kind == "camera":

@@ -7,8 +7,9 @@ from emotion_analyzer.detect import clamp_box
 from emotion_analyzer.images import to_model_input
 
 # Batches are padded up to one of these sizes so the compiled function is traced a handful of
-# times at most, instead of once for every new number of faces.
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+# times at most, instead of once for every new number of faces; small counts stay exact because
+# they are the common case and padding them would waste the most.
+BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
 def crop_faces(gray, boxes):
@@ -69,5 +70,5 @@ class EmotionClassifier:
     def warm_up(self):
         """Trace the common batch sizes before the first frame, so no frame pays for compiling."""
         size = config.IMAGE_SIZE
-        for n in BATCH_BUCKETS[:4]:
+        for n in BATCH_BUCKETS[:6]:
             self.classify(np.zeros((n, size, size, 1), np.uint8))

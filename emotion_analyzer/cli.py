@@ -22,8 +22,8 @@ def run_cli(work, args):
         return EXIT_INTERRUPTED
 
 
-def progress(iterable, **kwargs):
-    """A tqdm bar on stderr, quiet when stderr is not a terminal and the caller asks for it."""
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar on stderr (pass total= and call update() when there is no iterable)."""
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("mininterval", 0.5)
     return tqdm(iterable, **kwargs)

@@ -23,6 +23,7 @@ DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 RES_DIR = PROJECT_ROOT / "res"
 DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
 DEFAULT_MODEL_PATH = RES_DIR / "emotion_model.keras"
+DEFAULT_SNAPSHOT_DIR = PROJECT_ROOT / "snapshots"
 
 CATEGORIES_FILE = "categories.json"
 FEATURES_FILE = "features.pickle"

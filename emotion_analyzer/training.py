@@ -303,6 +303,17 @@ def write_per_class_csv(metrics, path):
     write_text_atomic(path, "\n".join(",".join(map(str, row)) for row in rows) + "\n")
 
 
+def write_evidence(folder, metrics, history, categories, prefix=""):
+    """metrics.json, per_class.csv, training_curves.png and confusion_matrix.png in `folder`."""
+    from emotion_analyzer.plots import plot_confusion_matrix, plot_training_curves
+
+    folder = Path(folder)
+    write_json_atomic(folder / f"{prefix}metrics.json", metrics)
+    write_per_class_csv(metrics, folder / f"{prefix}per_class.csv")
+    plot_training_curves(history, folder / f"{prefix}training_curves.png")
+    plot_confusion_matrix(np.array(metrics["confusion_matrix"]), categories, folder / f"{prefix}confusion_matrix.png")
+
+
 def read_history(path):
     """history.csv (Keras CSVLogger) as {column: [values]}."""
     with open(path, newline="") as handle:
@@ -340,7 +351,6 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     import tensorflow as tf
 
     from emotion_analyzer.model import build_model, plot_architecture, save_model_atomic, save_model_info
-    from emotion_analyzer.plots import plot_confusion_matrix, plot_training_curves
     from emotion_analyzer.prep import load_prepared
 
     if resume:
@@ -429,10 +439,8 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     model_path = Path(model_path)
     save_model_atomic(best, model_path, include_optimizer=False)
     save_model_info(model_path, info)
-    write_json_atomic(run_dir / "metrics.json", metrics)
-    write_per_class_csv(metrics, run_dir / "per_class.csv")
-    plot_training_curves(history, run_dir / "training_curves.png")
-    plot_confusion_matrix(np.array(metrics["confusion_matrix"]), categories, run_dir / "confusion_matrix.png")
+    write_evidence(run_dir, metrics, history, categories)
+    write_evidence(model_path.parent, metrics, history, categories, prefix=f"{model_path.stem}_")
     plot_architecture(best, model_path.parent / "model_architecture.png")
     for line in format_metrics(metrics):
         log(line)

@@ -43,6 +43,8 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
                  "training_curves.png", "confusion_matrix.png"):
         assert (run / name).stat().st_size > 0, name
     assert (tmp_path / "res" / "model_architecture.png").stat().st_size > 5000
+    for name in ("metrics.json", "per_class.csv", "training_curves.png", "confusion_matrix.png"):
+        assert (tmp_path / "res" / f"model_{name}").stat().st_size > 0, name
     with open(run / "history.csv") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 1 and {"accuracy", "val_accuracy", "loss", "val_loss"} <= set(rows[0])

@@ -1,0 +1,98 @@
+"""Benchmark training throughput: the default recipe's tf.data pipeline (augmentation on the fly,
+overlapped with compute) against a plain model.fit on the pickled arrays as the original did.
+
+Both train the same architecture for the same number of steps on the real pickles in data/ (or
+generated images when there are none), in one run, and print images/s, seconds per epoch and the ratio.
+
+    python benchmarks/bench_training.py --steps 60
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+from emotion_analyzer import config  # noqa: E402
+from emotion_analyzer.training import Recipe, compile_model, make_dataset  # noqa: E402
+
+
+def load_arrays(data_dir, count):
+    from emotion_analyzer.errors import UserError
+    from emotion_analyzer.prep import load_prepared
+
+    try:
+        x, y, *_ = load_prepared(data_dir)
+        return x[:count], y[:count], f"{data_dir} pickles"
+    except UserError as exc:  # no pickles yet: generated images measure the same compute
+        rng = np.random.default_rng(0)
+        return (rng.integers(0, 256, (count, 48, 48, 1), dtype=np.uint8), rng.integers(0, 6, count),
+                f"generated images ({exc})")
+
+
+def images_per_second(fit, images):
+    fit(warmup=True)
+    started = time.perf_counter()
+    fit(warmup=False)
+    return images / (time.perf_counter() - started)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=config.DEFAULT_DATA_DIR, help="pickles (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per variant (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    import keras
+
+    from emotion_analyzer.model import build_model
+
+    recipe = Recipe()
+    original = Recipe.original()
+    count = max(recipe.batch_size, original.batch_size) * args.steps
+    x, y, where = load_arrays(args.data, count)
+    train_images = int(28_273 * (1 - recipe.val_split))
+    print(f"data: {where}; {args.steps} steps each; {os.cpu_count()} CPU cores")
+
+    keras.utils.set_random_seed(0)
+    plain = build_model((48, 48, 1), 6)
+    compile_model(plain, original)
+
+    def fit_plain(warmup):
+        n = original.batch_size * (3 if warmup else args.steps)
+        plain.fit(x[:n], y[:n], batch_size=original.batch_size, epochs=1, verbose=0)
+
+    ours = build_model((48, 48, 1), 6)
+    compile_model(ours, recipe)
+
+    def fit_ours(warmup):
+        n = recipe.batch_size * (3 if warmup else args.steps)
+        ours.fit(make_dataset(x[:n], y[:n], recipe, 6, training=True), epochs=1, verbose=0)
+
+    plain_rate = images_per_second(fit_plain, original.batch_size * args.steps)
+    ours_rate = images_per_second(fit_ours, recipe.batch_size * args.steps)
+
+    def no_augment(warmup):
+        n = recipe.batch_size * (3 if warmup else args.steps)
+        recipe_plain = Recipe(augment="none")
+        ours.fit(make_dataset(x[:n], y[:n], recipe_plain, 6, training=True), epochs=1, verbose=0)
+
+    bare_rate = images_per_second(no_augment, recipe.batch_size * args.steps)
+    print(f"original: model.fit on arrays, batch {original.batch_size}: {plain_rate:.0f} images/s,"
+          f" {train_images / plain_rate:.0f} s/epoch")
+    print(f"default recipe: tf.data + augmentation, batch {recipe.batch_size}: {ours_rate:.0f} images/s,"
+          f" {train_images / ours_rate:.0f} s/epoch")
+    print(f"same pipeline without augmentation: {bare_rate:.0f} images/s"
+          f" (augmentation costs {100 * (1 - ours_rate / bare_rate):.0f}% of throughput)")
+    print(f"ratio: default recipe trains at {ours_rate / plain_rate:.2f}x the original's images/s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
