@@ -12,7 +12,7 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.analyze import AnalyzerOptions
-from emotion_analyzer.cli import run_cli
+from emotion_analyzer.cli import EXIT_INTERRUPTED, run_cli
 from emotion_analyzer.detect import DetectorSettings
 
 
@@ -64,8 +64,8 @@ def analyze(args):
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
     from emotion_analyzer.analyze import Analyzer
 
-    Analyzer(options_from_args(args)).run()
-    return 0
+    stats = Analyzer(options_from_args(args)).run()
+    return EXIT_INTERRUPTED if stats.interrupted else 0
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.cli import run_cli
+from emotion_analyzer.cli import EXIT_INTERRUPTED, run_cli
 from emotion_analyzer.training import AUGMENTATIONS, Recipe
 
 
@@ -77,8 +77,13 @@ def run_training(args):
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
     from emotion_analyzer.training import train
 
-    train(args.data, args.model, recipe_from_args(args), runs_dir=args.runs, run_dir=args.run_dir,
-          resume=args.resume, epochs_override=args.epochs if args.resume else None, limit=args.limit)
+    try:
+        train(args.data, args.model, recipe_from_args(args), runs_dir=args.runs, run_dir=args.run_dir,
+              resume=args.resume, epochs_override=args.epochs if args.resume else None, limit=args.limit)
+    except KeyboardInterrupt:
+        print("interrupted: every finished epoch is checkpointed; continue with `python training.py --resume`",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     return 0
 
 

@@ -18,7 +18,7 @@ def run_cli(work, args):
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("interrupted: nothing half-written was left behind; rerun to finish.", file=sys.stderr)
+        print("interrupted: nothing half-written was left behind; run it again to finish.", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

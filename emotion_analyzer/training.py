@@ -30,7 +30,7 @@ HISTORY_FILE = "history.csv"
 @dataclass
 class Recipe:
     """Everything that decides how a model is trained; saved with the run so --resume repeats it."""
-    epochs: int = 20
+    epochs: int = 18
     batch_size: int = 128
     learning_rate: float = 1e-3
     schedule: str = "cosine"        # cosine | plateau | constant

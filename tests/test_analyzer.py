@@ -230,7 +230,7 @@ def test_ctrl_c_leaves_complete_csv_and_playable_video(fresh_model, face_video, 
 
     monkeypatch.setattr(analyze_module.Analyzer, "process", interrupt_at_ten)
     out_csv, out_video = tmp_path / "e.csv", tmp_path / "v.mp4"
-    assert run(fresh_model, face_video[0], "--csv", out_csv, "--output", out_video) == 0
+    assert run(fresh_model, face_video[0], "--csv", out_csv, "--output", out_video) == 130
     rows = read_rows(out_csv)[1]
     assert len(rows) == 30 and {int(r["frame"]) for r in rows} == set(range(10))
     assert count_video_frames(out_video) == 10

@@ -64,16 +64,37 @@ def test_saved_model_takes_raw_pixels_and_predicts_like_training(prepared_data, 
     assert abs((predicted == y_test).mean() - info["test_metrics"]["accuracy"]) < 1e-6
 
 
-def test_resume_continues_from_the_last_checkpoint(prepared_data, tmp_path, capsys):
-    assert run_training(prepared_data, tmp_path, *FAST) == 0
+def test_ctrl_c_mid_run_then_resume(prepared_data, tmp_path, capsys, monkeypatch):
+    import keras
+
+    from emotion_analyzer import training as training_module
+
+    class CtrlCInSecondEpoch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch == 1 and batch == 2:
+                raise KeyboardInterrupt
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    real_callbacks = training_module.make_callbacks
+    monkeypatch.setattr(training_module, "make_callbacks",
+                        lambda *a, **k: real_callbacks(*a, **k) + [CtrlCInSecondEpoch()])
+    assert run_training(prepared_data, tmp_path, *FAST[2:], "--epochs", "2") == 130
+    assert "--resume" in capsys.readouterr().err
     run = only_run(tmp_path)
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
-    assert run_training(prepared_data, tmp_path, "--resume", "--epochs", "2") == 0
+    assert not [p for p in run.iterdir() if ".tmp" in p.name]
+    assert not (tmp_path / "res" / "model.keras").exists()
+
+    monkeypatch.setattr(training_module, "make_callbacks", real_callbacks)
+    assert run_training(prepared_data, tmp_path, "--resume") == 0
     assert "resuming after epoch 1" in capsys.readouterr().out
     state = json.loads((run / "state.json").read_text())
     assert state["epochs_done"] == 2 and state["recipe"]["batch_size"] == 32
     with open(run / "history.csv") as handle:
         assert [row["epoch"] for row in csv.DictReader(handle)] == ["0", "1"]
+    assert (tmp_path / "res" / "model.keras").is_file()
 
 
 def test_resume_without_a_run_says_so(prepared_data, tmp_path, capsys):
