@@ -24,7 +24,7 @@ from emotion_analyzer.detect import DetectorSettings, FaceDetector, FaceTracker
 from emotion_analyzer.draw import as_bgr, draw_face, draw_status
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.images import to_gray_uint8
-from emotion_analyzer.results import CsvLog, Summary, VideoOutput
+from emotion_analyzer.results import CsvLog, Summary, VideoOutput, check_video_name
 
 WINDOW_TITLE = "Emotion Analyzer"
 # "detect" is the cascade's own time (mostly overlapped); "wait for detection" is what it adds to a frame.
@@ -103,7 +103,6 @@ class Window:
     """The live window; keys: q/Esc quit, p pause, s save a snapshot."""
 
     def __init__(self, snapshot_dir, log):
-        check_display_available()
         self.snapshot_dir = Path(snapshot_dir)
         self.log = log
         self.paused = False
@@ -224,18 +223,23 @@ class Analyzer:
     def run(self, opened_source=None):
         """Analyze options.source (or an already opened (kind, reader) pair); return RunStats."""
         options, log = self.options, self.log
+        if options.display:
+            check_display_available()
+        if options.output:
+            check_video_name(options.output)
         kind, reader = opened_source or open_source(options.source)
         live = kind in ("camera", "stream")
         still_images = kind in ("image", "folder")
-        window = Window(options.snapshot_dir, log) if options.display else None
-        csv_log = CsvLog(options.csv, self.labels) if options.csv else None
-        video = VideoOutput(options.output, reader.fps) if options.output else None
+        window = csv_log = video = None
         summary = Summary(self.labels)
         stats = RunStats()
         log(f"device: {describe_device()}; source: {options.source} ({kind}); labels: {', '.join(self.labels)}")
         started = time.perf_counter()
         self.detection_pool = ThreadPoolExecutor(1, thread_name_prefix="detect")
         try:
+            window = Window(options.snapshot_dir, log) if options.display else None
+            csv_log = CsvLog(options.csv, self.labels) if options.csv else None
+            video = VideoOutput(options.output, reader.fps) if options.output else None
             with ThreadedCapture(reader, latest_only=live or options.realtime, live_clock=live) as capture:
                 try:
                     self._loop(capture, window, csv_log, video, summary, stats, still_images)
@@ -247,6 +251,7 @@ class Analyzer:
                 window.hold()
         finally:
             stats.wall_seconds = time.perf_counter() - started
+            reader.release()  # already done by the capture thread's close, unless it never started
             self.detection_pool.shutdown(wait=True)
             self.pending_detection = None
             if csv_log:
@@ -320,6 +325,8 @@ class Analyzer:
             log(f"skipped {len(stats.skipped):,} unreadable file(s): "
                 + ", ".join(f"{Path(p).name} ({why})" for p, why in stats.skipped[:5])
                 + (", ..." if len(stats.skipped) > 5 else ""))
+        if stats.dropped:
+            log(f"skipped {stats.dropped:,} stale frame(s) from the live source to stay real-time")
         if stats.ended_early:
             log(f"warning: {stats.ended_early}; finished with what was captured")
         if stats.interrupted:

@@ -115,7 +115,7 @@ class VideoStream:
         return index, image, self.name
 
     def release(self):
-        self.capture.release()
+        self.capture.release()  # safe to call twice
 
 
 def open_source(text):

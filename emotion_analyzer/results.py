@@ -49,15 +49,20 @@ class CsvLog:
         os.replace(self.tmp, self.path)
 
 
+def check_video_name(path):
+    """The FourCC codec for a video file name, or a UserError naming the endings we can write."""
+    codec = VIDEO_CODECS.get(Path(path).suffix.lower())
+    if codec is None:
+        raise UserError(f"--output {path}: use a video file name ending in {', '.join(VIDEO_CODECS)}")
+    return codec
+
+
 class VideoOutput:
     """The annotated frames as a video, at the source's frame rate and the first frame's size."""
 
     def __init__(self, path, fps):
         self.path = Path(path)
-        codec = VIDEO_CODECS.get(self.path.suffix.lower())
-        if codec is None:
-            raise UserError(f"--output {path}: use a video file name ending in {', '.join(VIDEO_CODECS)}")
-        self.codec, self.fps = codec, fps
+        self.codec, self.fps = check_video_name(path), fps
         self.writer = None
         self.size = None
         self.tmp = None

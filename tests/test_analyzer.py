@@ -247,3 +247,9 @@ def test_latest_only_capture_hands_out_the_newest_frame():
     assert first.index < last.index == 49
     assert capture.dropped == 50 - 2
     assert camera.released
+
+
+def test_bad_output_name_is_refused_before_anything_is_written(fresh_model, face_video, tmp_path, capsys):
+    assert run(fresh_model, face_video[0], "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.gif") == 2
+    assert "--output" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
