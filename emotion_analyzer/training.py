@@ -248,12 +248,16 @@ def compile_model(model, recipe):
 
 # ----------------------------------------------------------------------------- evaluation
 
-def predict_probabilities(model, x, tta, batch_size=256):
-    """Class probabilities; with `tta`, the mean over the image and its horizontal mirror."""
-    probabilities = model.predict(x, batch_size=batch_size, verbose=0)
+def evaluate(model, x_test, y_test, categories, leak, tta):
+    """Test metrics of `model`; with `tta`, on image+mirror, also giving the plain accuracy."""
+    plain = model.predict(x_test, batch_size=256, verbose=0)
+    probabilities = plain
     if tta:
-        probabilities = (probabilities + model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0)) / 2
-    return probabilities
+        probabilities = (plain + model.predict(x_test[:, :, ::-1], batch_size=256, verbose=0)) / 2
+    metrics = classification_metrics(y_test, probabilities.argmax(axis=1), categories, leak)
+    if tta:
+        metrics["accuracy_without_tta"] = float((plain.argmax(axis=1) == y_test).mean())
+    return metrics
 
 
 def confusion_matrix(y_true, y_pred, num_classes):
@@ -413,11 +417,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
         raise UserError(f"{run_dir}: no epoch finished with a finite loss, so there is no model to save; lower --lr")
 
     best = keras.models.load_model(run_dir / BEST_CHECKPOINT)
-    probabilities = predict_probabilities(best, x_test, recipe.tta)
-    metrics = classification_metrics(y_test, probabilities.argmax(axis=1), categories, leak)
-    if recipe.tta:
-        plain = predict_probabilities(best, x_test, tta=False).argmax(axis=1)
-        metrics["accuracy_without_tta"] = float((plain == y_test).mean())
+    metrics = evaluate(best, x_test, y_test, categories, leak, recipe.tta)
     metrics["best_epoch"] = state["best_epoch"]
     metrics["best_val_accuracy"] = state["best_val_accuracy"]
 
