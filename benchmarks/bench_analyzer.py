@@ -124,7 +124,7 @@ def main(argv=None):
               f" over {args.baseline_frames} frames")
 
         stats = run_ours(video, model_path, args.frames, args)
-        print(f"ours: {stats.fps:.1f} fps, {np.mean(stats.face_counts):.2f} faces/frame over {stats.frames} frames"
+        print(f"ours: {stats.fps:.1f} fps, {stats.faces_per_frame:.2f} faces/frame over {stats.frames} frames"
               f" (detect every {args.detect_every}, tta {'on' if args.tta else 'off'})")
         for line in stats.timing_lines()[1:]:
             print(f"  {line}")

@@ -7,9 +7,10 @@ largest cost, need not run on every frame.
 
 import os
 import resource
-from concurrent.futures import ThreadPoolExecutor
 import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,13 +49,16 @@ class AnalyzerOptions:
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
 
 
+# Percentiles come from the most recent frames only, so a day-long webcam run keeps flat memory.
+LATENCY_WINDOW = 100_000
+
+
 @dataclass
 class RunStats:
     frames: int = 0
     faces: int = 0
-    face_counts: list = field(default_factory=list)
-    stage_seconds: dict = field(default_factory=lambda: {s: [] for s in STAGES})
-    latencies: list = field(default_factory=list)
+    stage_totals: dict = field(default_factory=lambda: {s: [0.0, 0] for s in STAGES})  # seconds, calls
+    latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
     wall_seconds: float = 0.0
     skipped: list = field(default_factory=list)
     dropped: int = 0
@@ -64,14 +68,25 @@ class RunStats:
     csv_rows: int = 0
     video_frames: int = 0
 
+    def add_stage(self, stage, seconds):
+        total = self.stage_totals[stage]
+        total[0] += seconds
+        total[1] += 1
+
     @property
     def fps(self):
         return self.frames / self.wall_seconds if self.wall_seconds else 0.0
 
+    @property
+    def faces_per_frame(self):
+        return self.faces / self.frames if self.frames else 0.0
+
     def timing_lines(self):
         lines = [f"{self.frames:,} frames in {self.wall_seconds:.1f} s: {self.fps:.1f} fps;"
-                 f" {self.faces:,} faces ({np.mean(self.face_counts) if self.face_counts else 0:.2f} per frame)"]
-        stage_ms = ", ".join(f"{s} {1000 * np.mean(v):.1f} ms" for s, v in self.stage_seconds.items() if v)
+                 f" {self.faces:,} faces ({self.faces_per_frame:.2f} per frame)"]
+        # Per frame, not per call: detection runs only every few frames.
+        stage_ms = ", ".join(f"{stage} {1000 * seconds / self.frames:.1f} ms"
+                             for stage, (seconds, calls) in self.stage_totals.items() if calls and self.frames)
         if stage_ms:
             lines.append(f"mean per frame: {stage_ms}")
         if self.latencies:
@@ -184,7 +199,7 @@ class Analyzer:
             if still_images:
                 self.tracker = FaceTracker(window=1)  # separate photos: nothing to follow between them
             boxes, seconds = self._timed_detect(gray)
-            stats.stage_seconds["detect"].append(seconds)
+            stats.add_stage("detect", seconds)
             return self.tracker.update(boxes)
         if frame_number % self.options.detect_every == 0:
             self.pending_detection = self.detection_pool.submit(self._timed_detect, gray)
@@ -195,12 +210,11 @@ class Analyzer:
             return
         boxes, seconds = self.pending_detection.result()
         self.pending_detection = None
-        stats.stage_seconds["detect"].append(seconds)
+        stats.add_stage("detect", seconds)
         self.tracker.update(boxes)
 
     def process(self, frame, frame_number, still_images, stats):
         """Detect, classify and draw one frame; return the annotated canvas and per-face results."""
-        t0 = time.perf_counter()
         gray = to_gray_uint8(frame.image)
         tracks = self.find_faces(gray, frame_number, still_images, stats)
         t1 = time.perf_counter()
@@ -215,9 +229,9 @@ class Analyzer:
         draw_status(canvas, self.fps_estimate, len(faces))
         t3 = time.perf_counter()
         self.finish_detection(stats)
-        stats.stage_seconds["classify"].append(t2 - t1)
-        stats.stage_seconds["draw"].append(t3 - t2)
-        stats.stage_seconds["wait for detection"].append(time.perf_counter() - t3)
+        stats.add_stage("classify", t2 - t1)
+        stats.add_stage("draw", t3 - t2)
+        stats.add_stage("wait for detection", time.perf_counter() - t3)
         return canvas, faces
 
     def run(self, opened_source=None):
@@ -296,7 +310,7 @@ class Analyzer:
             frame = capture.next_frame()
             if frame is None:
                 break
-            stats.stage_seconds["capture"].append(time.perf_counter() - t0)
+            stats.add_stage("capture", time.perf_counter() - t0)
             canvas, faces = self.process(frame, stats.frames, still_images, stats)
             for track, box, probs in faces:
                 face_key = f"{frame.name}#{track.face_id}" if still_images else track.face_id
@@ -307,7 +321,6 @@ class Analyzer:
                 video.write(canvas)
             stats.frames += 1
             stats.faces += len(faces)
-            stats.face_counts.append(len(faces))
             now = time.perf_counter()
             stats.latencies.append(now - t0)
             self.fps_estimate = 0.9 * self.fps_estimate + 0.1 / max(now - last, 1e-6) if self.fps_estimate else 1 / max(now - last, 1e-6)

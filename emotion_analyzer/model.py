@@ -38,8 +38,6 @@ def build_model(input_shape, num_classes, padding="valid"):
 
 def save_model_atomic(model, path, include_optimizer=True):
     """Save a .keras file via a temporary name; without the optimizer it is a third of the size."""
-    import keras
-
     if not include_optimizer:
         # Rebuilt from its layer config alone, the model is uncompiled, so no optimizer state is
         # saved (clone_model and to_json carry the compile config, and so the optimizer, over).

@@ -18,7 +18,7 @@ import numpy as np
 from emotion_analyzer import config
 from emotion_analyzer.cli import warn
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import atomic_path, write_json_atomic, write_text_atomic
+from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
 
 MIN_SAMPLES_PER_CLASS = 20
 STATE_FILE = "state.json"
@@ -197,6 +197,8 @@ def make_checkpoint_callback(run_dir, state):
     """
     import keras
 
+    from emotion_analyzer.model import save_model_atomic
+
     class EpochCheckpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
@@ -204,20 +206,15 @@ def make_checkpoint_callback(run_dir, state):
                 return
             val_accuracy = float(logs.get("val_accuracy", -1))
             if val_accuracy > state["best_val_accuracy"]:
-                save_model_to(self.model, run_dir / BEST_CHECKPOINT)
+                save_model_atomic(self.model, run_dir / BEST_CHECKPOINT)
                 state["best_val_accuracy"] = val_accuracy
                 state["best_epoch"] = epoch + 1
-            save_model_to(self.model, run_dir / LAST_CHECKPOINT)
+            save_model_atomic(self.model, run_dir / LAST_CHECKPOINT)
             state["epochs_done"] = epoch + 1
             state["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             write_json_atomic(run_dir / STATE_FILE, state)
 
     return EpochCheckpoint()
-
-
-def save_model_to(model, path):
-    with atomic_path(path) as tmp:
-        model.save(tmp)
 
 
 def make_callbacks(recipe, run_dir, state, resuming):
