@@ -29,7 +29,7 @@ from emotion_analyzer import config  # noqa: E402
 from emotion_analyzer.analyze import Analyzer, AnalyzerOptions, peak_rss_mb  # noqa: E402
 from emotion_analyzer.capture import VideoStream  # noqa: E402
 from emotion_analyzer.demo_media import write_face_video  # noqa: E402
-from emotion_analyzer.detect import load_cascade  # noqa: E402
+from emotion_analyzer.detect import DetectorSettings, load_cascade  # noqa: E402
 
 
 class LoopingVideo(VideoStream):
@@ -38,6 +38,7 @@ class LoopingVideo(VideoStream):
     def __init__(self, path, total):
         super().__init__("video", str(path))
         self.total = total
+        self.frame_count = total
 
     def read(self):
         if self.position >= self.total:
@@ -90,8 +91,9 @@ def ensure_model(args, folder):
 
 
 def run_ours(video, model_path, frames, args):
+    detector = DetectorSettings(scale_factor=args.scale_factor, detect_width=args.detect_width)
     options = AnalyzerOptions(source=str(video), model=model_path, display=False, max_frames=frames,
-                              detect_every=args.detect_every, tta=args.tta)
+                              detect_every=args.detect_every, tta=args.tta, detector=detector)
     analyzer = Analyzer(options, log=lambda *_: None)
     return analyzer.run(("video", LoopingVideo(video, frames)))
 
@@ -104,7 +106,12 @@ def main(argv=None):
     parser.add_argument("--baseline-frames", type=int, default=30,
                         help="frames for the original loop, which is slow (default: %(default)s)")
     parser.add_argument("--faces", type=int, default=3, help="faces in the video (default: %(default)s)")
-    parser.add_argument("--detect-every", type=int, default=2, help="our detection interval (default: %(default)s)")
+    parser.add_argument("--detect-every", type=int, default=AnalyzerOptions.detect_every,
+                        help="our detection interval (default: %(default)s)")
+    parser.add_argument("--scale-factor", type=float, default=DetectorSettings.scale_factor,
+                        help="our cascade scale step (default: %(default)s)")
+    parser.add_argument("--detect-width", type=int, default=DetectorSettings.detect_width,
+                        help="our detection width (default: %(default)s)")
     parser.add_argument("--tta", action="store_true", help="our pipeline with flip test-time augmentation")
     parser.add_argument("--memory-frames", type=int, default=0,
                         help="also run this many frames and report peak RSS (e.g. 10000)")
@@ -125,7 +132,8 @@ def main(argv=None):
 
         stats = run_ours(video, model_path, args.frames, args)
         print(f"ours: {stats.fps:.1f} fps, {stats.faces_per_frame:.2f} faces/frame over {stats.frames} frames"
-              f" (detect every {args.detect_every}, tta {'on' if args.tta else 'off'})")
+              f" (detect every {args.detect_every}, scale factor {args.scale_factor}, detect width"
+              f" {args.detect_width}, tta {'on' if args.tta else 'off'})")
         for line in stats.timing_lines()[1:]:
             print(f"  {line}")
         print(f"speed-up: {stats.fps / base_fps:.1f}x the original loop")

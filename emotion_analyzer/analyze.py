@@ -43,7 +43,7 @@ class AnalyzerOptions:
     realtime: bool = False
     max_frames: int | None = None
     smooth: int = 5                 # frames of probabilities averaged per face; 1 = off
-    detect_every: int = 2           # run the cascade every N frames, follow faces in between
+    detect_every: int = 3           # run the cascade every N frames, follow faces in between
     tta: bool = False               # also classify each face mirrored (twice the CNN work)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
