@@ -202,9 +202,10 @@ def collect_fer2013(csv, mapping, excluded):
     for row in progress(frame.itertuples(), total=len(frame), desc="reading fer2013.csv", unit="row"):
         where = f"{csv.name} row {row.Index + 2}"
         label = row.emotion.strip()
-        emotion = config.FER2013_CODES.get(int(label)) if label.isdigit() else canonical_emotion(label, mapping)
-        if label in (mapping or {}):
-            emotion = mapping[label]
+        if label.isdigit() and label not in mapping:
+            emotion = config.FER2013_CODES.get(int(label))
+        else:  # a name, or a code the user remapped with --map (which wins)
+            emotion = canonical_emotion(label, mapping)
         if emotion is None:
             unknown.add(label)
             continue

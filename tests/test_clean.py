@@ -208,3 +208,16 @@ def test_ctrl_c_leaves_no_partial_output(folder_dataset, tmp_path, monkeypatch):
     assert not any(out.iterdir()) if out.exists() else True
     monkeypatch.setattr(clean_module, "_write_item", real_write)
     assert run_clean(folder_dataset, out) == 0
+
+
+def test_fer2013_code_outside_the_standard_seven_needs_a_map(tmp_path, capsys):
+    csv = tmp_path / "raw" / "fer2013.csv"
+    csv.parent.mkdir()
+    write_fer2013_csv(csv)
+    pixels = " ".join(["128"] * 48 * 48)
+    with open(csv, "a") as handle:
+        handle.write(f"7,{pixels},Training\n7,{pixels},PublicTest\n")
+    assert run_clean(csv.parent, tmp_path / "a") == 2
+    assert "'7'" in capsys.readouterr().err
+    assert run_clean(csv.parent, tmp_path / "b", "--map", "7=contempt") == 0
+    assert counts_under(tmp_path / "b", "train")["contempt"] == 1
