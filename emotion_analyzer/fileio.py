@@ -13,24 +13,34 @@ import numpy as np
 from emotion_analyzer.errors import UserError
 
 
+def temp_path_beside(path):
+    """A new empty temporary file in `path`'s folder, hidden, keeping its suffix (for writers)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(tmp_name)
+
+
+def commit_temp(tmp, path):
+    """Rename a finished temporary file over `path`."""
+    # mkstemp creates the file private (0600); give the result the permissions of any new file.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it over `path` only if the block succeeds.
 
     An interrupted write (Ctrl-C, a crash, a full disk) leaves the old file, or none, never half of one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_path_beside(path)
     try:
         yield tmp
-        # mkstemp creates the file private (0600); give the result the permissions of any new file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
+        commit_temp(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -5,8 +5,6 @@ Both files are written under a temporary name and renamed when the run ends, how
 """
 
 import csv
-import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,16 +12,9 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
+from emotion_analyzer.fileio import commit_temp, temp_path_beside
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
-
-
-def _temp_beside(path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
-    os.close(fd)
-    return Path(name)
 
 
 class CsvLog:
@@ -32,7 +23,7 @@ class CsvLog:
     def __init__(self, path, labels):
         self.path = Path(path)
         self.labels = list(labels)
-        self.tmp = _temp_beside(self.path)
+        self.tmp = temp_path_beside(self.path)
         self.handle = open(self.tmp, "w", newline="")
         self.writer = csv.writer(self.handle)
         self.writer.writerow(["source", "frame", "time_s", "face", "x", "y", "w", "h", *self.labels, "emotion"])
@@ -45,8 +36,7 @@ class CsvLog:
 
     def close(self):
         self.handle.close()
-        os.chmod(self.tmp, 0o644)
-        os.replace(self.tmp, self.path)
+        commit_temp(self.tmp, self.path)
 
 
 def check_video_name(path):
@@ -71,7 +61,7 @@ class VideoOutput:
     def write(self, frame):
         if self.writer is None:
             self.size = (frame.shape[1], frame.shape[0])
-            self.tmp = _temp_beside(self.path)
+            self.tmp = temp_path_beside(self.path)
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
             if not self.writer.isOpened():
                 raise UserError(f"cannot write video {self.path}: OpenCV has no {self.codec} encoder; try .avi")
@@ -84,8 +74,7 @@ class VideoOutput:
         if self.writer is None:
             return
         self.writer.release()
-        os.chmod(self.tmp, 0o644)
-        os.replace(self.tmp, self.path)
+        commit_temp(self.tmp, self.path)
 
 
 class Summary:
