@@ -13,6 +13,7 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.cli import EXIT_INTERRUPTED, run_cli
+from emotion_analyzer.model import INITIALIZERS, INPUT_SCALINGS
 from emotion_analyzer.training import AUGMENTATIONS, Recipe
 
 
@@ -45,11 +46,17 @@ def parse_args(argv):
     parser.add_argument("--val-split", type=float, default=None,
                         help=f"stratified fraction of training held out for validation (default: {default.val_split})")
     parser.add_argument("--patience", type=int, default=None,
-                        help=f"early-stopping patience in epochs on validation accuracy, 0 = off (default: {default.patience})")
+                        help="early-stopping patience in epochs on validation accuracy, 0 = off"
+                             f" (default: {default.patience})")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                         help=f"evaluate with flip test-time augmentation (default: {default.tta})")
     parser.add_argument("--padding", choices=("valid", "same"), default=None,
                         help=f"convolution padding (default: {default.padding})")
+    parser.add_argument("--scaling", choices=tuple(INPUT_SCALINGS), default=None,
+                        help=f"how the model normalises its 0-255 input: unit = 0..1, center = -1..1"
+                             f" (default: {default.scaling})")
+    parser.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
+                        help=f"weight initialiser (default: {default.init})")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,
                         help="tf.distribute strategy: one device, all local GPUs, or several machines via"
                              f" TF_CONFIG (default: {default.strategy})")

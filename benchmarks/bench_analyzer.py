@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 from emotion_analyzer import config  # noqa: E402
 from emotion_analyzer.analyze import Analyzer, AnalyzerOptions, peak_rss_mb  # noqa: E402
 from emotion_analyzer.capture import VideoStream  # noqa: E402
+from emotion_analyzer.classify import ENGINES  # noqa: E402
 from emotion_analyzer.demo_media import write_face_video  # noqa: E402
 from emotion_analyzer.detect import DetectorSettings, load_cascade  # noqa: E402
 
@@ -93,7 +94,7 @@ def ensure_model(args, folder):
 def run_ours(video, model_path, frames, args):
     detector = DetectorSettings(scale_factor=args.scale_factor, detect_width=args.detect_width)
     options = AnalyzerOptions(source=str(video), model=model_path, display=False, max_frames=frames,
-                              detect_every=args.detect_every, tta=args.tta, detector=detector)
+                              detect_every=args.detect_every, tta=args.tta, engine=args.engine, detector=detector)
     analyzer = Analyzer(options, log=lambda *_: None)
     return analyzer.run(("video", LoopingVideo(video, frames)))
 
@@ -113,6 +114,8 @@ def main(argv=None):
     parser.add_argument("--detect-width", type=int, default=DetectorSettings.detect_width,
                         help="our detection width (default: %(default)s)")
     parser.add_argument("--tta", action="store_true", help="our pipeline with flip test-time augmentation")
+    parser.add_argument("--engine", choices=ENGINES, default=AnalyzerOptions.engine,
+                        help="what runs our CNN: auto, tflite or tf (default: %(default)s)")
     parser.add_argument("--memory-frames", type=int, default=0,
                         help="also run this many frames and report peak RSS (e.g. 10000)")
     args = parser.parse_args(argv)
@@ -124,7 +127,8 @@ def main(argv=None):
         from emotion_analyzer.model import load_trained_model
 
         model, info = load_trained_model(model_path)
-        print(f"video: 640x480, {args.faces} faces, 300 frames looped; model {model_path.name}; {os.cpu_count()} CPU cores")
+        print(f"video: 640x480, {args.faces} faces, 300 frames looped; model {model_path.name};"
+              f" {os.cpu_count()} CPU cores")
 
         base_fps, base_faces = original_loop(video, model, info["labels"], args.baseline_frames)
         print(f"original loop (model.predict per face): {base_fps:.2f} fps, {base_faces:.2f} faces/frame"
@@ -133,7 +137,7 @@ def main(argv=None):
         stats = run_ours(video, model_path, args.frames, args)
         print(f"ours: {stats.fps:.1f} fps, {stats.faces_per_frame:.2f} faces/frame over {stats.frames} frames"
               f" (detect every {args.detect_every}, scale factor {args.scale_factor}, detect width"
-              f" {args.detect_width}, tta {'on' if args.tta else 'off'})")
+              f" {args.detect_width}, tta {'on' if args.tta else 'off'}, engine {args.engine})")
         for line in stats.timing_lines()[1:]:
             print(f"  {line}")
         print(f"speed-up: {stats.fps / base_fps:.1f}x the original loop")

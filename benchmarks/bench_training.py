@@ -68,7 +68,7 @@ def main(argv=None):
         n = original.batch_size * (3 if warmup else args.steps)
         plain.fit(x[:n], y[:n], batch_size=original.batch_size, epochs=1, verbose=0)
 
-    ours = build_model((48, 48, 1), 6)
+    ours = build_model((48, 48, 1), 6, recipe.padding, recipe.scaling, recipe.init)
     compile_model(ours, recipe)
 
     def fit_ours(warmup):

@@ -45,6 +45,7 @@ class AnalyzerOptions:
     smooth: int = 5                 # frames of probabilities averaged per face; 1 = off
     detect_every: int = 3           # run the cascade every N frames, follow faces in between
     tta: bool = False               # also classify each face mirrored (twice the CNN work)
+    engine: str = "auto"            # auto | tflite | tf: what runs the CNN (see classify.py)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
 
@@ -176,7 +177,7 @@ class Analyzer:
             raise UserError(f"--max-frames {options.max_frames}: expected a positive number")
         model, info = load_trained_model(options.model)
         self.labels = info["labels"]
-        self.classifier = EmotionClassifier(model, self.labels, tta_flip=options.tta)
+        self.classifier = EmotionClassifier(model, self.labels, tta_flip=options.tta, engine=options.engine, log=log)
         self.classifier.warm_up()
         self.detector = FaceDetector(options.detector)
         self.tracker = FaceTracker(window=options.smooth)
@@ -247,7 +248,8 @@ class Analyzer:
         window = csv_log = video = None
         summary = Summary(self.labels)
         stats = RunStats()
-        log(f"device: {describe_device()}; source: {options.source} ({kind}); labels: {', '.join(self.labels)}")
+        log(f"device: {describe_device()} ({self.classifier.engine_name}); source: {options.source} ({kind});"
+            f" labels: {', '.join(self.labels)}")
         started = time.perf_counter()
         self.detection_pool = ThreadPoolExecutor(1, thread_name_prefix="detect")
         try:
@@ -323,7 +325,8 @@ class Analyzer:
             stats.faces += len(faces)
             now = time.perf_counter()
             stats.latencies.append(now - t0)
-            self.fps_estimate = 0.9 * self.fps_estimate + 0.1 / max(now - last, 1e-6) if self.fps_estimate else 1 / max(now - last, 1e-6)
+            instant = 1 / max(now - last, 1e-6)
+            self.fps_estimate = 0.9 * self.fps_estimate + 0.1 * instant if self.fps_estimate else instant
             last = now
             if bar is not None:
                 bar.update()

@@ -86,7 +86,10 @@ class VideoStream:
 
     def __init__(self, kind, target):
         self.kind = kind
-        self.name = f"camera {target}" if kind == "camera" else Path(str(target)).name if kind == "video" else str(target)
+        if kind == "camera":
+            self.name = f"camera {target}"
+        else:
+            self.name = Path(str(target)).name if kind == "video" else str(target)
         self.capture = cv2.VideoCapture(target)
         if not self.capture.isOpened():
             self.capture.release()

@@ -277,7 +277,8 @@ def prepare_output(out, force):
     if existing and not force:
         raise UserError(f"{existing[0]} is not empty: pass --force to replace it, or choose another --out")
     if existing and not (out / MANIFEST_FILE).exists():
-        raise UserError(f"{existing[0]} was not made by clean_data.py, so it is not replaced; move it away or choose another --out")
+        raise UserError(f"{existing[0]} was not made by clean_data.py, so it is not replaced;"
+                        " move it away or choose another --out")
     return existing
 
 

@@ -40,7 +40,9 @@ def face_positions(frame_index, faces, width, height, size):
         cx = (k + 0.5) * width / faces - size / 2
         dx = 12 * np.sin(frame_index / 15 + k)
         dy = 8 * np.cos(frame_index / 20 + k)
-        positions.append((int(np.clip(cx + dx, 0, width - size)), int(np.clip(height / 2 - size / 2 + dy, 0, height - size))))
+        x = int(np.clip(cx + dx, 0, width - size))
+        y = int(np.clip(height / 2 - size / 2 + dy, 0, height - size))
+        positions.append((x, y))
     return positions
 
 

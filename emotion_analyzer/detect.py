@@ -16,7 +16,8 @@ def load_cascade(path=None):
     if path is None:
         data = getattr(cv2, "data", None)
         if data is None or not hasattr(cv2, "CascadeClassifier"):
-            raise UserError("this OpenCV has no Haar cascades (OpenCV 5 dropped them): pip install 'opencv-python>=4.8,<5'")
+            raise UserError("this OpenCV has no Haar cascades (OpenCV 5 dropped them):"
+                            " pip install 'opencv-python>=4.8,<5'")
         path = f"{data.haarcascades}{CASCADE_FILE}"
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():

@@ -63,7 +63,8 @@ def save_pickle_atomic(path, obj):
     write_bytes_atomic(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
 
 
-# numpy pickles an ndarray as a call to one of these reconstructors (protocol 5: _frombuffer) plus its dtype; nothing else
+# numpy pickles an ndarray as a call to one of these reconstructors (protocol 5: _frombuffer) plus
+# its dtype; nothing else
 # needs to be importable to load our files, so anything else in a pickle is refused, not run.
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -100,7 +101,8 @@ def _check_plain(obj, path):
         return
     if isinstance(obj, (int, float, str, bool, np.generic)):
         return
-    raise UserError(f"{path}: holds a {type(obj).__name__}; expected an array or a list. Re-create it with prep_data.py.")
+    raise UserError(f"{path}: holds a {type(obj).__name__}; expected an array or a list."
+                    " Re-create it with prep_data.py.")
 
 
 def load_array_pickle(path):
@@ -116,6 +118,7 @@ def load_array_pickle(path):
     except _RefusedGlobal as exc:
         raise UserError(f"{path}: refused to load ({exc}). Re-create it with prep_data.py.") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-        raise UserError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc}). Re-create it with prep_data.py.") from None
+        raise UserError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})."
+                        " Re-create it with prep_data.py.") from None
     _check_plain(obj, path)
     return obj

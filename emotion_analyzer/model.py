@@ -9,28 +9,43 @@ from emotion_analyzer.errors import UserError
 from emotion_analyzer.fileio import atomic_path, write_json_atomic
 
 
-def build_model(input_shape, num_classes, padding="valid"):
+INPUT_SCALINGS = {
+    # name: (scale, offset) applied to 0-255 pixels inside the model
+    "unit": (1.0 / 255, 0.0),        # 0..1, as the original
+    "center": (1.0 / 127.5, -1.0),   # -1..1: zero-centred inputs train faster without batch norm
+}
+INITIALIZERS = {"glorot": "glorot_uniform", "he": "he_uniform"}
+
+
+def build_model(input_shape, num_classes, padding="valid", scaling="unit", init="glorot"):
     """The original architecture; it takes raw 0-255 pixels and normalises them itself.
 
     Conv 50 -> Conv 75 -> MaxPool -> Conv 125 -> MaxPool (3x3, ReLU) -> Dense 500 (dropout 0.3)
-    -> Dense 250 (dropout 0.2) -> softmax over `num_classes` emotions.
+    -> Dense 250 (dropout 0.2) -> softmax over `num_classes` emotions. `scaling` and `init` change
+    how inputs are normalised and weights start, not the layers.
     """
     import keras
     from keras import layers
 
     if num_classes < 2:
         raise UserError(f"num_classes={num_classes}: a classifier needs at least two emotions")
+    if scaling not in INPUT_SCALINGS:
+        raise UserError(f"input scaling '{scaling}': expected one of {', '.join(INPUT_SCALINGS)}")
+    if init not in INITIALIZERS:
+        raise UserError(f"initializer '{init}': expected one of {', '.join(INITIALIZERS)}")
+    scale, offset = INPUT_SCALINGS[scaling]
+    relu = {"activation": "relu", "kernel_initializer": INITIALIZERS[init]}
     inputs = keras.Input(shape=input_shape, name="face")
-    x = layers.Rescaling(1.0 / 255, name="scale_0_1")(inputs)
-    x = layers.Conv2D(50, 3, padding=padding, activation="relu", name="conv_50")(x)
-    x = layers.Conv2D(75, 3, padding=padding, activation="relu", name="conv_75")(x)
+    x = layers.Rescaling(scale, offset, name=f"scale_{scaling}")(inputs)
+    x = layers.Conv2D(50, 3, padding=padding, name="conv_50", **relu)(x)
+    x = layers.Conv2D(75, 3, padding=padding, name="conv_75", **relu)(x)
     x = layers.MaxPooling2D(2, name="pool_1")(x)
-    x = layers.Conv2D(125, 3, padding=padding, activation="relu", name="conv_125")(x)
+    x = layers.Conv2D(125, 3, padding=padding, name="conv_125", **relu)(x)
     x = layers.MaxPooling2D(2, name="pool_2")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(500, activation="relu", name="dense_500")(x)
+    x = layers.Dense(500, name="dense_500", **relu)(x)
     x = layers.Dropout(0.3, name="dropout_03")(x)
-    x = layers.Dense(250, activation="relu", name="dense_250")(x)
+    x = layers.Dense(250, name="dense_250", **relu)(x)
     x = layers.Dropout(0.2, name="dropout_02")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
     return keras.Model(inputs, outputs, name="emotion_cnn")
@@ -83,7 +98,8 @@ def load_trained_model(model_path):
                         " retrain it with training.py or restore it from git") from None
     outputs = model.output_shape[-1]
     if outputs != len(info["labels"]):
-        raise UserError(f"{model_path}: the model has {outputs} outputs but its JSON lists {len(info['labels'])} labels")
+        raise UserError(f"{model_path}: the model has {outputs} outputs but its JSON lists"
+                        f" {len(info['labels'])} labels")
     return model, info
 
 

@@ -97,7 +97,10 @@ class Summary:
     def timeline(self):
         bins = sorted(self.per_bin)
         times = np.array([b * self.bin_seconds for b in bins])
-        mix = np.array([self.per_bin[b] / self.per_bin[b].sum() for b in bins]) if bins else np.zeros((0, len(self.labels)))
+        if bins:
+            mix = np.array([self.per_bin[b] / self.per_bin[b].sum() for b in bins])
+        else:
+            mix = np.zeros((0, len(self.labels)))
         return times, mix
 
     def overall(self):

@@ -30,11 +30,11 @@ HISTORY_FILE = "history.csv"
 @dataclass
 class Recipe:
     """Everything that decides how a model is trained; saved with the run so --resume repeats it."""
-    epochs: int = 18
+    epochs: int = 24
     batch_size: int = 128
     learning_rate: float = 1e-3
     schedule: str = "cosine"        # cosine | plateau | constant
-    augment: str = "mild"           # none | mild | strong
+    augment: str = "light"          # none | light | mild | strong
     label_smoothing: float = 0.1
     class_weight: bool = False
     val_split: float = 0.1
@@ -42,18 +42,22 @@ class Recipe:
     tta: bool = True                # average the prediction of the image and its mirror
     seed: int = config.DEFAULT_SEED
     padding: str = "valid"
+    scaling: str = "center"         # input normalisation inside the model: center (-1..1) | unit (0..1)
+    init: str = "glorot"            # weight initialiser: glorot (Keras default) | he
     strategy: str = "default"
 
     @classmethod
     def original(cls):
         """The original project's run: batch 64, 12 epochs, no augmentation, no validation tricks."""
         return cls(epochs=12, batch_size=64, learning_rate=1e-3, schedule="constant", augment="none",
-                   label_smoothing=0.0, class_weight=False, val_split=0.1, patience=0, tta=False)
+                   label_smoothing=0.0, class_weight=False, val_split=0.1, patience=0, tta=False,
+                   scaling="unit", init="glorot")
 
 
 AUGMENTATIONS = {
     # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
     "none": None,
+    "light": (True, 0.05, 0.0, 0.0),
     "mild": (True, 0.1, 0.03, 0.05),
     "strong": (True, 0.1, 0.05, 0.1),
 }
@@ -223,7 +227,8 @@ def make_callbacks(recipe, run_dir, state, resuming):
     callbacks = [keras.callbacks.TerminateOnNaN(), make_checkpoint_callback(run_dir, state),
                  keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming)]
     if recipe.schedule == "cosine":
-        callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(recipe.learning_rate, recipe.epochs)))
+        schedule = cosine_learning_rate(recipe.learning_rate, recipe.epochs)
+        callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
     elif recipe.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=2, min_lr=1e-5))
     if recipe.patience:
@@ -293,7 +298,8 @@ def format_metrics(metrics):
                      f" with no identical twin in training: {metrics['accuracy_without_train_twins']:.4f}")
     lines.append(f"{'emotion':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
     for label, row in metrics["per_class"].items():
-        lines.append(f"{label:<10} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>7.3f} {row['support']:>8,}")
+        lines.append(f"{label:<10} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>7.3f}"
+                     f" {row['support']:>8,}")
     return lines
 
 
@@ -357,10 +363,12 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     if resume:
         run_dir = Path(run_dir) if run_dir else latest_resumable_run(runs_dir)
         state = load_state(run_dir)
-        recipe = Recipe(**state["recipe"])
+        # Runs saved before --scaling and --init existed trained with what were then the only choices.
+        recipe = Recipe(**{"scaling": "unit", "init": "glorot", **state["recipe"]})
         if epochs_override is not None:
             recipe.epochs = epochs_override
         state["recipe"] = asdict(recipe)
+        limit = state.get("limit")  # the same images as the interrupted run, or the validation split shifts
     validate_recipe(recipe)
 
     x_train, y_train, x_test, y_test, categories, leak = load_prepared(data_dir)
@@ -375,7 +383,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
         run_dir = Path(run_dir) if run_dir else new_run_dir(runs_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         state = {"recipe": asdict(recipe), "epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0,
-                 "labels": categories, "started": datetime.datetime.now().isoformat(timespec="seconds")}
+                 "labels": categories, "limit": limit, "started": datetime.datetime.now().isoformat(timespec="seconds")}
         write_json_atomic(run_dir / STATE_FILE, state)
     elif state["epochs_done"] >= recipe.epochs:
         log(f"{run_dir}: already trained {state['epochs_done']} epochs; pass --epochs N (more) to continue")
@@ -394,7 +402,8 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
             log(f"resuming after epoch {state['epochs_done']} (best validation accuracy so far"
                 f" {state['best_val_accuracy']:.4f})")
         else:
-            model = build_model((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), num_classes, recipe.padding)
+            model = build_model((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), num_classes, recipe.padding,
+                                recipe.scaling, recipe.init)
             compile_model(model, recipe)
 
     train_data = make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True)

@@ -48,7 +48,8 @@ def make_folder_dataset(root, per_class=6, splits=("Training", "Testing"), emoti
         for e, emotion in enumerate(emotions):
             folder = root / split / emotion if split else root / emotion
             for i in range(per_class):
-                write_image(folder / f"{(split or 'img').replace('/', '_')}_{e}_{i}{ext}", face_like(e, seed=1000 * s + 100 * e + i))
+                name = f"{(split or 'img').replace('/', '_')}_{e}_{i}{ext}"
+                write_image(folder / name, face_like(e, seed=1000 * s + 100 * e + i))
             counts.setdefault(split, {})[emotion] = per_class
     return counts
 

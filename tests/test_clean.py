@@ -12,7 +12,8 @@ EMOTIONS = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
 
 
 def run_clean(source, out, *extra):
-    return clean_data.main(["--source", str(source), "--out", str(out), "--chart", str(out.parent / "chart.png"), *extra])
+    chart = out.parent / "chart.png"
+    return clean_data.main(["--source", str(source), "--out", str(out), "--chart", str(chart), *extra])
 
 
 def counts_under(out, split):

@@ -47,7 +47,8 @@ def test_object_arrays_are_refused(tmp_path):
         load_array_pickle(tmp_path / "o.pickle")
 
 
-@pytest.mark.parametrize("content, message", [(b"", "not a readable pickle"), (b"\x80\x05garbage", "not a readable pickle")])
+@pytest.mark.parametrize("content, message", [(b"", "not a readable pickle"),
+                                              (b"\x80\x05garbage", "not a readable pickle")])
 def test_damaged_pickles_give_clear_errors(tmp_path, content, message):
     (tmp_path / "bad.pickle").write_bytes(content)
     with pytest.raises(UserError, match=message):

@@ -1,6 +1,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -80,8 +81,11 @@ def test_ctrl_c_mid_run_then_resume(prepared_data, tmp_path, capsys, monkeypatch
     real_callbacks = training_module.make_callbacks
     monkeypatch.setattr(training_module, "make_callbacks",
                         lambda *a, **k: real_callbacks(*a, **k) + [CtrlCInSecondEpoch()])
-    assert run_training(prepared_data, tmp_path, *FAST[2:], "--epochs", "2") == 130
-    assert "--resume" in capsys.readouterr().err
+    assert run_training(prepared_data, tmp_path, *FAST[2:], "--epochs", "2", "--limit", "200") == 130
+    first = capsys.readouterr()
+    assert "--resume" in first.err
+    sizes = re.search(r"train \d+, validation \d+", first.out).group()
+    assert sizes.startswith("train 18")  # 200 images less a tenth held out
     run = only_run(tmp_path)
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
     assert not [p for p in run.iterdir() if ".tmp" in p.name]
@@ -89,7 +93,9 @@ def test_ctrl_c_mid_run_then_resume(prepared_data, tmp_path, capsys, monkeypatch
 
     monkeypatch.setattr(training_module, "make_callbacks", real_callbacks)
     assert run_training(prepared_data, tmp_path, "--resume") == 0
-    assert "resuming after epoch 1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "resuming after epoch 1" in out
+    assert sizes in out  # the same --limit subset and validation split as before the interruption
     state = json.loads((run / "state.json").read_text())
     assert state["epochs_done"] == 2 and state["recipe"]["batch_size"] == 32
     with open(run / "history.csv") as handle:
@@ -107,6 +113,7 @@ def test_original_recipe_is_the_original_run():
     recipe = training.recipe_from_args(args)
     assert (recipe.epochs, recipe.batch_size, recipe.augment, recipe.label_smoothing, recipe.schedule) == \
         (12, 64, "none", 0.0, "constant")
+    assert (recipe.scaling, recipe.init) == ("unit", "glorot")  # pixels / 255, Keras' default weights
 
 
 def test_original_architecture():
@@ -119,6 +126,30 @@ def test_original_architecture():
     assert [c.filters for c in convs] == [50, 75, 125] and all(c.kernel_size == (3, 3) for c in convs)
     assert [d.units for d in dense] == [500, 250, 6] and [d.rate for d in drops] == [0.3, 0.2]
     assert model.count_params() == 500 + 33_825 + 84_500 + 6_250_500 + 125_250 + 1_506
+
+
+@pytest.mark.parametrize("scaling, low, high", [("unit", 0.0, 1.0), ("center", -1.0, 1.0)])
+def test_input_scaling_lives_in_the_model_and_keeps_the_architecture(scaling, low, high):
+    import keras
+
+    from emotion_analyzer.model import build_model
+
+    model = build_model((48, 48, 1), 6, scaling=scaling, init="he")
+    assert model.count_params() == build_model((48, 48, 1), 6).count_params()
+    scaler = keras.Model(model.input, model.layers[1].output)
+    pixels = np.stack([np.zeros((48, 48, 1)), np.full((48, 48, 1), 255.0)]).astype("float32")
+    scaled = scaler.predict(pixels, verbose=0)
+    np.testing.assert_allclose([scaled[0].min(), scaled[1].max()], [low, high], atol=1e-6)
+
+
+def test_unknown_scaling_or_initialiser_is_refused():
+    from emotion_analyzer.errors import UserError
+    from emotion_analyzer.model import build_model
+
+    with pytest.raises(UserError, match="input scaling 'pm1'"):
+        build_model((48, 48, 1), 6, scaling="pm1")
+    with pytest.raises(UserError, match="initializer 'zeros'"):
+        build_model((48, 48, 1), 6, init="zeros")
 
 
 def write(folder, name, obj):

@@ -1,0 +1,76 @@
+"""The two classification engines give the same probabilities as the Keras model, on real faces."""
+
+import cv2
+import numpy as np
+import pytest
+
+from emotion_analyzer import config
+from emotion_analyzer.classify import EmotionClassifier
+from emotion_analyzer.demo_media import astronaut_face
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.images import to_model_input
+from emotion_analyzer.model import load_trained_model
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_trained_model(config.DEFAULT_MODEL_PATH)
+
+
+def face_batch(n):
+    """n different 48x48 crops of a real face: shifted, scaled, mirrored and darkened versions."""
+    gray = cv2.cvtColor(astronaut_face(200), cv2.COLOR_BGR2GRAY)
+    crops = []
+    for i in range(n):
+        margin = 4 * (i % 5)
+        crop = gray[margin:200 - margin, 2 * i:200 - 2 * (i % 3)]
+        if i % 2:
+            crop = crop[:, ::-1]
+        crops.append(to_model_input((crop * (1 - 0.05 * (i % 4))).astype(np.uint8)))
+    return np.stack(crops)[..., np.newaxis]
+
+
+def keras_probabilities(model, batch):
+    return model.predict(batch.astype(np.float32), verbose=0)
+
+
+def test_default_engine_on_the_cpu_is_tflite_and_matches_keras(shipped):
+    model, info = shipped
+    classifier = EmotionClassifier(model, info["labels"])
+    assert classifier.engine_name.startswith("TensorFlow Lite")
+    classifier.warm_up()
+    for n in (1, 3, 2, 7, 3):  # growing and shrinking batches reuse one interpreter
+        batch = face_batch(n)
+        got = classifier.classify(batch)
+        assert got.shape == (n, len(info["labels"]))
+        np.testing.assert_allclose(got, keras_probabilities(model, batch), atol=1e-5)
+        np.testing.assert_allclose(got.sum(axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("engine", ["tflite", "tf"])
+def test_flip_averaging_is_inside_the_call(shipped, engine):
+    model, info = shipped
+    batch = face_batch(4)
+    expected = (keras_probabilities(model, batch) + keras_probabilities(model, batch[:, :, ::-1].copy())) / 2
+    got = EmotionClassifier(model, info["labels"], tta_flip=True, engine=engine).classify(batch)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_tensorflow_engine_pads_to_buckets_and_trims(shipped):
+    model, info = shipped
+    classifier = EmotionClassifier(model, info["labels"], engine="tf")
+    assert classifier.engine_name == "TensorFlow"
+    batch = face_batch(5)  # padded to 6 inside
+    np.testing.assert_allclose(classifier.classify(batch), keras_probabilities(model, batch), atol=1e-5)
+
+
+def test_no_faces_gives_an_empty_result(shipped):
+    model, info = shipped
+    empty = np.zeros((0, 48, 48, 1), np.uint8)
+    assert EmotionClassifier(model, info["labels"]).classify(empty).shape == (0, len(info["labels"]))
+
+
+def test_unknown_engine_is_refused(shipped):
+    model, info = shipped
+    with pytest.raises(UserError, match="--engine gpu"):
+        EmotionClassifier(model, info["labels"], engine="gpu")
