@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -52,6 +53,35 @@ class LoopingVideo(VideoStream):
                 return None
         self.position += 1
         return self.position - 1, image, self.name
+
+
+def current_rss_mb():
+    """Resident memory now (Linux /proc); None where that is not available."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class RssSampler(threading.Thread):
+    """Samples resident memory twice a second, to show whether it grows over a long run."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.samples = []
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.5):
+            self.samples.append(current_rss_mb())
+
+    def report(self):
+        samples = [s for s in self.samples if s is not None]
+        if len(samples) < 10:
+            return "too short to sample"
+        early = samples[len(samples) // 10]
+        return f"RSS 10% into the run {early:.0f} MB, at the end {samples[-1]:.0f} MB, highest {max(samples):.0f} MB"
 
 
 def original_loop(video, model, labels, frames):
@@ -144,10 +174,14 @@ def main(argv=None):
 
         if args.memory_frames:
             before = peak_rss_mb()
+            sampler = RssSampler()
+            sampler.start()
             long_stats = run_ours(video, model_path, args.memory_frames, args)
+            sampler.stop.set()
             print(f"memory: peak RSS {before:.0f} MB after {args.frames:,} frames,"
                   f" {long_stats.peak_rss_mb:.0f} MB after {long_stats.frames:,} more"
-                  f" ({long_stats.fps:.1f} fps over the long run)")
+                  f" ({long_stats.fps:.1f} fps over the long run; it loads its own copy of the model)")
+            print(f"  during the long run: {sampler.report()}")
     return 0
 
 

@@ -4,7 +4,7 @@ overlapped with compute) against a plain model.fit on the pickled arrays as the 
 Both train the same architecture for the same number of steps on the real pickles in data/ (or
 generated images when there are none), in one run, and print images/s, seconds per epoch and the ratio.
 
-    python benchmarks/bench_training.py --steps 60
+    python benchmarks/bench_training.py --steps 30 --rounds 3
 """
 
 import argparse
@@ -37,16 +37,29 @@ def load_arrays(data_dir, count):
 
 
 def images_per_second(fit, images):
-    fit(warmup=True)
     started = time.perf_counter()
     fit(warmup=False)
     return images / (time.perf_counter() - started)
 
 
+def interleaved_rates(variants, rounds):
+    """Median images/s of each (fit, images) variant, timed in turn round after round, so a slow
+    spell of a shared machine hits every variant alike instead of whichever ran during it."""
+    for fit, _ in variants:
+        fit(warmup=True)
+    rates = [[] for _ in variants]
+    for _ in range(rounds):
+        for rate, (fit, images) in zip(rates, variants):
+            rate.append(images_per_second(fit, images))
+    return [float(np.median(r)) for r in rates]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=config.DEFAULT_DATA_DIR, help="pickles (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per variant (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=30,
+                        help="timed steps per variant and round (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (default: %(default)s)")
     args = parser.parse_args(argv)
 
     import keras
@@ -58,7 +71,8 @@ def main(argv=None):
     count = max(recipe.batch_size, original.batch_size) * args.steps
     x, y, where = load_arrays(args.data, count)
     train_images = int(28_273 * (1 - recipe.val_split))
-    print(f"data: {where}; {args.steps} steps each; {os.cpu_count()} CPU cores")
+    print(f"data: {where}; {args.steps} steps per variant in each of {args.rounds} rounds (median);"
+          f" {os.cpu_count()} CPU cores")
 
     keras.utils.set_random_seed(0)
     plain = build_model((48, 48, 1), 6)
@@ -75,21 +89,20 @@ def main(argv=None):
         n = recipe.batch_size * (3 if warmup else args.steps)
         ours.fit(make_dataset(x[:n], y[:n], recipe, 6, training=True), epochs=1, verbose=0)
 
-    plain_rate = images_per_second(fit_plain, original.batch_size * args.steps)
-    ours_rate = images_per_second(fit_ours, recipe.batch_size * args.steps)
-
     def no_augment(warmup):
         n = recipe.batch_size * (3 if warmup else args.steps)
         recipe_plain = Recipe(augment="none")
         ours.fit(make_dataset(x[:n], y[:n], recipe_plain, 6, training=True), epochs=1, verbose=0)
 
-    bare_rate = images_per_second(no_augment, recipe.batch_size * args.steps)
+    plain_rate, ours_rate, bare_rate = interleaved_rates(
+        [(fit_plain, original.batch_size * args.steps), (fit_ours, recipe.batch_size * args.steps),
+         (no_augment, recipe.batch_size * args.steps)], args.rounds)
     print(f"original: model.fit on arrays, batch {original.batch_size}: {plain_rate:.0f} images/s,"
           f" {train_images / plain_rate:.0f} s/epoch")
     print(f"default recipe: tf.data + augmentation, batch {recipe.batch_size}: {ours_rate:.0f} images/s,"
           f" {train_images / ours_rate:.0f} s/epoch")
     print(f"same pipeline without augmentation: {bare_rate:.0f} images/s"
-          f" (augmentation costs {100 * (1 - ours_rate / bare_rate):.0f}% of throughput)")
+          f" (augmentation costs {round(100 * (1 - ours_rate / bare_rate)):d}% of throughput)")
     print(f"ratio: default recipe trains at {ours_rate / plain_rate:.2f}x the original's images/s")
     return 0
 

@@ -248,7 +248,7 @@ class Analyzer:
         window = csv_log = video = None
         summary = Summary(self.labels)
         stats = RunStats()
-        log(f"device: {describe_device()} ({self.classifier.engine_name}); source: {options.source} ({kind});"
+        log(f"device: {describe_device()}, CNN on {self.classifier.engine_name}; source: {options.source} ({kind});"
             f" labels: {', '.join(self.labels)}")
         started = time.perf_counter()
         self.detection_pool = ThreadPoolExecutor(1, thread_name_prefix="detect")

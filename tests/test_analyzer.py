@@ -48,7 +48,7 @@ def test_video_gives_boxes_csv_and_annotated_video(fresh_model, face_video, tmp_
     out_csv, out_video = tmp_path / "emotions.csv", tmp_path / "annotated.mp4"
     assert run(fresh_model, video, "--csv", out_csv, "--output", out_video) == 0
     log = capsys.readouterr().out
-    assert "device: CPU" in log and "fps" in log and "p95" in log
+    assert "device: CPU, CNN on TensorFlow Lite" in log and "fps" in log and "p95" in log
     fields, rows = read_rows(out_csv)
     assert fields == COLUMNS
     assert len(rows) == 3 * 40
