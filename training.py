@@ -57,6 +57,9 @@ def parse_args(argv):
                              f" (default: {default.scaling})")
     parser.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
                         help=f"weight initialiser (default: {default.init})")
+    parser.add_argument("--ema", type=float, default=None,
+                        help="momentum of the exponential average of the weights that is validated and saved,"
+                             f" 0 = off (default: {default.ema})")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,
                         help="tf.distribute strategy: one device, all local GPUs, or several machines via"
                              f" TF_CONFIG (default: {default.strategy})")

@@ -44,6 +44,7 @@ class Recipe:
     padding: str = "valid"
     scaling: str = "center"         # input normalisation inside the model: center (-1..1) | unit (0..1)
     init: str = "glorot"            # weight initialiser: glorot (Keras default) | he
+    ema: float = 0.998              # validate and keep an exponential average of the weights; 0 = off
     strategy: str = "default"
 
     @classmethod
@@ -51,7 +52,7 @@ class Recipe:
         """The original project's run: batch 64, 12 epochs, no augmentation, no validation tricks."""
         return cls(epochs=12, batch_size=64, learning_rate=1e-3, schedule="constant", augment="none",
                    label_smoothing=0.0, class_weight=False, val_split=0.1, patience=0, tta=False,
-                   scaling="unit", init="glorot")
+                   scaling="unit", init="glorot", ema=0.0)
 
 
 AUGMENTATIONS = {
@@ -74,6 +75,8 @@ def validate_recipe(recipe):
         raise UserError(f"--label-smoothing {recipe.label_smoothing}: expected 0 to 1, such as 0.1")
     if recipe.learning_rate <= 0:
         raise UserError(f"--lr {recipe.learning_rate}: expected a positive number such as 0.001")
+    if not 0 <= recipe.ema < 1:
+        raise UserError(f"--ema {recipe.ema}: expected 0 (off) or a momentum below 1, such as 0.998")
 
 
 # ----------------------------------------------------------------------------- data
@@ -221,11 +224,28 @@ def make_checkpoint_callback(run_dir, state):
     return EpochCheckpoint()
 
 
+def make_weight_average_callback(resuming):
+    """Swap the optimizer's average of the weights into the model to validate and checkpoint it.
+
+    Keras's callback swaps the average in at each epoch's end, so checkpoints hold it and the raw
+    weights wait in the optimizer; it then assumes it starts with raw weights in the model. A
+    checkpoint holds the average, so a resumed run must swap back before training on.
+    """
+    import keras
+
+    swap = keras.callbacks.SwapEMAWeights(swap_on_epoch=True)
+    swap._ema_weights_in_model = resuming  # the flag on_epoch_begin checks; Keras has no argument for it
+    return swap
+
+
 def make_callbacks(recipe, run_dir, state, resuming):
     import keras
 
-    callbacks = [keras.callbacks.TerminateOnNaN(), make_checkpoint_callback(run_dir, state),
-                 keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming)]
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if recipe.ema:
+        callbacks.append(make_weight_average_callback(resuming))  # before the checkpoint, which saves the average
+    callbacks += [make_checkpoint_callback(run_dir, state),
+                  keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming)]
     if recipe.schedule == "cosine":
         schedule = cosine_learning_rate(recipe.learning_rate, recipe.epochs)
         callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
@@ -245,7 +265,9 @@ def compile_model(model, recipe):
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=keras.optimizers.Adam(recipe.learning_rate), loss=loss, metrics=[accuracy])
+    optimizer = keras.optimizers.Adam(recipe.learning_rate, use_ema=bool(recipe.ema),
+                                      ema_momentum=recipe.ema or 0.99)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -363,8 +385,8 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     if resume:
         run_dir = Path(run_dir) if run_dir else latest_resumable_run(runs_dir)
         state = load_state(run_dir)
-        # Runs saved before --scaling and --init existed trained with what were then the only choices.
-        recipe = Recipe(**{"scaling": "unit", "init": "glorot", **state["recipe"]})
+        # Runs saved before --scaling, --init and --ema existed trained with what were then the only choices.
+        recipe = Recipe(**{"scaling": "unit", "init": "glorot", "ema": 0.0, **state["recipe"]})
         if epochs_override is not None:
             recipe.epochs = epochs_override
         state["recipe"] = asdict(recipe)

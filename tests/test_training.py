@@ -66,21 +66,9 @@ def test_saved_model_takes_raw_pixels_and_predicts_like_training(prepared_data, 
 
 
 def test_ctrl_c_mid_run_then_resume(prepared_data, tmp_path, capsys, monkeypatch):
-    import keras
-
     from emotion_analyzer import training as training_module
 
-    class CtrlCInSecondEpoch(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            if self.epoch == 1 and batch == 2:
-                raise KeyboardInterrupt
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
-
-    real_callbacks = training_module.make_callbacks
-    monkeypatch.setattr(training_module, "make_callbacks",
-                        lambda *a, **k: real_callbacks(*a, **k) + [CtrlCInSecondEpoch()])
+    real_callbacks = add_callback(monkeypatch, ctrl_c_in_second_epoch())
     assert run_training(prepared_data, tmp_path, *FAST[2:], "--epochs", "2", "--limit", "200") == 130
     first = capsys.readouterr()
     assert "--resume" in first.err
@@ -103,6 +91,82 @@ def test_ctrl_c_mid_run_then_resume(prepared_data, tmp_path, capsys, monkeypatch
     assert (tmp_path / "res" / "model.keras").is_file()
 
 
+def ctrl_c_in_second_epoch():
+    """A callback that presses Ctrl-C at the third batch of the second epoch."""
+    import keras
+
+    class CtrlC(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch == 1 and batch == 2:
+                raise KeyboardInterrupt
+
+    return CtrlC()
+
+
+def first_step_weights(seen):
+    """A callback that records in `seen` the weights the first training step starts from."""
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.setdefault("weights", [np.array(v) for v in self.model.trainable_variables])
+
+    return Recorder()
+
+
+def add_callback(monkeypatch, callback):
+    """Make the next training run use `callback` after its own."""
+    from emotion_analyzer import training as training_module
+
+    real = training_module.make_callbacks
+    monkeypatch.setattr(training_module, "make_callbacks", lambda *a, **k: real(*a, **k) + [callback])
+    return real
+
+
+def test_weight_average_is_validated_checkpointed_and_resumed(prepared_data, tmp_path, monkeypatch):
+    import keras
+
+    from emotion_analyzer.prep import load_prepared
+
+    add_callback(monkeypatch, ctrl_c_in_second_epoch())
+    assert run_training(prepared_data, tmp_path, *FAST[2:], "--epochs", "2", "--ema", "0.9", "--no-tta",
+                        "--label-smoothing", "0") == 130
+    run = only_run(tmp_path)
+    state = json.loads((run / "state.json").read_text())
+    assert state["epochs_done"] == 1
+
+    # The validation accuracy on record is that of the checkpointed weights: the average.
+    x, y = load_prepared(prepared_data)[:2]
+    _, val_idx = stratified_validation_split(y, 0.1, state["recipe"]["seed"])
+    best = keras.models.load_model(run / "best.keras")
+    accuracy = (best.predict(x[val_idx], verbose=0).argmax(axis=1) == y[val_idx]).mean()
+    assert accuracy == pytest.approx(state["best_val_accuracy"], abs=1e-6)
+
+    # Mid-run the checkpoint's model holds the average; the raw weights wait in the optimizer's slots.
+    checkpoint = keras.models.load_model(run / "last.keras")
+    raw = [np.array(v) for v in checkpoint.optimizer._model_variables_moving_average]
+    averaged = [np.array(v) for v in checkpoint.trainable_variables]
+    assert len(raw) == len(averaged) == 12  # kernel and bias of 3 conv and 3 dense layers
+    assert max(np.abs(r - a).max() for r, a in zip(raw, averaged)) > 1e-4
+
+    # Resuming trains on from the raw weights, not from the average.
+    seen = {}
+    monkeypatch.undo()
+    add_callback(monkeypatch, first_step_weights(seen))
+    assert run_training(prepared_data, tmp_path, "--resume") == 0
+    for now, r in zip(seen["weights"], raw):
+        np.testing.assert_array_equal(now, r)
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
+
+
+def test_ema_outside_zero_to_one_is_refused(prepared_data, tmp_path, capsys):
+    assert run_training(prepared_data, tmp_path, *FAST, "--ema", "1.5") == 2
+    assert "--ema 1.5" in capsys.readouterr().err
+
+
 def test_resume_without_a_run_says_so(prepared_data, tmp_path, capsys):
     assert run_training(prepared_data, tmp_path, "--resume") == 2
     assert "no run with a checkpoint" in capsys.readouterr().err
@@ -114,6 +178,7 @@ def test_original_recipe_is_the_original_run():
     assert (recipe.epochs, recipe.batch_size, recipe.augment, recipe.label_smoothing, recipe.schedule) == \
         (12, 64, "none", 0.0, "constant")
     assert (recipe.scaling, recipe.init) == ("unit", "glorot")  # pixels / 255, Keras' default weights
+    assert recipe.ema == 0.0  # the plain weights, no average
 
 
 def test_original_architecture():
