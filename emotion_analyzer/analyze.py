@@ -22,6 +22,7 @@ from emotion_analyzer.capture import ThreadedCapture, open_source
 from emotion_analyzer.cli import progress
 from emotion_analyzer.classify import EmotionClassifier, crop_faces
 from emotion_analyzer.detect import DetectorSettings, FaceDetector, FaceTracker
+from emotion_analyzer.device import describe_device
 from emotion_analyzer.draw import as_bgr, draw_face, draw_status
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.images import to_gray_uint8
@@ -100,13 +101,6 @@ def peak_rss_mb():
     # ru_maxrss is in kilobytes on Linux, bytes on macOS.
     scale = 1 if sys.platform == "darwin" else 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-
-
-def describe_device():
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    return f"GPU ({', '.join(g.name for g in gpus)})" if gpus else "CPU"
 
 
 def check_display_available():

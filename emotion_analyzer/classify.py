@@ -12,6 +12,7 @@ import numpy as np
 
 from emotion_analyzer import config
 from emotion_analyzer.detect import clamp_box
+from emotion_analyzer.device import gpu_names
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.images import to_model_input
 
@@ -121,12 +122,6 @@ class TFLiteEngine:
         return self._interpreter.get_tensor(self._output).copy()
 
 
-def gpu_visible():
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 def make_engine(model, tta_flip, engine="auto", log=None):
     """The fastest engine for this machine: TensorFlow on a GPU, TensorFlow Lite on the CPU."""
     import tensorflow as tf
@@ -134,7 +129,7 @@ def make_engine(model, tta_flip, engine="auto", log=None):
     if engine not in ENGINES:
         raise UserError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
     probabilities = probability_function(model, tta_flip)
-    if engine == "tf" or (engine == "auto" and gpu_visible()):
+    if engine == "tf" or (engine == "auto" and gpu_names()):
         return TensorFlowEngine(probabilities)
     if not hasattr(tf, "lite"):
         if engine == "tflite":

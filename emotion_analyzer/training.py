@@ -377,8 +377,8 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
           epochs_override=None, limit=None, log=print):
     """Train (or resume), evaluate on the test set, save the model and its evidence; return the info."""
     import keras
-    import tensorflow as tf
 
+    from emotion_analyzer.device import describe_device
     from emotion_analyzer.model import build_model, plot_architecture, save_model_atomic, save_model_info
     from emotion_analyzer.prep import load_prepared
 
@@ -412,8 +412,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
 
     keras.utils.set_random_seed(recipe.seed + state["epochs_done"])
     num_classes = len(categories)
-    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
-    log(f"device: {device}; run folder: {run_dir}")
+    log(f"device: {describe_device()}; run folder: {run_dir}")
     log(f"train {len(train_idx):,}, validation {len(val_idx):,}, test {len(y_test):,} images; {num_classes} emotions:"
         f" {', '.join(categories)}")
 
