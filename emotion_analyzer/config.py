@@ -40,3 +40,12 @@ DEFAULT_TEST_SIZE = 0.2
 def model_info_path(model_path):
     """The JSON that travels with a trained model (labels, input size, metrics)."""
     return Path(model_path).with_suffix(".json")
+
+
+def portable_path(path):
+    """`path` relative to the project when it lies inside it, so a model's JSON reads the same on any clone."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(PROJECT_ROOT).as_posix()
+    except ValueError:
+        return str(path)

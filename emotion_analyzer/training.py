@@ -454,12 +454,12 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
         "input_range": "uint8 0-255 grayscale; the model normalises",
         "tta_flip": recipe.tta,
         "recipe": asdict(recipe),
-        "dataset": {"data_dir": str(data_dir), "train": int(len(train_idx)), "validation": int(len(val_idx)),
-                    "test": int(len(y_test))},
+        "dataset": {"data_dir": config.portable_path(data_dir), "train": int(len(train_idx)),
+                    "validation": int(len(val_idx)), "test": int(len(y_test))},
         "test_metrics": {k: v for k, v in metrics.items() if k != "confusion_matrix"},
         "epochs_trained": state["epochs_done"],
         "training_seconds_this_session": round(seconds, 1),
-        "run_dir": str(run_dir),
+        "run_dir": config.portable_path(run_dir),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
     # The model first, then evidence: a plotting error must never cost a training run.

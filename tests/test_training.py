@@ -267,6 +267,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(prepared_data, tmp_pa
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
 
 
+def test_model_json_names_project_folders_relative_to_the_project(tmp_path):
+    from emotion_analyzer import config
+
+    assert config.portable_path(config.DEFAULT_DATA_DIR) == "data"
+    assert config.portable_path(config.PROJECT_ROOT / "runs" / "20261124-003241") == "runs/20261124-003241"
+    assert config.portable_path(tmp_path / "data") == str(tmp_path / "data")
+
+
 def test_validation_split_is_stratified_and_disjoint():
     labels = np.repeat(np.arange(6), [100, 50, 200, 80, 60, 40])
     train_idx, val_idx = stratified_validation_split(labels, 0.1, seed=1)
