@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import BadImage, decode_image_bytes, is_image_name
+from emotion_analyzer.images import BadImage, decode_image_bytes, is_image_name, list_image_files
 
 DEFAULT_FPS = 30.0
 
@@ -61,7 +61,7 @@ class ImageFiles:
 
     @classmethod
     def from_folder(cls, folder):
-        paths = sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image_name(p))
+        paths, _others = list_image_files(folder)  # hidden files (macOS ._x.jpg) are not photos
         if not paths:
             raise UserError(f"no images in {folder}: expected .jpg/.png files")
         return cls(paths)

@@ -81,11 +81,14 @@ def test_folder_of_images_with_unreadable_files_and_odd_formats(fresh_model, tmp
     cv2.imwrite(str(photos / "d_noface.png"), np.full((240, 320, 3), 90, np.uint8))
     (photos / "e_empty.jpg").write_bytes(b"")
     (photos / "f_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (photos / "._a_colour.jpg").write_bytes(b"\x00\x05\x16\x07 macOS metadata")  # hidden: not an image
+    (photos / "notes.txt").write_text("not an image")
     for i in range(30):
         shutil.copy(photos / "a_colour.jpg", photos / f"z_{i:03d}.jpg")
     assert run(fresh_model, photos, "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.avi") == 0
     log = capsys.readouterr().out
     assert "skipped 2 unreadable file(s)" in log and "e_empty.jpg" in log and "f_broken.png" in log
+    assert "._a_colour.jpg" not in log and "notes.txt" not in log
     rows = read_rows(tmp_path / "e.csv")[1]
     per_source = {}
     for row in rows:
