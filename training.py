@@ -60,6 +60,9 @@ def parse_args(argv):
     parser.add_argument("--ema", type=float, default=None,
                         help="momentum of the exponential average of the weights that is validated and saved,"
                              f" 0 = off (default: {default.ema})")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help="Adam's decoupled weight decay: each step shrinks the weights by lr x this,"
+                             f" 0 = off (default: {default.weight_decay})")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,
                         help="tf.distribute strategy: one device, all local GPUs, or several machines via"
                              f" TF_CONFIG (default: {default.strategy})")

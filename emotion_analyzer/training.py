@@ -45,6 +45,7 @@ class Recipe:
     scaling: str = "center"         # input normalisation inside the model: center (-1..1) | unit (0..1)
     init: str = "glorot"            # weight initialiser: glorot (Keras default) | he
     ema: float = 0.998              # validate and keep an exponential average of the weights; 0 = off
+    weight_decay: float = 0.0       # decoupled (AdamW-style) decay per step, times the learning rate; 0 = off
     strategy: str = "default"
 
     @classmethod
@@ -54,6 +55,9 @@ class Recipe:
                    label_smoothing=0.0, class_weight=False, val_split=0.1, patience=0, tta=False,
                    scaling="unit", init="glorot", ema=0.0)
 
+
+# A run saved before one of these options existed trained with what was then the only choice.
+RECIPE_BEFORE_OPTION_EXISTED = {"scaling": "unit", "init": "glorot", "ema": 0.0, "weight_decay": 0.0}
 
 AUGMENTATIONS = {
     # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
@@ -75,6 +79,8 @@ def validate_recipe(recipe):
         raise UserError(f"--label-smoothing {recipe.label_smoothing}: expected 0 to 1, such as 0.1")
     if recipe.learning_rate <= 0:
         raise UserError(f"--lr {recipe.learning_rate}: expected a positive number such as 0.001")
+    if recipe.weight_decay < 0:
+        raise UserError(f"--weight-decay {recipe.weight_decay}: expected 0 (off) or a positive number such as 0.05")
     if not 0 <= recipe.ema < 1:
         raise UserError(f"--ema {recipe.ema}: expected 0 (off) or a momentum below 1, such as 0.998")
 
@@ -265,8 +271,8 @@ def compile_model(model, recipe):
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    optimizer = keras.optimizers.Adam(recipe.learning_rate, use_ema=bool(recipe.ema),
-                                      ema_momentum=recipe.ema or 0.99)
+    optimizer = keras.optimizers.Adam(recipe.learning_rate, weight_decay=recipe.weight_decay or None,
+                                      use_ema=bool(recipe.ema), ema_momentum=recipe.ema or 0.99)
     model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
 
 
@@ -385,8 +391,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     if resume:
         run_dir = Path(run_dir) if run_dir else latest_resumable_run(runs_dir)
         state = load_state(run_dir)
-        # Runs saved before --scaling, --init and --ema existed trained with what were then the only choices.
-        recipe = Recipe(**{"scaling": "unit", "init": "glorot", "ema": 0.0, **state["recipe"]})
+        recipe = Recipe(**{**RECIPE_BEFORE_OPTION_EXISTED, **state["recipe"]})
         if epochs_override is not None:
             recipe.epochs = epochs_override
         state["recipe"] = asdict(recipe)

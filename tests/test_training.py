@@ -162,9 +162,23 @@ def test_weight_average_is_validated_checkpointed_and_resumed(prepared_data, tmp
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
 
 
-def test_ema_outside_zero_to_one_is_refused(prepared_data, tmp_path, capsys):
-    assert run_training(prepared_data, tmp_path, *FAST, "--ema", "1.5") == 2
-    assert "--ema 1.5" in capsys.readouterr().err
+@pytest.mark.parametrize("option, value", [("--ema", "1.5"), ("--weight-decay", "-0.1")])
+def test_out_of_range_optimizer_settings_are_refused(prepared_data, tmp_path, capsys, option, value):
+    assert run_training(prepared_data, tmp_path, *FAST, option, value) == 2
+    err = capsys.readouterr().err
+    assert f"{option} {value}" in err and "Traceback" not in err
+
+
+def test_weight_decay_shrinks_the_weights(prepared_data, tmp_path):
+    import keras
+
+    norms = {}
+    for decay in ("0", "40"):  # 40 x lr 1e-3: each of the 7 steps shrinks the weights by 4%
+        folder = tmp_path / decay
+        assert run_training(prepared_data, folder, *FAST, "--ema", "0", "--weight-decay", decay) == 0
+        model = keras.models.load_model(folder / "res" / "model.keras")
+        norms[decay] = np.sqrt(sum((np.asarray(w) ** 2).sum() for w in model.trainable_weights))
+    assert norms["40"] < 0.85 * norms["0"]
 
 
 def test_resume_without_a_run_says_so(prepared_data, tmp_path, capsys):
