@@ -44,7 +44,7 @@ class Recipe:
     padding: str = "valid"
     scaling: str = "center"         # input normalisation inside the model: center (-1..1) | unit (0..1)
     init: str = "glorot"            # weight initialiser: glorot (Keras default) | he
-    ema: float = 0.998              # validate and keep an exponential average of the weights; 0 = off
+    ema: float = 0.0                # momentum of a weight average to validate and keep, such as 0.998; 0 = off
     weight_decay: float = 0.0       # decoupled (AdamW-style) decay per step, times the learning rate; 0 = off
     strategy: str = "default"
 
