@@ -57,10 +57,10 @@ def parse_args(argv):
                              f" (default: {default.scaling})")
     parser.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
                         help=f"weight initialiser (default: {default.init})")
-    parser.add_argument("--ema", type=float, default=None,
+    parser.add_argument("--ema", type=float, default=None, metavar="MOMENTUM",
                         help="momentum of the exponential average of the weights that is validated and saved,"
                              f" 0 = off (default: {default.ema})")
-    parser.add_argument("--weight-decay", type=float, default=None,
+    parser.add_argument("--weight-decay", type=float, default=None, metavar="F",
                         help="Adam's decoupled weight decay: each step shrinks the weights by lr x this,"
                              f" 0 = off (default: {default.weight_decay})")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,

@@ -53,7 +53,7 @@ class Recipe:
         """The original project's run: batch 64, 12 epochs, no augmentation, no validation tricks."""
         return cls(epochs=12, batch_size=64, learning_rate=1e-3, schedule="constant", augment="none",
                    label_smoothing=0.0, class_weight=False, val_split=0.1, patience=0, tta=False,
-                   scaling="unit", init="glorot", ema=0.0)
+                   scaling="unit", init="glorot", ema=0.0, weight_decay=0.0)
 
 
 # A run saved before one of these options existed trained with what was then the only choice.
@@ -235,7 +235,8 @@ def make_weight_average_callback(resuming):
 
     Keras's callback swaps the average in at each epoch's end, so checkpoints hold it and the raw
     weights wait in the optimizer; it then assumes it starts with raw weights in the model. A
-    checkpoint holds the average, so a resumed run must swap back before training on.
+    checkpoint holds the average, so a resumed run must swap back before training on. (After a run's
+    last epoch Keras sets both to the average, so extending a finished run goes on from the average.)
     """
     import keras
 
