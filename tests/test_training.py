@@ -66,9 +66,7 @@ def test_saved_model_takes_raw_pixels_and_predicts_like_training(prepared_data, 
 
 
 def test_ctrl_c_mid_run_then_resume(prepared_data, tmp_path, capsys, monkeypatch):
-    from emotion_analyzer import training as training_module
-
-    real_callbacks = add_callback(monkeypatch, ctrl_c_in_second_epoch())
+    add_callback(monkeypatch, ctrl_c_in_second_epoch())
     assert run_training(prepared_data, tmp_path, *FAST[2:], "--epochs", "2", "--limit", "200") == 130
     first = capsys.readouterr()
     assert "--resume" in first.err
@@ -79,7 +77,7 @@ def test_ctrl_c_mid_run_then_resume(prepared_data, tmp_path, capsys, monkeypatch
     assert not [p for p in run.iterdir() if ".tmp" in p.name]
     assert not (tmp_path / "res" / "model.keras").exists()
 
-    monkeypatch.setattr(training_module, "make_callbacks", real_callbacks)
+    monkeypatch.undo()  # the resumed run gets no Ctrl-C
     assert run_training(prepared_data, tmp_path, "--resume") == 0
     out = capsys.readouterr().out
     assert "resuming after epoch 1" in out
@@ -118,12 +116,11 @@ def first_step_weights(seen):
 
 
 def add_callback(monkeypatch, callback):
-    """Make the next training run use `callback` after its own."""
+    """Make training runs use `callback` after their own, until monkeypatch.undo()."""
     from emotion_analyzer import training as training_module
 
     real = training_module.make_callbacks
     monkeypatch.setattr(training_module, "make_callbacks", lambda *a, **k: real(*a, **k) + [callback])
-    return real
 
 
 def test_weight_average_is_validated_checkpointed_and_resumed(prepared_data, tmp_path, monkeypatch):
