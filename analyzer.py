@@ -12,7 +12,7 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.analyze import AnalyzerOptions
-from emotion_analyzer.classify import ENGINES
+from emotion_analyzer.classify import ENGINES, TTA_VIEWS
 from emotion_analyzer.cli import EXIT_INTERRUPTED, run_cli
 from emotion_analyzer.detect import DetectorSettings
 
@@ -45,8 +45,10 @@ def parse_args(argv):
                         help="smallest face to look for, in pixels (default: %(default)s)")
     parser.add_argument("--detect-width", type=int, default=detector.detect_width,
                         help="shrink frames to this width before detection (default: %(default)s)")
-    parser.add_argument("--tta", action="store_true",
-                        help="also classify each face mirrored and average (steadier, twice the CNN work)")
+    parser.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=defaults.tta,
+                        help="average each face's probabilities over test-time views: flip = the face and its"
+                             " mirror (twice the CNN work), shifts = 5 shifts and their mirrors (10 times);"
+                             " --tta alone means flip (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default=defaults.engine,
                         help="what runs the CNN: auto = TensorFlow on a GPU, TensorFlow Lite on the CPU"
                              " (about twice as fast there); tflite or tf to choose (default: %(default)s)")

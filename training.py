@@ -1,7 +1,7 @@
 """Train the emotion CNN on data/*.pickle, evaluate it on the test set and save it with its evidence.
 
 The default run trains the original architecture with a better recipe (augmentation, validation
-split, cosine learning rate, best checkpoint, flip test-time augmentation); --original repeats the
+split, cosine learning rate, best checkpoint, test-time views: mirror and shifts); --original repeats the
 original run exactly. Every epoch is checkpointed: --resume continues an interrupted run.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.cli import EXIT_INTERRUPTED, run_cli
+from emotion_analyzer.classify import TTA_SHIFT, TTA_VIEWS
 from emotion_analyzer.model import INITIALIZERS, INPUT_SCALINGS
 from emotion_analyzer.training import AUGMENTATIONS, Recipe
 
@@ -48,12 +49,16 @@ def parse_args(argv):
     parser.add_argument("--patience", type=int, default=None,
                         help="early-stopping patience in epochs on validation accuracy, 0 = off"
                              f" (default: {default.patience})")
-    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                        help=f"evaluate with flip test-time augmentation (default: {default.tta})")
+    parser.add_argument("--tta", choices=tuple(TTA_VIEWS), default=None,
+                        help="test-time views averaged in evaluation: none, flip (image and mirror) or shifts"
+                             f" (5 shifts of {TTA_SHIFT} pixels and their mirrors); may change on --resume"
+                             f" (default: {default.tta})")
+    parser.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="same as --tta none")
     parser.add_argument("--padding", choices=("valid", "same"), default=None,
                         help=f"convolution padding (default: {default.padding})")
     parser.add_argument("--scaling", choices=tuple(INPUT_SCALINGS), default=None,
-                        help=f"how the model normalises its 0-255 input: unit = 0..1, center = -1..1"
+                        help=f"how the model normalises its 0-255 input: unit = 0..1, center = -1..1,"
+                             f" standardize = each image to mean 0, standard deviation 1"
                              f" (default: {default.scaling})")
     parser.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
                         help=f"weight initialiser (default: {default.init})")
@@ -92,7 +97,8 @@ def run_training(args):
 
     try:
         train(args.data, args.model, recipe_from_args(args), runs_dir=args.runs, run_dir=args.run_dir,
-              resume=args.resume, epochs_override=args.epochs if args.resume else None, limit=args.limit)
+              resume=args.resume, epochs_override=args.epochs if args.resume else None,
+              tta_override=args.tta if args.resume else None, limit=args.limit)
     except KeyboardInterrupt:
         print("interrupted: every finished epoch is checkpointed; continue with `python training.py --resume`",
               file=sys.stderr)

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 from emotion_analyzer import config  # noqa: E402
 from emotion_analyzer.analyze import Analyzer, AnalyzerOptions, peak_rss_mb  # noqa: E402
 from emotion_analyzer.capture import VideoStream  # noqa: E402
-from emotion_analyzer.classify import ENGINES  # noqa: E402
+from emotion_analyzer.classify import ENGINES, TTA_VIEWS  # noqa: E402
 from emotion_analyzer.demo_media import write_face_video  # noqa: E402
 from emotion_analyzer.detect import DetectorSettings, load_cascade  # noqa: E402
 
@@ -143,7 +143,8 @@ def main(argv=None):
                         help="our cascade scale step (default: %(default)s)")
     parser.add_argument("--detect-width", type=int, default=DetectorSettings.detect_width,
                         help="our detection width (default: %(default)s)")
-    parser.add_argument("--tta", action="store_true", help="our pipeline with flip test-time augmentation")
+    parser.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=AnalyzerOptions.tta,
+                        help="our pipeline with test-time views, flip or shifts; alone: flip (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default=AnalyzerOptions.engine,
                         help="what runs our CNN: auto, tflite or tf (default: %(default)s)")
     parser.add_argument("--memory-frames", type=int, default=0,
@@ -167,7 +168,7 @@ def main(argv=None):
         stats = run_ours(video, model_path, args.frames, args)
         print(f"ours: {stats.fps:.1f} fps, {stats.faces_per_frame:.2f} faces/frame over {stats.frames} frames"
               f" (detect every {args.detect_every}, scale factor {args.scale_factor}, detect width"
-              f" {args.detect_width}, tta {'on' if args.tta else 'off'}, engine {args.engine})")
+              f" {args.detect_width}, tta {args.tta}, engine {args.engine})")
         for line in stats.timing_lines()[1:]:
             print(f"  {line}")
         print(f"speed-up: {stats.fps / base_fps:.1f}x the original loop")

@@ -45,7 +45,7 @@ class AnalyzerOptions:
     max_frames: int | None = None
     smooth: int = 5                 # frames of probabilities averaged per face; 1 = off
     detect_every: int = 3           # run the cascade every N frames, follow faces in between
-    tta: bool = False               # also classify each face mirrored (twice the CNN work)
+    tta: str = "none"               # test-time views averaged per face: none | flip | shifts (see classify.py)
     engine: str = "auto"            # auto | tflite | tf: what runs the CNN (see classify.py)
     detector: DetectorSettings = field(default_factory=DetectorSettings)
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
@@ -171,7 +171,7 @@ class Analyzer:
             raise UserError(f"--max-frames {options.max_frames}: expected a positive number")
         model, info = load_trained_model(options.model)
         self.labels = info["labels"]
-        self.classifier = EmotionClassifier(model, self.labels, tta_flip=options.tta, engine=options.engine, log=log)
+        self.classifier = EmotionClassifier(model, self.labels, tta=options.tta, engine=options.engine, log=log)
         self.classifier.warm_up()
         self.detector = FaceDetector(options.detector)
         self.tracker = FaceTracker(window=options.smooth)

@@ -2,7 +2,8 @@
 
 Two engines run the same model: on the CPU a TensorFlow Lite copy of it (XNNPACK kernels, about
 twice as fast as TensorFlow for a handful of 48x48 faces), and TensorFlow itself on a GPU or when
-asked. Both take the uint8 batch and return probabilities; flip averaging is inside the call.
+asked. Both take the uint8 batch and return probabilities; test-time views (the mirror image, small
+shifts) are made and averaged inside the call. Training evaluates with the same function.
 """
 
 import os
@@ -17,6 +18,16 @@ from emotion_analyzer.errors import UserError
 from emotion_analyzer.images import to_model_input
 
 ENGINES = ("auto", "tflite", "tf")
+
+# Test-time augmentation: the views of each face whose probabilities are averaged, as
+# (dx, dy, mirrored). Shifts are of TTA_SHIFT pixels, about what light augmentation trains with.
+TTA_SHIFT = 2
+_SHIFTS = ((0, 0), (TTA_SHIFT, 0), (-TTA_SHIFT, 0), (0, TTA_SHIFT), (0, -TTA_SHIFT))
+TTA_VIEWS = {
+    "none": ((0, 0, False),),
+    "flip": ((0, 0, False), (0, 0, True)),
+    "shifts": tuple((dx, dy, mirrored) for mirrored in (False, True) for dx, dy in _SHIFTS),
+}
 
 # TensorFlow's compiled function is traced once per batch shape, so batches are padded up to one of
 # these sizes; small counts stay exact because they are the common case.
@@ -49,18 +60,46 @@ def bucket_size(n):
     return n
 
 
-def probability_function(model, tta_flip):
-    """A tf.function from a uint8 face batch to probabilities, mirrored copies averaged in when asked."""
+def tta_name(tta):
+    """A TTA_VIEWS key; True/False as saved by older runs and callers mean flip/none."""
+    if isinstance(tta, bool) or tta is None:
+        return "flip" if tta else "none"
+    if tta not in TTA_VIEWS:
+        raise UserError(f"test-time augmentation '{tta}': expected one of {', '.join(TTA_VIEWS)}")
+    return tta
+
+
+def make_views(x, tta):
+    """The TTA views of a float image batch, stacked view after view along the batch axis."""
     import tensorflow as tf
+
+    views = TTA_VIEWS[tta_name(tta)]
+    if len(views) == 1:
+        return x
+    size = config.IMAGE_SIZE
+    pad = max(max(abs(dx), abs(dy)) for dx, dy, _ in views)
+    # Reflected borders, as the training shifts fill them, so a shifted face has no black edge.
+    padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT") if pad else x
+    out = []
+    for dx, dy, mirrored in views:
+        view = padded[:, pad + dy:pad + dy + size, pad + dx:pad + dx + size, :]
+        out.append(tf.reverse(view, axis=[2]) if mirrored else view)
+    return tf.concat(out, axis=0)
+
+
+def probability_function(model, tta="none"):
+    """A tf.function from a uint8 face batch to probabilities, averaged over the `tta` views."""
+    import tensorflow as tf
+
+    count = len(TTA_VIEWS[tta_name(tta)])
 
     @tf.function(reduce_retracing=True)
     def probabilities(batch):
         x = tf.cast(batch, tf.float32)
-        if tta_flip:
-            both = model(tf.concat([x, tf.reverse(x, axis=[2])], axis=0), training=False)
-            half = tf.shape(x)[0]
-            return (both[:half] + both[half:]) / 2
-        return model(x, training=False)
+        if count == 1:
+            return model(x, training=False)
+        out = model(make_views(x, tta), training=False)
+        return tf.reduce_mean(tf.reshape(out, [count, tf.shape(x)[0], -1]), axis=0)
 
     return probabilities
 
@@ -122,13 +161,13 @@ class TFLiteEngine:
         return self._interpreter.get_tensor(self._output).copy()
 
 
-def make_engine(model, tta_flip, engine="auto", log=None):
+def make_engine(model, tta="none", engine="auto", log=None):
     """The fastest engine for this machine: TensorFlow on a GPU, TensorFlow Lite on the CPU."""
     import tensorflow as tf
 
     if engine not in ENGINES:
         raise UserError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
-    probabilities = probability_function(model, tta_flip)
+    probabilities = probability_function(model, tta)
     if engine == "tf" or (engine == "auto" and gpu_names()):
         return TensorFlowEngine(probabilities)
     if not hasattr(tf, "lite"):
@@ -148,12 +187,12 @@ def make_engine(model, tta_flip, engine="auto", log=None):
 
 
 class EmotionClassifier:
-    """Classifies a uint8 batch of faces in one call of the chosen engine; optional flip averaging."""
+    """Classifies a uint8 batch of faces in one call of the chosen engine, averaged over `tta` views."""
 
-    def __init__(self, model, labels, tta_flip=False, engine="auto", log=None):
+    def __init__(self, model, labels, tta="none", engine="auto", log=None):
         self.labels = list(labels)
-        self.tta_flip = tta_flip
-        self._engine = make_engine(model, tta_flip, engine, log)
+        self.tta = tta_name(tta)
+        self._engine = make_engine(model, self.tta, engine, log)
 
     @property
     def engine_name(self):

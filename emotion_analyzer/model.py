@@ -13,6 +13,7 @@ INPUT_SCALINGS = {
     # name: (scale, offset) applied to 0-255 pixels inside the model
     "unit": (1.0 / 255, 0.0),        # 0..1, as the original
     "center": (1.0 / 127.5, -1.0),   # -1..1: zero-centred inputs train faster without batch norm
+    "standardize": None,              # per image: mean 0, standard deviation 1 (brightness and contrast removed)
 }
 INITIALIZERS = {"glorot": "glorot_uniform", "he": "he_uniform"}
 
@@ -33,10 +34,9 @@ def build_model(input_shape, num_classes, padding="valid", scaling="unit", init=
         raise UserError(f"input scaling '{scaling}': expected one of {', '.join(INPUT_SCALINGS)}")
     if init not in INITIALIZERS:
         raise UserError(f"initializer '{init}': expected one of {', '.join(INITIALIZERS)}")
-    scale, offset = INPUT_SCALINGS[scaling]
     relu = {"activation": "relu", "kernel_initializer": INITIALIZERS[init]}
     inputs = keras.Input(shape=input_shape, name="face")
-    x = layers.Rescaling(scale, offset, name=f"scale_{scaling}")(inputs)
+    x = normalise_pixels(inputs, scaling)
     x = layers.Conv2D(50, 3, padding=padding, name="conv_50", **relu)(x)
     x = layers.Conv2D(75, 3, padding=padding, name="conv_75", **relu)(x)
     x = layers.MaxPooling2D(2, name="pool_1")(x)
@@ -49,6 +49,20 @@ def build_model(input_shape, num_classes, padding="valid", scaling="unit", init=
     x = layers.Dropout(0.2, name="dropout_02")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
     return keras.Model(inputs, outputs, name="emotion_cnn")
+
+
+def normalise_pixels(inputs, scaling):
+    """The input normalisation, from built-in layers only, so a saved model loads anywhere."""
+    from keras import layers
+
+    if INPUT_SCALINGS[scaling] is not None:
+        scale, offset = INPUT_SCALINGS[scaling]
+        return layers.Rescaling(scale, offset, name=f"scale_{scaling}")(inputs)
+    # Layer normalisation over the whole image is per-image standardisation. Its epsilon, in squared
+    # grey levels, keeps a flat crop's noise from being blown up to full contrast (a face's variance
+    # is in the thousands) and maps a blank crop to zeros instead of dividing by zero.
+    return layers.LayerNormalization(axis=(1, 2, 3), epsilon=1.0, center=False, scale=False,
+                                     name="scale_standardize")(inputs)
 
 
 def save_model_atomic(model, path, include_optimizer=True):

@@ -39,7 +39,7 @@ class Recipe:
     class_weight: bool = False
     val_split: float = 0.1
     patience: int = 6               # early stopping on validation accuracy; 0 = off
-    tta: bool = True                # average the prediction of the image and its mirror
+    tta: str = "shifts"             # test-time views averaged: none | flip (and mirror) | shifts (5 shifts x 2)
     seed: int = config.DEFAULT_SEED
     padding: str = "valid"
     scaling: str = "center"         # input normalisation inside the model: center (-1..1) | unit (0..1)
@@ -52,7 +52,7 @@ class Recipe:
     def original(cls):
         """The original project's run: batch 64, 12 epochs, no augmentation, no validation tricks."""
         return cls(epochs=12, batch_size=64, learning_rate=1e-3, schedule="constant", augment="none",
-                   label_smoothing=0.0, class_weight=False, val_split=0.1, patience=0, tta=False,
+                   label_smoothing=0.0, class_weight=False, val_split=0.1, patience=0, tta="none",
                    scaling="unit", init="glorot", ema=0.0, weight_decay=0.0)
 
 
@@ -279,15 +279,27 @@ def compile_model(model, recipe):
 
 # ----------------------------------------------------------------------------- evaluation
 
+def predict_with_views(model, images, tta, batch_size=256):
+    """Probabilities averaged over the `tta` views, by the same function the analyzer classifies with."""
+    from emotion_analyzer.classify import probability_function
+
+    probabilities = probability_function(model, tta)
+    return np.concatenate([probabilities(images[start:start + batch_size]).numpy()
+                           for start in range(0, len(images), batch_size)])
+
+
 def evaluate(model, x_test, y_test, categories, leak, tta):
-    """Test metrics of `model`; with `tta`, on image+mirror, also giving the plain accuracy."""
-    plain = model.predict(x_test, batch_size=256, verbose=0)
-    probabilities = plain
-    if tta:
-        probabilities = (plain + model.predict(x_test[:, :, ::-1], batch_size=256, verbose=0)) / 2
+    """Test metrics of `model` with the `tta` views, and the accuracy with each smaller set of views."""
+    from emotion_analyzer.classify import TTA_VIEWS, tta_name
+
+    tta = tta_name(tta)
+    accuracy_by_tta = {}
+    for name in list(TTA_VIEWS)[:list(TTA_VIEWS).index(tta) + 1]:
+        probabilities = predict_with_views(model, x_test, name)
+        accuracy_by_tta[name] = float((probabilities.argmax(axis=1) == y_test).mean())
     metrics = classification_metrics(y_test, probabilities.argmax(axis=1), categories, leak)
-    if tta:
-        metrics["accuracy_without_tta"] = float((plain.argmax(axis=1) == y_test).mean())
+    metrics["tta"] = tta
+    metrics["accuracy_by_tta"] = accuracy_by_tta
     return metrics
 
 
@@ -322,6 +334,9 @@ def classification_metrics(y_true, y_pred, labels, leak_mask=None):
 def format_metrics(metrics):
     lines = [f"test accuracy {metrics['accuracy']:.4f} on {metrics['test_images']:,} images;"
              f" macro F1 {metrics['macro_f1']:.4f}"]
+    by_tta = metrics.get("accuracy_by_tta", {})
+    if len(by_tta) > 1:
+        lines.append("by test-time views: " + ", ".join(f"{name} {accuracy:.4f}" for name, accuracy in by_tta.items()))
     if "accuracy_without_train_twins" in metrics:
         lines.append(f"accuracy on the {metrics['test_images'] - metrics['test_images_with_train_twin']:,} test images"
                      f" with no identical twin in training: {metrics['accuracy_without_train_twins']:.4f}")
@@ -381,10 +396,11 @@ def load_state(run_dir):
 
 
 def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, resume=False,
-          epochs_override=None, limit=None, log=print):
+          epochs_override=None, tta_override=None, limit=None, log=print):
     """Train (or resume), evaluate on the test set, save the model and its evidence; return the info."""
     import keras
 
+    from emotion_analyzer.classify import tta_name
     from emotion_analyzer.device import describe_device
     from emotion_analyzer.model import build_model, plot_architecture, save_model_atomic, save_model_info
     from emotion_analyzer.prep import load_prepared
@@ -395,6 +411,8 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
         recipe = Recipe(**{**RECIPE_BEFORE_OPTION_EXISTED, **state["recipe"]})
         if epochs_override is not None:
             recipe.epochs = epochs_override
+        # Test-time views only change the evaluation, so a finished run can be evaluated again with others.
+        recipe.tta = tta_name(tta_override if tta_override is not None else recipe.tta)
         state["recipe"] = asdict(recipe)
         limit = state.get("limit")  # the same images as the interrupted run, or the validation split shifts
     validate_recipe(recipe)
@@ -458,7 +476,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
         "labels": list(categories),
         "input_shape": [config.IMAGE_SIZE, config.IMAGE_SIZE, 1],
         "input_range": "uint8 0-255 grayscale; the model normalises",
-        "tta_flip": recipe.tta,
+        "tta": recipe.tta,
         "recipe": asdict(recipe),
         "dataset": {"data_dir": config.portable_path(data_dir), "train": int(len(train_idx)),
                     "validation": int(len(val_idx)), "test": int(len(y_test))},

@@ -99,7 +99,7 @@ def fresh_model(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "emotion_model.keras"
     model = build_model((48, 48, 1), len(EMOTIONS6))
     save_model_atomic(model, path, include_optimizer=False)
-    save_model_info(path, {"labels": EMOTIONS6, "input_shape": [48, 48, 1], "tta_flip": False})
+    save_model_info(path, {"labels": EMOTIONS6, "input_shape": [48, 48, 1], "tta": "none"})
     return path
 
 

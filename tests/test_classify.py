@@ -52,8 +52,35 @@ def test_flip_averaging_is_inside_the_call(shipped, engine):
     model, info = shipped
     batch = face_batch(4)
     expected = (keras_probabilities(model, batch) + keras_probabilities(model, batch[:, :, ::-1].copy())) / 2
-    got = EmotionClassifier(model, info["labels"], tta_flip=True, engine=engine).classify(batch)
+    got = EmotionClassifier(model, info["labels"], tta="flip", engine=engine).classify(batch)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def shifted_view(batch, dx, dy, mirrored, pad=2):
+    """The view by hand: reflect-pad, cut the 48x48 window moved by (dx, dy), mirror if asked."""
+    padded = np.pad(batch, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    view = padded[:, pad + dy:pad + dy + 48, pad + dx:pad + dx + 48]
+    return view[:, :, ::-1].copy() if mirrored else view
+
+
+@pytest.mark.parametrize("engine", ["tflite", "tf"])
+def test_shift_views_average_ten_hand_made_views(shipped, engine):
+    model, info = shipped
+    batch = face_batch(3)
+    views = [(dx, dy, m) for m in (False, True) for dx, dy in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))]
+    expected = np.mean([keras_probabilities(model, shifted_view(batch, *v)) for v in views], axis=0)
+    got = EmotionClassifier(model, info["labels"], tta="shifts", engine=engine).classify(batch)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    # A moved face really is a different input: the views do not all agree.
+    assert np.ptp([keras_probabilities(model, shifted_view(batch, *v)) for v in views], axis=0).max() > 1e-3
+
+
+def test_old_true_false_tta_settings_still_mean_flip_and_none(shipped):
+    from emotion_analyzer.classify import tta_name
+
+    assert (tta_name(True), tta_name(False), tta_name("shifts")) == ("flip", "none", "shifts")
+    with pytest.raises(UserError, match="test-time augmentation 'crops'"):
+        EmotionClassifier(shipped[0], shipped[1]["labels"], tta="crops")
 
 
 def test_tensorflow_engine_pads_to_buckets_and_trims(shipped):

@@ -39,6 +39,9 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
     assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == set(EMOTIONS6)
     assert metrics["test_images_with_train_twin"] == 5
     assert "accuracy_without_train_twins" in metrics
+    assert info["tta"] == metrics["tta"] == "shifts" and "by test-time views: none" in out
+    assert list(metrics["accuracy_by_tta"]) == ["none", "flip", "shifts"]
+    assert metrics["accuracy"] == metrics["accuracy_by_tta"]["shifts"]
     run = only_run(tmp_path)
     for name in ("best.keras", "last.keras", "state.json", "history.csv", "metrics.json", "per_class.csv",
                  "training_curves.png", "confusion_matrix.png"):
@@ -51,6 +54,24 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
     assert len(rows) == 1 and {"accuracy", "val_accuracy", "loss", "val_loss"} <= set(rows[0])
     # The shipped file has no optimizer state: about a third of the checkpoint's size.
     assert model_path.stat().st_size < 0.5 * (run / "last.keras").stat().st_size
+
+
+def test_a_finished_run_is_evaluated_again_with_other_views_without_training(prepared_data, tmp_path, capsys):
+    import keras
+
+    from emotion_analyzer.prep import load_prepared
+    assert run_training(prepared_data, tmp_path, *FAST, "--no-tta") == 0
+    run = only_run(tmp_path)
+    assert run_training(prepared_data, tmp_path, "--resume", "--run-dir", str(run), "--tta", "flip") == 0
+    assert "already trained 1 epochs" in capsys.readouterr().out
+    assert len((run / "history.csv").read_text().splitlines()) == 2  # header + the one epoch: nothing trained
+    info = json.loads((tmp_path / "res" / "model.json").read_text())
+    assert info["tta"] == "flip"
+    model = keras.models.load_model(run / "best.keras")
+    x_test, y_test = load_prepared(prepared_data)[2:4]
+    x_test = x_test.astype("float32")
+    both = model.predict(x_test, verbose=0) + model.predict(x_test[:, :, ::-1], verbose=0)
+    assert abs((both.argmax(axis=1) == y_test).mean() - info["test_metrics"]["accuracy"]) < 1e-6
 
 
 def test_saved_model_takes_raw_pixels_and_predicts_like_training(prepared_data, tmp_path):
@@ -216,6 +237,38 @@ def test_input_scaling_lives_in_the_model_and_keeps_the_architecture(scaling, lo
     pixels = np.stack([np.zeros((48, 48, 1)), np.full((48, 48, 1), 255.0)]).astype("float32")
     scaled = scaler.predict(pixels, verbose=0)
     np.testing.assert_allclose([scaled[0].min(), scaled[1].max()], [low, high], atol=1e-6)
+
+
+def test_standardized_input_ignores_brightness_and_contrast_and_survives_save_load_and_tflite(tmp_path):
+    import keras
+
+    from emotion_analyzer.classify import EmotionClassifier
+    from emotion_analyzer.model import build_model, load_trained_model, save_model_atomic, save_model_info
+
+    keras.utils.set_random_seed(1)
+    model = build_model((48, 48, 1), 6, scaling="standardize")
+    assert model.count_params() == build_model((48, 48, 1), 6).count_params()
+    face = np.random.default_rng(2).integers(60, 180, (48, 48, 1)).astype("float32")
+    darker_flatter = 0.5 * face + 10
+    blank = np.full((48, 48, 1), 200.0, dtype="float32")
+    batch = np.stack([face, darker_flatter, blank])
+    scaler = keras.Model(model.input, model.get_layer("scale_standardize").output)
+    scaled = scaler.predict(batch, verbose=0).reshape(3, -1)
+    np.testing.assert_allclose(scaled[:2].mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(scaled[:2].std(axis=1), 1, atol=1e-2)
+    np.testing.assert_allclose(scaled[0], scaled[1], atol=1e-2)
+    np.testing.assert_array_equal(scaled[2], 0)  # no division by a zero spread
+    np.testing.assert_allclose(model.predict(batch[:1], verbose=0), model.predict(batch[1:2], verbose=0), atol=1e-3)
+
+    # Built from stock layers only: it loads without custom objects, and TensorFlow Lite agrees.
+    path = tmp_path / "standardized.keras"
+    save_model_atomic(model, path, include_optimizer=False)
+    save_model_info(path, {"labels": [f"e{i}" for i in range(6)], "input_shape": [48, 48, 1]})
+    loaded, info = load_trained_model(path)
+    expected = model.predict(batch, verbose=0)
+    np.testing.assert_allclose(loaded.predict(batch, verbose=0), expected, atol=1e-6)
+    lite = EmotionClassifier(loaded, info["labels"], engine="tflite").classify(batch.astype(np.uint8))
+    np.testing.assert_allclose(lite, model.predict(batch.astype(np.uint8).astype("float32"), verbose=0), atol=1e-5)
 
 
 def test_unknown_scaling_or_initialiser_is_refused():
