@@ -133,7 +133,7 @@ def plot_architecture(model, path):
 
     rows = describe_layers(model)
     colours = {"Conv2D": "#8ecae6", "MaxPooling2D": "#ffb703", "Dense": "#90be6d", "Dropout": "#dddddd",
-               "InputLayer": "#f4a261", "Rescaling": "#f4a261", "Flatten": "#cdb4db"}
+               "InputLayer": "#f4a261", "Rescaling": "#f4a261", "LayerNormalization": "#f4a261", "Flatten": "#cdb4db"}
     height = 0.55 * len(rows) + 0.8
     fig, ax = plt.subplots(figsize=(6.5, height))
     ax.set_xlim(0, 1)

@@ -30,7 +30,7 @@ HISTORY_FILE = "history.csv"
 @dataclass
 class Recipe:
     """Everything that decides how a model is trained; saved with the run so --resume repeats it."""
-    epochs: int = 24
+    epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 1e-3
     schedule: str = "cosine"        # cosine | plateau | constant
@@ -42,7 +42,7 @@ class Recipe:
     tta: str = "shifts"             # test-time views averaged: none | flip (and mirror) | shifts (5 shifts x 2)
     seed: int = config.DEFAULT_SEED
     padding: str = "valid"
-    scaling: str = "center"         # input normalisation inside the model: center (-1..1) | unit (0..1)
+    scaling: str = "standardize"    # input normalisation inside the model: standardize (per image) | center | unit
     init: str = "glorot"            # weight initialiser: glorot (Keras default) | he
     ema: float = 0.0                # momentum of a weight average to validate and keep, such as 0.998; 0 = off
     weight_decay: float = 0.0       # decoupled (AdamW-style) decay per step, times the learning rate; 0 = off
