@@ -10,7 +10,7 @@ from emotion_analyzer.fileio import atomic_path, write_json_atomic
 
 
 INPUT_SCALINGS = {
-    # name: (scale, offset) applied to 0-255 pixels inside the model
+    # name: (scale, offset) applied to 0-255 pixels inside the model, or None for a per-image layer
     "unit": (1.0 / 255, 0.0),        # 0..1, as the original
     "center": (1.0 / 127.5, -1.0),   # -1..1: zero-centred inputs train faster without batch norm
     "standardize": None,              # per image: mean 0, standard deviation 1 (brightness and contrast removed)
