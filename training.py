@@ -45,7 +45,8 @@ def parse_args(argv):
     parser.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=None,
                         help=f"weight classes by inverse frequency (default: {default.class_weight})")
     parser.add_argument("--val-split", type=float, default=None,
-                        help=f"stratified fraction of training held out for validation (default: {default.val_split})")
+                        help="stratified fraction of training held out for validation; 0 trains on all of it and keeps"
+                             f" the last epoch (default: {default.val_split})")
     parser.add_argument("--patience", type=int, default=None,
                         help="early-stopping patience in epochs on validation accuracy, 0 = off"
                              f" (default: {default.patience})")

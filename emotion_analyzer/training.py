@@ -73,8 +73,10 @@ def validate_recipe(recipe):
         raise UserError(f"--epochs {recipe.epochs}: train for at least one epoch")
     if recipe.batch_size < 1:
         raise UserError(f"--batch-size {recipe.batch_size}: expected a positive number")
-    if not 0 < recipe.val_split < 0.5:
-        raise UserError(f"--val-split {recipe.val_split}: expected a fraction such as 0.1")
+    if not 0 <= recipe.val_split < 0.5:
+        raise UserError(f"--val-split {recipe.val_split}: expected a fraction such as 0.1, or 0 to train on all")
+    if not recipe.val_split and recipe.schedule == "plateau":
+        raise UserError("--schedule plateau watches validation accuracy; with --val-split 0 use --schedule cosine")
     if not 0 <= recipe.label_smoothing < 1:
         raise UserError(f"--label-smoothing {recipe.label_smoothing}: expected 0 to 1, such as 0.1")
     if recipe.learning_rate <= 0:
@@ -116,8 +118,10 @@ def check_arrays(x_train, y_train, x_test, y_test, categories, data_dir):
 
 
 def stratified_validation_split(labels, fraction, seed):
-    """Indices (train, validation): `fraction` of each class, chosen with `seed`."""
+    """Indices (train, validation): `fraction` of each class, chosen with `seed`; fraction 0 holds out none."""
     rng = np.random.default_rng(seed)
+    if not fraction:
+        return rng.permutation(len(labels)), np.zeros(0, dtype=np.int64)
     val = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
@@ -206,6 +210,8 @@ def cosine_learning_rate(base, epochs):
 def make_checkpoint_callback(run_dir, state):
     """After each epoch: last.keras and state.json (for resume), best.keras when validation improves.
 
+    With no validation set (--val-split 0) there is nothing to choose by, so best.keras is the last epoch.
+
     Written atomically, and never when the loss is NaN, so a diverged epoch cannot replace a good file.
     """
     import keras
@@ -218,7 +224,7 @@ def make_checkpoint_callback(run_dir, state):
             if not all(np.isfinite(v) for v in logs.values() if isinstance(v, (int, float))):
                 return
             val_accuracy = float(logs.get("val_accuracy", -1))
-            if val_accuracy > state["best_val_accuracy"]:
+            if val_accuracy > state["best_val_accuracy"] or "val_accuracy" not in logs:
                 save_model_atomic(self.model, run_dir / BEST_CHECKPOINT)
                 state["best_val_accuracy"] = val_accuracy
                 state["best_epoch"] = epoch + 1
@@ -258,7 +264,7 @@ def make_callbacks(recipe, run_dir, state, resuming):
         callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
     elif recipe.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=2, min_lr=1e-5))
-    if recipe.patience:
+    if recipe.patience and recipe.val_split:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=recipe.patience, mode="max"))
     return callbacks
 
@@ -366,10 +372,15 @@ def write_evidence(folder, metrics, history, categories, prefix=""):
 
 
 def read_history(path):
-    """history.csv (Keras CSVLogger) as {column: [values]}."""
+    """history.csv (Keras CSVLogger) as {column: [values]}, without the columns it leaves NA throughout.
+
+    CSVLogger writes val_accuracy and val_loss as NA when there is no validation set.
+    """
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+    columns = {key: [row[key] for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+    return {key: [float("nan") if value == "NA" else float(value) for value in values]
+            for key, values in columns.items() if any(value != "NA" for value in values)}
 
 
 # ----------------------------------------------------------------------------- the run
@@ -422,7 +433,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
     train_idx, val_idx = stratified_validation_split(y_train, recipe.val_split, recipe.seed)
-    if len(val_idx) == 0:
+    if recipe.val_split and len(val_idx) == 0:
         raise UserError(f"{data_dir}: too few training images ({len(y_train)}) to hold out a validation set")
 
     if not resume:
@@ -439,20 +450,24 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     log(f"device: {describe_device()}; run folder: {run_dir}")
     log(f"train {len(train_idx):,}, validation {len(val_idx):,}, test {len(y_test):,} images; {num_classes} emotions:"
         f" {', '.join(categories)}")
+    if not len(val_idx):
+        log("no validation set: no early stopping; the model saved is the last epoch's")
 
     strategy = make_strategy(recipe.strategy)
     with strategy.scope():
         if resume:
             model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
-            log(f"resuming after epoch {state['epochs_done']} (best validation accuracy so far"
-                f" {state['best_val_accuracy']:.4f})")
+            so_far = f"best validation accuracy so far {state['best_val_accuracy']:.4f}"
+            log(f"resuming after epoch {state['epochs_done']} ({so_far if len(val_idx) else 'no validation'})")
         else:
             model = build_model((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), num_classes, recipe.padding,
                                 recipe.scaling, recipe.init)
             compile_model(model, recipe)
 
     train_data = make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True)
-    val_data = make_dataset(x_train[val_idx], y_train[val_idx], recipe, num_classes, training=False)
+    val_data = None
+    if len(val_idx):
+        val_data = make_dataset(x_train[val_idx], y_train[val_idx], recipe, num_classes, training=False)
     class_weight = balanced_class_weights(y_train[train_idx], num_classes) if recipe.class_weight else None
     started = datetime.datetime.now()
     if state["epochs_done"] < recipe.epochs:
@@ -470,7 +485,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     best = keras.models.load_model(run_dir / BEST_CHECKPOINT)
     metrics = evaluate(best, x_test, y_test, categories, leak, recipe.tta)
     metrics["best_epoch"] = state["best_epoch"]
-    metrics["best_val_accuracy"] = state["best_val_accuracy"]
+    metrics["best_val_accuracy"] = state["best_val_accuracy"] if len(val_idx) else None
 
     info = {
         "labels": list(categories),

@@ -11,7 +11,8 @@ import pytest
 import training
 from conftest import EMOTIONS6, ROOT, make_prepared_data
 from emotion_analyzer.fileio import save_pickle_atomic
-from emotion_analyzer.training import classification_metrics, cosine_learning_rate, stratified_validation_split
+from emotion_analyzer.training import (classification_metrics, cosine_learning_rate, read_history,
+                                       stratified_validation_split)
 
 FAST = ["--epochs", "1", "--batch-size", "32", "--augment", "mild"]
 
@@ -72,6 +73,32 @@ def test_a_finished_run_is_evaluated_again_with_other_views_without_training(pre
     x_test = x_test.astype("float32")
     both = model.predict(x_test, verbose=0) + model.predict(x_test[:, :, ::-1], verbose=0)
     assert abs((both.argmax(axis=1) == y_test).mean() - info["test_metrics"]["accuracy"]) < 1e-6
+
+
+def test_val_split_zero_trains_on_every_image_and_keeps_the_last_epoch(prepared_data, tmp_path, capsys):
+    import keras
+
+    # Patience 1 would stop a run whose validation never improves; with no validation it must not act.
+    assert run_training(prepared_data, tmp_path, *FAST, "--val-split", "0", "--patience", "1", "--no-tta") == 0
+    run = only_run(tmp_path)
+    assert run_training(prepared_data, tmp_path, "--resume", "--run-dir", str(run), "--epochs", "3") == 0
+    out = capsys.readouterr().out
+    assert "validation 0," in out and "no validation set" in out and "(no validation)" in out
+    info = json.loads((tmp_path / "res" / "model.json").read_text())
+    assert info["dataset"]["train"] == 240 and info["dataset"]["validation"] == 0
+    assert info["epochs_trained"] == 3 and info["test_metrics"]["best_epoch"] == 3
+    assert info["test_metrics"]["best_val_accuracy"] is None
+    history = read_history(run / "history.csv")
+    assert len(history["accuracy"]) == 3 and "val_accuracy" not in history
+    best, last = keras.models.load_model(run / "best.keras"), keras.models.load_model(run / "last.keras")
+    for saved, trained in zip(best.get_weights(), last.get_weights()):
+        np.testing.assert_array_equal(saved, trained)
+    assert (tmp_path / "res" / "model_training_curves.png").stat().st_size > 0
+
+
+def test_val_split_zero_refuses_a_schedule_that_watches_validation(prepared_data, tmp_path, capsys):
+    assert run_training(prepared_data, tmp_path, *FAST, "--val-split", "0", "--schedule", "plateau") == 2
+    assert "--schedule plateau watches validation accuracy" in capsys.readouterr().err
 
 
 def test_saved_model_takes_raw_pixels_and_predicts_like_training(prepared_data, tmp_path):
