@@ -62,7 +62,7 @@ def bucket_size(n):
 
 def tta_name(tta):
     """A TTA_VIEWS key; True/False as saved by older runs and callers mean flip/none."""
-    if isinstance(tta, bool) or tta is None:
+    if isinstance(tta, bool):
         return "flip" if tta else "none"
     if tta not in TTA_VIEWS:
         raise UserError(f"test-time augmentation '{tta}': expected one of {', '.join(TTA_VIEWS)}")
