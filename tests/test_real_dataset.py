@@ -1,4 +1,4 @@
-"""The real FER2013 6-class dataset from ../shared/datasets/, end to end through clean and prep."""
+"""The real FER2013 6-class dataset from ../shared/datasets/: clean and prep end to end, and the shipped model on it."""
 
 import contextlib
 import io
