@@ -207,7 +207,7 @@ def cosine_learning_rate(base, epochs):
     return rate
 
 
-def make_checkpoint_callback(run_dir, state):
+def make_checkpoint_callback(run_dir, state, validating):
     """After each epoch: last.keras and state.json (for resume), best.keras when validation improves.
 
     With no validation set (--val-split 0) there is nothing to choose by, so best.keras is the last epoch.
@@ -223,8 +223,8 @@ def make_checkpoint_callback(run_dir, state):
             logs = logs or {}
             if not all(np.isfinite(v) for v in logs.values() if isinstance(v, (int, float))):
                 return
-            val_accuracy = float(logs.get("val_accuracy", -1))
-            if val_accuracy > state["best_val_accuracy"] or "val_accuracy" not in logs:
+            val_accuracy = float(logs["val_accuracy"]) if validating else None
+            if not validating or val_accuracy > state["best_val_accuracy"]:
                 save_model_atomic(self.model, run_dir / BEST_CHECKPOINT)
                 state["best_val_accuracy"] = val_accuracy
                 state["best_epoch"] = epoch + 1
@@ -251,20 +251,20 @@ def make_weight_average_callback(resuming):
     return swap
 
 
-def make_callbacks(recipe, run_dir, state, resuming):
+def make_callbacks(recipe, run_dir, state, resuming, validating):
     import keras
 
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if recipe.ema:
         callbacks.append(make_weight_average_callback(resuming))  # before the checkpoint, which saves the average
-    callbacks += [make_checkpoint_callback(run_dir, state),
+    callbacks += [make_checkpoint_callback(run_dir, state, validating),
                   keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming)]
     if recipe.schedule == "cosine":
         schedule = cosine_learning_rate(recipe.learning_rate, recipe.epochs)
         callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
     elif recipe.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=2, min_lr=1e-5))
-    if recipe.patience and recipe.val_split:
+    if recipe.patience and validating:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=recipe.patience, mode="max"))
     return callbacks
 
@@ -433,7 +433,8 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
     train_idx, val_idx = stratified_validation_split(y_train, recipe.val_split, recipe.seed)
-    if recipe.val_split and len(val_idx) == 0:
+    validating = len(val_idx) > 0
+    if recipe.val_split and not validating:
         raise UserError(f"{data_dir}: too few training images ({len(y_train)}) to hold out a validation set")
 
     if not resume:
@@ -450,15 +451,16 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     log(f"device: {describe_device()}; run folder: {run_dir}")
     log(f"train {len(train_idx):,}, validation {len(val_idx):,}, test {len(y_test):,} images; {num_classes} emotions:"
         f" {', '.join(categories)}")
-    if not len(val_idx):
+    if not validating:
         log("no validation set: no early stopping; the model saved is the last epoch's")
 
     strategy = make_strategy(recipe.strategy)
     with strategy.scope():
         if resume:
             model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
-            so_far = f"best validation accuracy so far {state['best_val_accuracy']:.4f}"
-            log(f"resuming after epoch {state['epochs_done']} ({so_far if len(val_idx) else 'no validation'})")
+            so_far = (f"best validation accuracy so far {state['best_val_accuracy']:.4f}" if validating
+                      else "no validation")
+            log(f"resuming after epoch {state['epochs_done']} ({so_far})")
         else:
             model = build_model((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), num_classes, recipe.padding,
                                 recipe.scaling, recipe.init)
@@ -466,14 +468,14 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
 
     train_data = make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True)
     val_data = None
-    if len(val_idx):
+    if validating:
         val_data = make_dataset(x_train[val_idx], y_train[val_idx], recipe, num_classes, training=False)
     class_weight = balanced_class_weights(y_train[train_idx], num_classes) if recipe.class_weight else None
     started = datetime.datetime.now()
     if state["epochs_done"] < recipe.epochs:
         model.fit(train_data, validation_data=val_data, epochs=recipe.epochs, initial_epoch=state["epochs_done"],
                   class_weight=class_weight, shuffle=False, verbose=1 if sys.stdout.isatty() else 2,
-                  callbacks=make_callbacks(recipe, run_dir, state, resuming=resume))
+                  callbacks=make_callbacks(recipe, run_dir, state, resuming=resume, validating=validating))
     seconds = (datetime.datetime.now() - started).total_seconds()
     history = read_history(run_dir / HISTORY_FILE)
     if history and not np.isfinite(history["loss"][-1]):
@@ -485,7 +487,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     best = keras.models.load_model(run_dir / BEST_CHECKPOINT)
     metrics = evaluate(best, x_test, y_test, categories, leak, recipe.tta)
     metrics["best_epoch"] = state["best_epoch"]
-    metrics["best_val_accuracy"] = state["best_val_accuracy"] if len(val_idx) else None
+    metrics["best_val_accuracy"] = state["best_val_accuracy"] if validating else None
 
     info = {
         "labels": list(categories),
