@@ -71,7 +71,9 @@ def analyze(args):
     if args.cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
     from emotion_analyzer.analyze import Analyzer
+    from emotion_analyzer.device import start_tensorflow
 
+    start_tensorflow()
     stats = Analyzer(options_from_args(args)).run()
     return EXIT_INTERRUPTED if stats.interrupted else 0
 

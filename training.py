@@ -94,8 +94,10 @@ def recipe_from_args(args):
 def run_training(args):
     if args.cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
+    from emotion_analyzer.device import start_tensorflow
     from emotion_analyzer.training import train
 
+    start_tensorflow()
     try:
         train(args.data, args.model, recipe_from_args(args), runs_dir=args.runs, run_dir=args.run_dir,
               resume=args.resume, epochs_override=args.epochs if args.resume else None,

@@ -13,7 +13,7 @@ import numpy as np
 
 from emotion_analyzer import config
 from emotion_analyzer.detect import clamp_box
-from emotion_analyzer.device import gpu_names
+from emotion_analyzer.device import gpu_names, quiet_native_log
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.images import to_model_input
 
@@ -175,7 +175,8 @@ def make_engine(model, tta="none", engine="auto", log=None):
             raise UserError("--engine tflite: this TensorFlow has no tf.lite; use --engine tf")
         return TensorFlowEngine(probabilities)
     try:
-        flatbuffer = to_tflite(model, probabilities)
+        with quiet_native_log():  # the converter logs each step of its SavedModel round trip
+            flatbuffer = to_tflite(model, probabilities)
     except Exception as exc:  # the converter raises many kinds of errors for ops it cannot handle
         if engine == "tflite":
             raise UserError(f"--engine tflite: the model cannot be converted ({type(exc).__name__}: {exc});"
@@ -208,5 +209,6 @@ class EmotionClassifier:
     def warm_up(self):
         """Trace or size the common batch sizes before the first frame, so no frame pays for it."""
         size = config.IMAGE_SIZE
-        for n in reversed(WARM_UP_BATCHES):
-            self.classify(np.zeros((n, size, size, 1), np.uint8))
+        with quiet_native_log():  # the first call creates TensorFlow Lite's XNNPACK delegate, which says so
+            for n in reversed(WARM_UP_BATCHES):
+                self.classify(np.zeros((n, size, size, 1), np.uint8))

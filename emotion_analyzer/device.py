@@ -1,4 +1,64 @@
-"""Which device TensorFlow computes on, asked in one place for training and the analyzer."""
+"""Which device TensorFlow computes on, asked in one place for training and the analyzer, and a quiet
+start for TensorFlow's C++ side."""
+
+import contextlib
+import os
+import re
+import sys
+import tempfile
+
+# TensorFlow's C++ code logs through absl straight to file descriptor 2, before and regardless of
+# TF_CPP_MIN_LOG_LEVEL: on a machine without a GPU a start prints about twenty lines, one of them an
+# "E" line about cuInit, that read like failures to a user. INFO and WARNING lines are what that
+# variable's level 2 would hide; errors are kept, except cuInit's when the log already said there is
+# no CUDA driver at all (the expected case on a laptop).
+NATIVE_INFO_OR_WARNING = re.compile(r"^[IW]\d{4} ")
+NATIVE_NOISE = ("WARNING: All log messages before absl::InitializeLog() is called",
+                "To enable the following instructions:",
+                "INFO: Created TensorFlow Lite XNNPACK delegate")
+NO_CUDA_DRIVER = "Could not find cuda drivers"
+CUINIT_FAILED = "failed call to cuInit"
+
+
+def lines_worth_showing(text):
+    """The lines of TensorFlow's native log a user should see (see NATIVE_INFO_OR_WARNING above)."""
+    no_driver = NO_CUDA_DRIVER in text
+    return [line for line in text.splitlines(keepends=True)
+            if line.strip()
+            and not NATIVE_INFO_OR_WARNING.match(line)
+            and not line.startswith(NATIVE_NOISE)
+            and not (no_driver and CUINIT_FAILED in line)]
+
+
+@contextlib.contextmanager
+def quiet_native_log():
+    """Catch what native code writes to file descriptor 2 inside the block and pass on only the
+    lines worth showing; everything, if the block raises, so a failure keeps its whole story."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        failed = True
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            text = caught.read().decode("utf-8", errors="replace")
+            lines = text.splitlines(keepends=True) if failed else lines_worth_showing(text)
+            sys.stderr.write("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+            sys.stderr.flush()
+
+
+def start_tensorflow():
+    """Import TensorFlow and look for GPUs once, quietly; call before anything else uses it."""
+    with quiet_native_log():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices("GPU")
 
 
 def gpu_names():
