@@ -1,6 +1,9 @@
 import csv
+import functools
+import http.server
 import re
 import shutil
+import threading
 
 import cv2
 import numpy as np
@@ -219,6 +222,32 @@ def test_camera_that_stops_mid_run_finishes_cleanly(fresh_model, tmp_path, monke
     rows = read_rows(tmp_path / "e.csv")[1]
     assert len({r["frame"] for r in rows}) == processed  # two faces in every frame, none lost
     assert count_video_frames(tmp_path / "v.avi") == processed
+
+
+class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_stream_url_is_read_live_until_it_ends(fresh_model, face_video, tmp_path, capsys):
+    path, _ = face_video
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(QuietFileHandler, directory=str(path.parent)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
+    try:
+        assert run(fresh_model, url, "--csv", tmp_path / "e.csv") == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    log = capsys.readouterr().out
+    assert f"source: {url} (stream)" in log
+    assert "stopped delivering frames after 40" in log  # every frame of the file came over HTTP
+    processed = int(re.search(r"^([\d,]+) frames in", log, re.M).group(1))
+    assert 1 <= processed <= 40  # a live source hands over only the newest frame
+    rows = read_rows(tmp_path / "e.csv")[1]
+    assert rows and all(row["source"] == url for row in rows)
+    assert len({r["frame"] for r in rows}) == processed  # faces in every frame that was processed
 
 
 def test_ctrl_c_leaves_complete_csv_and_playable_video(fresh_model, face_video, tmp_path, monkeypatch):
