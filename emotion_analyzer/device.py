@@ -56,9 +56,7 @@ def quiet_native_log():
 def start_tensorflow():
     """Import TensorFlow and look for GPUs once, quietly; call before anything else uses it."""
     with quiet_native_log():
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
+        gpu_names()  # importing TensorFlow and asking for GPUs is what logs
 
 
 def gpu_names():
