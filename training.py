@@ -69,6 +69,9 @@ def parse_args(argv):
     parser.add_argument("--weight-decay", type=float, default=None, metavar="F",
                         help="Adam's decoupled weight decay: each step shrinks the weights by lr x this,"
                              f" 0 = off (default: {default.weight_decay})")
+    parser.add_argument("--erase", type=float, default=None, metavar="P",
+                        help="random erasing: the chance that a training image gets one rectangle (2-20%% of it)"
+                             f" blanked to its mean grey, 0 = off (default: {default.erase})")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,
                         help="tf.distribute strategy: one device, all local GPUs, or several machines via"
                              f" TF_CONFIG (default: {default.strategy})")

@@ -46,6 +46,7 @@ class Recipe:
     init: str = "glorot"            # weight initialiser: glorot (Keras default) | he
     ema: float = 0.0                # momentum of a weight average to validate and keep, such as 0.998; 0 = off
     weight_decay: float = 0.0       # decoupled (AdamW-style) decay per step, times the learning rate; 0 = off
+    erase: float = 0.0              # chance that a training image gets one rectangle blanked out; 0 = off
     strategy: str = "default"
 
     @classmethod
@@ -57,7 +58,8 @@ class Recipe:
 
 
 # A run saved before one of these options existed trained with what was then the only choice.
-RECIPE_BEFORE_OPTION_EXISTED = {"scaling": "unit", "init": "glorot", "ema": 0.0, "weight_decay": 0.0}
+RECIPE_BEFORE_OPTION_EXISTED = {"scaling": "unit", "init": "glorot", "ema": 0.0, "weight_decay": 0.0,
+                                "erase": 0.0}
 
 AUGMENTATIONS = {
     # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
@@ -83,6 +85,8 @@ def validate_recipe(recipe):
         raise UserError(f"--lr {recipe.learning_rate}: expected a positive number such as 0.001")
     if recipe.weight_decay < 0:
         raise UserError(f"--weight-decay {recipe.weight_decay}: expected 0 (off) or a positive number such as 0.05")
+    if not 0 <= recipe.erase <= 1:
+        raise UserError(f"--erase {recipe.erase}: expected a probability from 0 (off) to 1, such as 0.5")
     if not 0 <= recipe.ema < 1:
         raise UserError(f"--ema {recipe.ema}: expected 0 (off) or a momentum below 1, such as 0.998")
 
@@ -153,6 +157,36 @@ def augmentation_layers(kind, seed):
     return keras.Sequential(stack, name="augmentation")
 
 
+# Random erasing (Zhong et al., 2017): the blanked rectangle covers this fraction of the image and has
+# an aspect ratio (height / width) in this range.
+ERASE_AREA = (0.02, 0.2)
+ERASE_ASPECT = (0.3, 3.3)
+
+
+def erase_rectangles(images, probability):
+    """With `probability`, blank one random rectangle of each image of a float batch (N, H, W, 1) to
+    that image's mean grey, so a face must be read from whatever part of it is left."""
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    area = tf.random.uniform([n], *ERASE_AREA) * height * width
+    log_aspect = tf.random.uniform([n], np.log(ERASE_ASPECT[0]), np.log(ERASE_ASPECT[1]))
+    aspect = tf.exp(log_aspect)
+    box_h = tf.clip_by_value(tf.round(tf.sqrt(area * aspect)), 1, height)
+    box_w = tf.clip_by_value(tf.round(tf.sqrt(area / aspect)), 1, width)
+    top = tf.floor(tf.random.uniform([n]) * (height - box_h + 1))
+    left = tf.floor(tf.random.uniform([n]) * (width - box_w + 1))
+    rows = tf.range(height, dtype=tf.float32)[tf.newaxis, :, tf.newaxis]
+    cols = tf.range(width, dtype=tf.float32)[tf.newaxis, tf.newaxis, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None]))
+    chosen = tf.random.uniform([n]) < probability
+    mask = (inside & chosen[:, None, None])[..., tf.newaxis]
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    return tf.where(mask, mean, images)
+
+
 def make_dataset(x, y, recipe, num_classes, training):
     """A tf.data pipeline: shuffle, batch, augment on the fly in parallel, one-hot when smoothing."""
     import tensorflow as tf
@@ -165,6 +199,9 @@ def make_dataset(x, y, recipe, num_classes, training):
     augment = augmentation_layers(recipe.augment, recipe.seed) if training else None
     if augment is not None:
         dataset = dataset.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and recipe.erase:
+        dataset = dataset.map(lambda a, b: (erase_rectangles(a, recipe.erase), b),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     if recipe.label_smoothing:
         dataset = dataset.map(lambda a, b: (a, tf.one_hot(b, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)

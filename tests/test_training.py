@@ -207,11 +207,65 @@ def test_weight_average_is_validated_checkpointed_and_resumed(prepared_data, tmp
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
 
 
-@pytest.mark.parametrize("option, value", [("--ema", "1.5"), ("--weight-decay", "-0.1")])
+@pytest.mark.parametrize("option, value", [("--ema", "1.5"), ("--weight-decay", "-0.1"), ("--erase", "1.5")])
 def test_out_of_range_optimizer_settings_are_refused(prepared_data, tmp_path, capsys, option, value):
     assert run_training(prepared_data, tmp_path, *FAST, option, value) == 2
     err = capsys.readouterr().err
     assert f"{option} {value}" in err and "Traceback" not in err
+
+
+def erased_boxes(before, after):
+    """For each image, None if untouched, else (rows, cols, fill) of the changed pixels' bounding box."""
+    boxes = []
+    for old, new in zip(before[..., 0], after[..., 0]):
+        changed = np.argwhere(old != new)
+        if not len(changed):
+            boxes.append(None)
+            continue
+        (top, left), (bottom, right) = changed.min(axis=0), changed.max(axis=0) + 1
+        boxes.append((slice(top, bottom), slice(left, right), new[top, left]))
+    return boxes
+
+
+def test_random_erasing_blanks_one_rectangle_to_the_image_mean():
+    from emotion_analyzer.training import ERASE_AREA, erase_rectangles
+
+    rng = np.random.default_rng(3)
+    faces = rng.integers(0, 256, (300, 48, 48, 1)).astype(np.float32)
+    assert np.array_equal(erase_rectangles(faces, 0.0).numpy(), faces)
+
+    erased = erase_rectangles(faces, 1.0).numpy()
+    for face, after, box in zip(faces, erased, erased_boxes(faces, erased)):
+        rows, cols, fill = box
+        # The whole box holds the image's mean grey and nothing outside it changed.
+        assert fill == pytest.approx(face.mean(), abs=1e-3)
+        assert np.all(after[rows, cols] == fill)
+        outside = np.ones(face.shape, bool)
+        outside[rows, cols] = False
+        assert np.array_equal(after[outside], face[outside])
+        area = (rows.stop - rows.start) * (cols.stop - cols.start) / 48 ** 2
+        assert ERASE_AREA[0] * 0.8 <= area <= ERASE_AREA[1] * 1.2  # rounding to whole pixels
+
+    half = erase_rectangles(faces, 0.5).numpy()
+    share = np.mean([box is not None for box in erased_boxes(faces, half)])
+    assert 0.38 < share < 0.62  # 300 draws: 0.5 +- 4 standard errors
+
+
+def test_random_erasing_reaches_training_batches_only(prepared_data):
+    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.training import Recipe, make_dataset
+
+    x = load_prepared(prepared_data)[0].astype(np.float32)
+    index = np.arange(len(x))  # as the "labels", to find each shuffled image's original
+    recipe = Recipe(augment="none", erase=1.0, label_smoothing=0.0, batch_size=len(x))
+    (train_batch, order), = make_dataset(x, index, recipe, 6, training=True)
+    (plain_batch, _), = make_dataset(x, index, recipe, 6, training=False)
+    assert np.array_equal(plain_batch.numpy(), x)
+    originals = x[order.numpy()]
+    boxes = erased_boxes(originals, train_batch.numpy())
+    assert all(box is not None for box in boxes)
+    for face, (_, _, fill) in zip(originals, boxes):
+        assert fill == pytest.approx(face.mean(), abs=1e-3)
 
 
 def test_weight_decay_shrinks_the_weights(prepared_data, tmp_path):
