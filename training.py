@@ -15,7 +15,7 @@ from emotion_analyzer import config
 from emotion_analyzer.cli import EXIT_INTERRUPTED, run_cli
 from emotion_analyzer.classify import TTA_SHIFT, TTA_VIEWS
 from emotion_analyzer.model import INITIALIZERS, INPUT_SCALINGS
-from emotion_analyzer.training import AUGMENTATIONS, Recipe
+from emotion_analyzer.training import AUGMENTATIONS, ERASE_AREA, Recipe
 
 
 def parse_args(argv):
@@ -70,8 +70,9 @@ def parse_args(argv):
                         help="Adam's decoupled weight decay: each step shrinks the weights by lr x this,"
                              f" 0 = off (default: {default.weight_decay})")
     parser.add_argument("--erase", type=float, default=None, metavar="P",
-                        help="random erasing: the chance that a training image gets one rectangle (2-20%% of it)"
-                             f" blanked to its mean grey, 0 = off (default: {default.erase})")
+                        help="random erasing: the chance that a training image gets one rectangle"
+                             f" ({ERASE_AREA[0] * 100:.0f}-{ERASE_AREA[1] * 100:.0f}%% of it) blanked to its mean grey,"
+                             f" 0 = off (default: {default.erase})")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,
                         help="tf.distribute strategy: one device, all local GPUs, or several machines via"
                              f" TF_CONFIG (default: {default.strategy})")
