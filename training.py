@@ -59,7 +59,8 @@ def parse_args(argv):
                         help=f"convolution padding (default: {default.padding})")
     parser.add_argument("--scaling", choices=tuple(INPUT_SCALINGS), default=None,
                         help=f"how the model normalises its 0-255 input: unit = 0..1, center = -1..1,"
-                             f" standardize = each image to mean 0, standard deviation 1"
+                             f" standardize = each image to mean 0, standard deviation 1,"
+                             f" equalize = each image histogram-equalised, then the same"
                              f" (default: {default.scaling})")
     parser.add_argument("--init", choices=tuple(INITIALIZERS), default=None,
                         help=f"weight initialiser (default: {default.init})")

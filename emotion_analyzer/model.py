@@ -14,6 +14,7 @@ INPUT_SCALINGS = {
     "unit": (1.0 / 255, 0.0),        # 0..1, as the original
     "center": (1.0 / 127.5, -1.0),   # -1..1: zero-centred inputs train faster without batch norm
     "standardize": None,              # per image: mean 0, standard deviation 1 (brightness and contrast removed)
+    "equalize": None,                 # per image: histogram equalised, then mean 0, standard deviation 1
 }
 INITIALIZERS = {"glorot": "glorot_uniform", "he": "he_uniform"}
 
@@ -52,12 +53,16 @@ def build_model(input_shape, num_classes, padding="valid", scaling="unit", init=
 
 
 def normalise_pixels(inputs, scaling):
-    """The input normalisation, from built-in layers only, so a saved model loads anywhere."""
+    """The input normalisation, from built-in layers but for `equalize`, whose layer registers itself."""
     from keras import layers
 
     if INPUT_SCALINGS[scaling] is not None:
         scale, offset = INPUT_SCALINGS[scaling]
         return layers.Rescaling(scale, offset, name=f"scale_{scaling}")(inputs)
+    if scaling == "equalize":
+        from emotion_analyzer.layers import EqualizeHistogram
+
+        return EqualizeHistogram(name="scale_equalize")(inputs)
     # Layer normalisation over the whole image is per-image standardisation. Its epsilon, in squared
     # grey levels, keeps a flat crop's noise from being blown up to full contrast (a face's variance
     # is in the thousands) and maps a blank crop to zeros instead of dividing by zero.
@@ -96,17 +101,24 @@ def load_model_info(model_path):
     return info
 
 
-def load_trained_model(model_path):
-    """(model, info) for a .keras file and its JSON; errors say how to get a model."""
+def load_keras_file(path, compile=True):
+    """keras.models.load_model, with our one custom layer registered first."""
     import keras
 
+    import emotion_analyzer.layers  # noqa: F401  (registers EqualizeHistogram for the loader)
+
+    return keras.models.load_model(path, compile=compile)
+
+
+def load_trained_model(model_path):
+    """(model, info) for a .keras file and its JSON; errors say how to get a model."""
     model_path = Path(model_path)
     if not model_path.is_file():
         raise UserError(f"model {model_path} not found: train one with `python training.py --model {model_path}`"
                         " or use the shipped res/emotion_model.keras")
     info = load_model_info(model_path)
     try:
-        model = keras.models.load_model(model_path, compile=False)
+        model = load_keras_file(model_path, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged zip or config
         raise UserError(f"model {model_path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]});"
                         " retrain it with training.py or restore it from git") from None
@@ -133,7 +145,8 @@ def plot_architecture(model, path):
 
     rows = describe_layers(model)
     colours = {"Conv2D": "#8ecae6", "MaxPooling2D": "#ffb703", "Dense": "#90be6d", "Dropout": "#dddddd",
-               "InputLayer": "#f4a261", "Rescaling": "#f4a261", "LayerNormalization": "#f4a261", "Flatten": "#cdb4db"}
+               "InputLayer": "#f4a261", "Rescaling": "#f4a261", "LayerNormalization": "#f4a261",
+               "EqualizeHistogram": "#f4a261", "Flatten": "#cdb4db"}
     height = 0.55 * len(rows) + 0.8
     fig, ax = plt.subplots(figsize=(6.5, height))
     ax.set_xlim(0, 1)

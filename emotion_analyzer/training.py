@@ -450,7 +450,8 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
 
     from emotion_analyzer.classify import tta_name
     from emotion_analyzer.device import describe_device
-    from emotion_analyzer.model import build_model, plot_architecture, save_model_atomic, save_model_info
+    from emotion_analyzer.model import (build_model, load_keras_file, plot_architecture, save_model_atomic,
+                                       save_model_info)
     from emotion_analyzer.prep import load_prepared
 
     if resume:
@@ -494,7 +495,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     strategy = make_strategy(recipe.strategy)
     with strategy.scope():
         if resume:
-            model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
+            model = load_keras_file(run_dir / LAST_CHECKPOINT)
             so_far = (f"best validation accuracy so far {state['best_val_accuracy']:.4f}" if validating
                       else "no validation")
             log(f"resuming after epoch {state['epochs_done']} ({so_far})")
@@ -521,7 +522,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     if not (run_dir / BEST_CHECKPOINT).is_file():
         raise UserError(f"{run_dir}: no epoch finished with a finite loss, so there is no model to save; lower --lr")
 
-    best = keras.models.load_model(run_dir / BEST_CHECKPOINT)
+    best = load_keras_file(run_dir / BEST_CHECKPOINT)
     metrics = evaluate(best, x_test, y_test, categories, leak, recipe.tta)
     metrics["best_epoch"] = state["best_epoch"]
     metrics["best_val_accuracy"] = state["best_val_accuracy"] if validating else None

@@ -323,8 +323,7 @@ def test_input_scaling_lives_in_the_model_and_keeps_the_architecture(scaling, lo
 def test_standardized_input_ignores_brightness_and_contrast_and_survives_save_load_and_tflite(tmp_path):
     import keras
 
-    from emotion_analyzer.classify import EmotionClassifier
-    from emotion_analyzer.model import build_model, load_trained_model, save_model_atomic, save_model_info
+    from emotion_analyzer.model import build_model
 
     keras.utils.set_random_seed(1)
     model = build_model((48, 48, 1), 6, scaling="standardize")
@@ -342,7 +341,14 @@ def test_standardized_input_ignores_brightness_and_contrast_and_survives_save_lo
     np.testing.assert_allclose(model.predict(batch[:1], verbose=0), model.predict(batch[1:2], verbose=0), atol=1e-3)
 
     # Built from stock layers only: it loads without custom objects, and TensorFlow Lite agrees.
-    path = tmp_path / "standardized.keras"
+    assert_survives_save_load_and_tflite(model, batch, tmp_path)
+
+
+def assert_survives_save_load_and_tflite(model, batch, tmp_path):
+    from emotion_analyzer.classify import EmotionClassifier
+    from emotion_analyzer.model import load_trained_model, save_model_atomic, save_model_info
+
+    path = tmp_path / "model.keras"
     save_model_atomic(model, path, include_optimizer=False)
     save_model_info(path, {"labels": [f"e{i}" for i in range(6)], "input_shape": [48, 48, 1]})
     loaded, info = load_trained_model(path)
@@ -350,6 +356,34 @@ def test_standardized_input_ignores_brightness_and_contrast_and_survives_save_lo
     np.testing.assert_allclose(loaded.predict(batch, verbose=0), expected, atol=1e-6)
     lite = EmotionClassifier(loaded, info["labels"], engine="tflite").classify(batch.astype(np.uint8))
     np.testing.assert_allclose(lite, model.predict(batch.astype(np.uint8).astype("float32"), verbose=0), atol=1e-5)
+
+
+def test_equalized_input_keeps_only_the_order_of_grey_levels_and_survives_save_load_and_tflite(tmp_path):
+    import keras
+
+    from emotion_analyzer.model import build_model
+
+    keras.utils.set_random_seed(1)
+    model = build_model((48, 48, 1), 6, scaling="equalize")
+    assert model.count_params() == build_model((48, 48, 1), 6).count_params()
+    face = np.random.default_rng(2).integers(60, 181, (48, 48, 1)).astype("float32")
+    # A tone curve that brightens and bends the tones but keeps distinct grey levels distinct and in order.
+    toned = np.round(face + (face - 60) ** 2 / 240)
+    two_tone = np.where(np.arange(48 * 48).reshape(48, 48, 1) % 2, 200.0, 10.0).astype("float32")
+    blank = np.full((48, 48, 1), 90.0, dtype="float32")
+    batch = np.stack([face, toned, two_tone, blank])
+    scaler = keras.Model(model.input, model.get_layer("scale_equalize").output)
+    scaled = scaler.predict(batch, verbose=0).reshape(4, -1)
+    np.testing.assert_allclose(scaled[0], scaled[1], atol=1e-6)
+    np.testing.assert_allclose(scaled[:2].mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(scaled[:2].std(axis=1), 1, atol=0.02)  # 121 levels: nearly uniform ranks
+    # Half the pixels dark, half bright: mid-ranks 1/4 and 3/4, i.e. -/+ sqrt(12)/4.
+    np.testing.assert_allclose(np.unique(scaled[2]), [-np.sqrt(12) / 4, np.sqrt(12) / 4], atol=1e-6)
+    np.testing.assert_array_equal(scaled[3], 0)
+    np.testing.assert_allclose(model.predict(batch[:1], verbose=0), model.predict(batch[1:2], verbose=0), atol=1e-6)
+
+    # Our own layer: it loads through load_trained_model, and TensorFlow Lite runs it natively.
+    assert_survives_save_load_and_tflite(model, batch, tmp_path)
 
 
 def test_unknown_scaling_or_initialiser_is_refused():
