@@ -5,6 +5,7 @@ Both train the same architecture for the same number of steps on the real pickle
 generated images when there are none), in one run, and print images/s, seconds per epoch and the ratio.
 
     python benchmarks/bench_training.py --steps 30 --rounds 3
+    python benchmarks/bench_training.py --batch-size 64 --scaling equalize   # a variant of the default recipe
 """
 
 import argparse
@@ -20,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
+from emotion_analyzer.model import INPUT_SCALINGS  # noqa: E402
 from emotion_analyzer.training import Recipe, compile_model, make_dataset  # noqa: E402
 
 
@@ -60,13 +62,19 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=30,
                         help="timed steps per variant and round (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the median is reported (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=Recipe.batch_size,
+                        help="batch size of the recipe measured (default: the default recipe's, %(default)s)")
+    parser.add_argument("--scaling", choices=tuple(INPUT_SCALINGS), default=Recipe.scaling,
+                        help="input normalisation of the recipe measured (default: %(default)s)")
     args = parser.parse_args(argv)
+    if args.steps < 1 or args.rounds < 1 or args.batch_size < 1:
+        parser.error("--steps, --rounds and --batch-size must be positive")
 
     import keras
 
     from emotion_analyzer.model import build_model
 
-    recipe = Recipe()
+    recipe = Recipe(batch_size=args.batch_size, scaling=args.scaling)
     original = Recipe.original()
     count = max(recipe.batch_size, original.batch_size) * args.steps
     x, y, where = load_arrays(args.data, count)
@@ -91,7 +99,7 @@ def main(argv=None):
 
     def no_augment(warmup):
         n = recipe.batch_size * (3 if warmup else args.steps)
-        recipe_plain = Recipe(augment="none")
+        recipe_plain = Recipe(batch_size=recipe.batch_size, scaling=recipe.scaling, augment="none")
         ours.fit(make_dataset(x[:n], y[:n], recipe_plain, 6, training=True), epochs=1, verbose=0)
 
     plain_rate, ours_rate, bare_rate = interleaved_rates(
@@ -99,11 +107,12 @@ def main(argv=None):
          (no_augment, recipe.batch_size * args.steps)], args.rounds)
     print(f"original: model.fit on arrays, batch {original.batch_size}: {plain_rate:.0f} images/s,"
           f" {train_images / plain_rate:.0f} s/epoch")
-    print(f"default recipe: tf.data + augmentation, batch {recipe.batch_size}: {ours_rate:.0f} images/s,"
+    name = "default recipe" if recipe == Recipe() else f"recipe ({recipe.scaling} inputs)"
+    print(f"{name}: tf.data + augmentation, batch {recipe.batch_size}: {ours_rate:.0f} images/s,"
           f" {train_images / ours_rate:.0f} s/epoch")
     print(f"same pipeline without augmentation: {bare_rate:.0f} images/s"
           f" (augmentation costs {round(100 * (1 - ours_rate / bare_rate)):d}% of throughput)")
-    print(f"ratio: default recipe trains at {ours_rate / plain_rate:.2f}x the original's images/s")
+    print(f"ratio: {name} trains at {ours_rate / plain_rate:.2f}x the original's images/s")
     return 0
 
 
