@@ -74,6 +74,9 @@ def parse_args(argv):
                         help="random erasing: the chance that a training image gets one rectangle"
                              f" ({ERASE_AREA[0] * 100:.0f}-{ERASE_AREA[1] * 100:.0f}%% of it) blanked to its mean grey,"
                              f" 0 = off (default: {default.erase})")
+    parser.add_argument("--warmup", type=int, default=None, metavar="EPOCHS",
+                        help="raise the learning rate step by step from 0 to its schedule over the first EPOCHS"
+                             f" epochs, 0 = off (default: {default.warmup})")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,
                         help="tf.distribute strategy: one device, all local GPUs, or several machines via"
                              f" TF_CONFIG (default: {default.strategy})")

@@ -47,6 +47,7 @@ class Recipe:
     ema: float = 0.0                # momentum of a weight average to validate and keep, such as 0.998; 0 = off
     weight_decay: float = 0.0       # decoupled (AdamW-style) decay per step, times the learning rate; 0 = off
     erase: float = 0.0              # chance that a training image gets one rectangle blanked out; 0 = off
+    warmup: int = 0                 # epochs over which the learning rate rises per step from 0 to its schedule
     strategy: str = "default"
 
     @classmethod
@@ -59,7 +60,7 @@ class Recipe:
 
 # A run saved before one of these options existed trained with what was then the only choice.
 RECIPE_BEFORE_OPTION_EXISTED = {"scaling": "unit", "init": "glorot", "ema": 0.0, "weight_decay": 0.0,
-                                "erase": 0.0}
+                                "erase": 0.0, "warmup": 0}
 
 AUGMENTATIONS = {
     # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
@@ -87,6 +88,8 @@ def validate_recipe(recipe):
         raise UserError(f"--weight-decay {recipe.weight_decay}: expected 0 (off) or a positive number such as 0.05")
     if not 0 <= recipe.erase <= 1:
         raise UserError(f"--erase {recipe.erase}: expected a probability from 0 (off) to 1, such as 0.5")
+    if not 0 <= recipe.warmup < recipe.epochs:
+        raise UserError(f"--warmup {recipe.warmup}: expected 0 (off) or fewer epochs than --epochs {recipe.epochs}")
     if not 0 <= recipe.ema < 1:
         raise UserError(f"--ema {recipe.ema}: expected 0 (off) or a momentum below 1, such as 0.998")
 
@@ -244,6 +247,39 @@ def cosine_learning_rate(base, epochs):
     return rate
 
 
+def make_warmup_callback(warmup_epochs):
+    """Scale the learning rate of each of the first `warmup_epochs` epochs by a per-step ramp up to 1.
+
+    It reads the rate the schedule set at the epoch's start, so it works on top of any schedule, and
+    puts that rate back at the epoch's end for the next epoch's schedule to start from, unless a
+    callback that ran before it (a plateau schedule) has changed the rate since.
+    """
+    import keras
+
+    def current_rate(model):
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+    class WarmUp(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self.scheduled = self.ramped = current_rate(self.model)
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if self.epoch >= warmup_epochs:
+                return
+            steps = self.params.get("steps")
+            done = self.epoch * steps + batch + 1 if steps else self.epoch + 1
+            ramp = done / (warmup_epochs * steps if steps else warmup_epochs)
+            self.model.optimizer.learning_rate.assign(self.scheduled * ramp)
+            self.ramped = current_rate(self.model)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch < warmup_epochs and current_rate(self.model) == self.ramped:
+                self.model.optimizer.learning_rate.assign(self.scheduled)
+
+    return WarmUp()
+
+
 def make_checkpoint_callback(run_dir, state, validating):
     """After each epoch: last.keras and state.json (for resume), best.keras when validation improves.
 
@@ -301,6 +337,8 @@ def make_callbacks(recipe, run_dir, state, resuming, validating):
         callbacks.append(keras.callbacks.LearningRateScheduler(schedule))
     elif recipe.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=2, min_lr=1e-5))
+    if recipe.warmup:
+        callbacks.append(make_warmup_callback(recipe.warmup))  # after the schedule, whose rate it ramps up to
     if recipe.patience and validating:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=recipe.patience, mode="max"))
     return callbacks

@@ -207,7 +207,8 @@ def test_weight_average_is_validated_checkpointed_and_resumed(prepared_data, tmp
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
 
 
-@pytest.mark.parametrize("option, value", [("--ema", "1.5"), ("--weight-decay", "-0.1"), ("--erase", "1.5")])
+@pytest.mark.parametrize("option, value", [("--ema", "1.5"), ("--weight-decay", "-0.1"), ("--erase", "1.5"),
+                                           ("--warmup", "1")])
 def test_out_of_range_optimizer_settings_are_refused(prepared_data, tmp_path, capsys, option, value):
     assert run_training(prepared_data, tmp_path, *FAST, option, value) == 2
     err = capsys.readouterr().err
@@ -476,6 +477,32 @@ def test_cosine_schedule_decays_to_one_percent():
     rate = cosine_learning_rate(1e-3, 10)
     assert rate(0) == pytest.approx(1e-3) and rate(9) == pytest.approx(1e-5)
     assert rate(0) > rate(4) > rate(9)
+
+
+def test_warmup_ramps_the_rate_per_step_to_the_schedule_then_leaves_it(tmp_path):
+    import keras
+
+    from emotion_analyzer.model import build_model
+    from emotion_analyzer.training import Recipe, compile_model, make_callbacks
+
+    recipe = Recipe(epochs=3, batch_size=8, warmup=1, augment="none", label_smoothing=0.0)
+    model = build_model((48, 48, 1), 6, scaling=recipe.scaling)
+    compile_model(model, recipe)
+    seen = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0}
+    callbacks = make_callbacks(recipe, tmp_path, state, resuming=False, validating=False) + [Recorder()]
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (32, 48, 48, 1)).astype("float32"), rng.integers(0, 6, 32)
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=callbacks)  # 4 steps an epoch
+
+    schedule = cosine_learning_rate(recipe.learning_rate, recipe.epochs)
+    np.testing.assert_allclose(seen[:4], [schedule(0) * k / 4 for k in (1, 2, 3, 4)], rtol=1e-6)
+    np.testing.assert_allclose(seen[4:], [schedule(1)] * 4 + [schedule(2)] * 4, rtol=1e-6)
 
 
 def test_mirrored_strategy_trains_over_two_cpu_devices(prepared_data, tmp_path):
