@@ -251,31 +251,26 @@ def make_warmup_callback(warmup_epochs):
     """Scale the learning rate of each of the first `warmup_epochs` epochs by a per-step ramp up to 1.
 
     It reads the rate the schedule set at the epoch's start, so it works on top of any schedule, and
-    puts that rate back at the epoch's end for the next epoch's schedule to start from, unless a
-    callback that ran before it (a plateau schedule) has changed the rate since.
+    puts that rate back at the epoch's end for the next epoch's schedule to start from, keeping any
+    change a callback that ran before it made to the ramped rate (a plateau schedule halving it).
     """
     import keras
-
-    def current_rate(model):
-        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
     class WarmUp(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
-            self.scheduled = self.ramped = current_rate(self.model)
+            self.scheduled = self.ramped = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
         def on_train_batch_begin(self, batch, logs=None):
-            if self.epoch >= warmup_epochs:
-                return
-            steps = self.params.get("steps")
-            done = self.epoch * steps + batch + 1 if steps else self.epoch + 1
-            ramp = done / (warmup_epochs * steps if steps else warmup_epochs)
-            self.model.optimizer.learning_rate.assign(self.scheduled * ramp)
-            self.ramped = current_rate(self.model)
+            if self.epoch < warmup_epochs:
+                steps = self.params["steps"]
+                self.ramped = self.scheduled * (self.epoch * steps + batch + 1) / (warmup_epochs * steps)
+                self.model.optimizer.learning_rate.assign(self.ramped)
 
         def on_epoch_end(self, epoch, logs=None):
-            if epoch < warmup_epochs and current_rate(self.model) == self.ramped:
-                self.model.optimizer.learning_rate.assign(self.scheduled)
+            if epoch < warmup_epochs:
+                changed_by = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)) / self.ramped
+                self.model.optimizer.learning_rate.assign(self.scheduled * changed_by)
 
     return WarmUp()
 

@@ -483,7 +483,7 @@ def test_warmup_ramps_the_rate_per_step_to_the_schedule_then_leaves_it(tmp_path)
     import keras
 
     from emotion_analyzer.model import build_model
-    from emotion_analyzer.training import Recipe, compile_model, make_callbacks
+    from emotion_analyzer.training import Recipe, compile_model, make_callbacks, make_warmup_callback
 
     recipe = Recipe(epochs=3, batch_size=8, warmup=1, augment="none", label_smoothing=0.0)
     model = build_model((48, 48, 1), 6, scaling=recipe.scaling)
@@ -503,6 +503,22 @@ def test_warmup_ramps_the_rate_per_step_to_the_schedule_then_leaves_it(tmp_path)
     schedule = cosine_learning_rate(recipe.learning_rate, recipe.epochs)
     np.testing.assert_allclose(seen[:4], [schedule(0) * k / 4 for k in (1, 2, 3, 4)], rtol=1e-6)
     np.testing.assert_allclose(seen[4:], [schedule(1)] * 4 + [schedule(2)] * 4, rtol=1e-6)
+
+    # A callback before it that halves the rate mid-warm-up (as a plateau schedule would) is kept:
+    # the ramp goes on towards half the rate, and half the rate stays after the warm-up.
+    class HalveAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                self.model.optimizer.learning_rate.assign(rate / 2)
+
+    compile_model(model, recipe)
+    seen.clear()
+    model.fit(x, y, batch_size=8, epochs=3, verbose=0,
+              callbacks=[HalveAfterFirstEpoch(), make_warmup_callback(2), Recorder()])
+    base = recipe.learning_rate
+    np.testing.assert_allclose(seen, [base * k / 8 for k in (1, 2, 3, 4)] + [base / 2 * k / 8 for k in (5, 6, 7, 8)]
+                               + [base / 2] * 4, rtol=1e-6)
 
 
 def test_mirrored_strategy_trains_over_two_cpu_devices(prepared_data, tmp_path):
