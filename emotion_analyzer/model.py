@@ -9,12 +9,38 @@ from emotion_analyzer.errors import UserError
 from emotion_analyzer.fileio import atomic_path, write_json_atomic
 
 
+def rescale_layer(scale, offset):
+    """A builder of the fixed rescaling of 0-255 pixels by `scale`, then `offset`."""
+    def build(name):
+        from keras import layers
+
+        return layers.Rescaling(scale, offset, name=name)
+    return build
+
+
+def standardize_layer(name):
+    """Per-image standardisation: layer normalisation over the whole image, with no weights."""
+    from keras import layers
+
+    # Its epsilon, in squared grey levels, keeps a flat crop's noise from being blown up to full
+    # contrast (a face's variance is in the thousands) and maps a blank crop to zeros instead of
+    # dividing by zero.
+    return layers.LayerNormalization(axis=(1, 2, 3), epsilon=1.0, center=False, scale=False, name=name)
+
+
+def equalize_layer(name):
+    """Per-image histogram equalisation; the layer is ours and registers itself with Keras on import."""
+    from emotion_analyzer.layers import EqualizeHistogram
+
+    return EqualizeHistogram(name=name)
+
+
 INPUT_SCALINGS = {
-    # name: (scale, offset) applied to 0-255 pixels inside the model, or None for a per-image layer
-    "unit": (1.0 / 255, 0.0),        # 0..1, as the original
-    "center": (1.0 / 127.5, -1.0),   # -1..1: zero-centred inputs train faster without batch norm
-    "standardize": None,              # per image: mean 0, standard deviation 1 (brightness and contrast removed)
-    "equalize": None,                 # per image: histogram equalised, then mean 0, standard deviation 1
+    # name: builder of the model's first layer, which normalises 0-255 pixels
+    "unit": rescale_layer(1.0 / 255, 0.0),         # 0..1, as the original
+    "center": rescale_layer(1.0 / 127.5, -1.0),    # -1..1: zero-centred inputs train faster without batch norm
+    "standardize": standardize_layer,               # per image: mean 0, standard deviation 1
+    "equalize": equalize_layer,                     # per image: histogram equalised, then mean 0, std 1
 }
 INITIALIZERS = {"glorot": "glorot_uniform", "he": "he_uniform"}
 
@@ -37,7 +63,7 @@ def build_model(input_shape, num_classes, padding="valid", scaling="unit", init=
         raise UserError(f"initializer '{init}': expected one of {', '.join(INITIALIZERS)}")
     relu = {"activation": "relu", "kernel_initializer": INITIALIZERS[init]}
     inputs = keras.Input(shape=input_shape, name="face")
-    x = normalise_pixels(inputs, scaling)
+    x = INPUT_SCALINGS[scaling](f"scale_{scaling}")(inputs)
     x = layers.Conv2D(50, 3, padding=padding, name="conv_50", **relu)(x)
     x = layers.Conv2D(75, 3, padding=padding, name="conv_75", **relu)(x)
     x = layers.MaxPooling2D(2, name="pool_1")(x)
@@ -50,24 +76,6 @@ def build_model(input_shape, num_classes, padding="valid", scaling="unit", init=
     x = layers.Dropout(0.2, name="dropout_02")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
     return keras.Model(inputs, outputs, name="emotion_cnn")
-
-
-def normalise_pixels(inputs, scaling):
-    """The input normalisation, from built-in layers but for `equalize`, whose layer registers itself."""
-    from keras import layers
-
-    if INPUT_SCALINGS[scaling] is not None:
-        scale, offset = INPUT_SCALINGS[scaling]
-        return layers.Rescaling(scale, offset, name=f"scale_{scaling}")(inputs)
-    if scaling == "equalize":
-        from emotion_analyzer.layers import EqualizeHistogram
-
-        return EqualizeHistogram(name="scale_equalize")(inputs)
-    # Layer normalisation over the whole image is per-image standardisation. Its epsilon, in squared
-    # grey levels, keeps a flat crop's noise from being blown up to full contrast (a face's variance
-    # is in the thousands) and maps a blank crop to zeros instead of dividing by zero.
-    return layers.LayerNormalization(axis=(1, 2, 3), epsilon=1.0, center=False, scale=False,
-                                     name="scale_standardize")(inputs)
 
 
 def save_model_atomic(model, path, include_optimizer=True):

@@ -247,6 +247,13 @@ def cosine_learning_rate(base, epochs):
     return rate
 
 
+def current_learning_rate(model):
+    """The optimizer's learning rate now, as a plain float."""
+    import keras
+
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
 def make_warmup_callback(warmup_epochs):
     """Scale the learning rate of each of the first `warmup_epochs` epochs by a per-step ramp up to 1.
 
@@ -259,7 +266,7 @@ def make_warmup_callback(warmup_epochs):
     class WarmUp(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
-            self.scheduled = self.ramped = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            self.scheduled = self.ramped = current_learning_rate(self.model)
 
         def on_train_batch_begin(self, batch, logs=None):
             if self.epoch < warmup_epochs:
@@ -269,7 +276,7 @@ def make_warmup_callback(warmup_epochs):
 
         def on_epoch_end(self, epoch, logs=None):
             if epoch < warmup_epochs:
-                changed_by = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)) / self.ramped
+                changed_by = current_learning_rate(self.model) / self.ramped
                 self.model.optimizer.learning_rate.assign(self.scheduled * changed_by)
 
     return WarmUp()
@@ -298,7 +305,7 @@ def make_checkpoint_callback(run_dir, state, validating):
                 state["best_epoch"] = epoch + 1
             save_model_atomic(self.model, run_dir / LAST_CHECKPOINT)
             state["epochs_done"] = epoch + 1
-            state["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            state["learning_rate"] = current_learning_rate(self.model)
             write_json_atomic(run_dir / STATE_FILE, state)
 
     return EpochCheckpoint()
