@@ -77,6 +77,10 @@ def parse_args(argv):
     parser.add_argument("--warmup", type=int, default=None, metavar="EPOCHS",
                         help="raise the learning rate step by step from 0 to its schedule over the first EPOCHS"
                              f" epochs, 0 = off (default: {default.warmup})")
+    parser.add_argument("--self-distill", type=float, default=None, metavar="W",
+                        help="progressive self-distillation: each training target mixes the label with the"
+                             " model's own prediction for that image in the previous epoch, weighted from 0 in"
+                             f" the first epoch up to W in the last, 0 = off (default: {default.self_distill})")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,
                         help="tf.distribute strategy: one device, all local GPUs, or several machines via"
                              f" TF_CONFIG (default: {default.strategy})")

@@ -6,6 +6,7 @@ generated images when there are none), in one run, and print images/s, seconds p
 
     python benchmarks/bench_training.py --steps 30 --rounds 3
     python benchmarks/bench_training.py --batch-size 64 --scaling equalize   # a variant of the default recipe
+    python benchmarks/bench_training.py --self-distill 0.8
 """
 
 import argparse
@@ -67,15 +68,19 @@ def main(argv=None):
                         help="batch size of the recipe measured (default: the default recipe's, %(default)s)")
     parser.add_argument("--scaling", choices=tuple(INPUT_SCALINGS), default=Recipe.scaling,
                         help="input normalisation of the recipe measured (default: %(default)s)")
+    parser.add_argument("--self-distill", type=float, default=Recipe.self_distill, metavar="W",
+                        help="self-distillation weight of the recipe measured (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.rounds < 1 or args.batch_size < 1:
         parser.error("--steps, --rounds and --batch-size must be positive")
+    if not 0 <= args.self_distill < 1:
+        parser.error("--self-distill must be 0 (off) or a weight below 1")
 
     import keras
 
     from emotion_analyzer.model import build_model
 
-    recipe = Recipe(batch_size=args.batch_size, scaling=args.scaling)
+    recipe = Recipe(batch_size=args.batch_size, scaling=args.scaling, self_distill=args.self_distill)
     original = Recipe.original()
     count = max(recipe.batch_size, original.batch_size) * args.steps
     x, y, where = load_arrays(args.data, count)
@@ -85,7 +90,7 @@ def main(argv=None):
 
     keras.utils.set_random_seed(0)
     plain = build_model((48, 48, 1), 6)
-    compile_model(plain, original)
+    compile_model(plain, original, len(x))
 
     def fit_plain(warmup):
         n = original.batch_size * (3 if warmup else args.steps)
@@ -94,7 +99,7 @@ def main(argv=None):
     def recipe_fit(measured, augment=True):
         """A fit function for `measured` (a Recipe) on its own freshly built model."""
         model = build_model((48, 48, 1), 6, measured.padding, measured.scaling, measured.init)
-        compile_model(model, measured)
+        compile_model(model, measured, len(x))
         fed = measured if augment else replace(measured, augment="none")
 
         def fit(warmup):
@@ -111,7 +116,8 @@ def main(argv=None):
     plain_rate, ours_rate, bare_rate, *default_rate = interleaved_rates(variants, args.rounds)
     print(f"original: model.fit on arrays, batch {original.batch_size}: {plain_rate:.0f} images/s,"
           f" {train_images / plain_rate:.0f} s/epoch")
-    name = "default recipe" if is_default else f"recipe ({recipe.scaling} inputs)"
+    name = "default recipe" if is_default else (f"recipe ({recipe.scaling} inputs, self-distillation"
+                                                f" {recipe.self_distill:g})")
     print(f"{name}: tf.data + augmentation, batch {recipe.batch_size}: {ours_rate:.0f} images/s,"
           f" {train_images / ours_rate:.0f} s/epoch")
     print(f"same pipeline without augmentation: {bare_rate:.0f} images/s"

@@ -110,9 +110,10 @@ def load_model_info(model_path):
 
 
 def load_keras_file(path, compile=True):
-    """keras.models.load_model, with our one custom layer registered first."""
+    """keras.models.load_model, with our custom layer and training loss registered first."""
     import keras
 
+    import emotion_analyzer.distill  # noqa: F401  (registers a self-distillation run's loss for its checkpoints)
     import emotion_analyzer.layers  # noqa: F401  (registers EqualizeHistogram for the loader)
 
     return keras.models.load_model(path, compile=compile)

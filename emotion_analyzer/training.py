@@ -48,6 +48,7 @@ class Recipe:
     weight_decay: float = 0.0       # decoupled (AdamW-style) decay per step, times the learning rate; 0 = off
     erase: float = 0.0              # chance that a training image gets one rectangle blanked out; 0 = off
     warmup: int = 0                 # epochs over which the learning rate rises per step from 0 to its schedule
+    self_distill: float = 0.0       # last epoch's weight of each image's previous prediction in its target; 0 = off
     strategy: str = "default"
 
     @classmethod
@@ -60,7 +61,7 @@ class Recipe:
 
 # A run saved before one of these options existed trained with what was then the only choice.
 RECIPE_BEFORE_OPTION_EXISTED = {"scaling": "unit", "init": "glorot", "ema": 0.0, "weight_decay": 0.0,
-                                "erase": 0.0, "warmup": 0}
+                                "erase": 0.0, "warmup": 0, "self_distill": 0.0}
 
 AUGMENTATIONS = {
     # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
@@ -90,6 +91,14 @@ def validate_recipe(recipe):
         raise UserError(f"--erase {recipe.erase}: expected a probability from 0 (off) to 1, such as 0.5")
     if not 0 <= recipe.warmup < recipe.epochs:
         raise UserError(f"--warmup {recipe.warmup}: expected 0 (off) or fewer epochs than --epochs {recipe.epochs}")
+    if not 0 <= recipe.self_distill < 1:
+        raise UserError(f"--self-distill {recipe.self_distill}: expected 0 (off) or a weight below 1, such as 0.8")
+    if recipe.self_distill and recipe.class_weight:
+        raise UserError("--self-distill with --class-weight: Keras would read the image index that self-distillation"
+                        " adds to each label as a class; use one or the other")
+    if recipe.self_distill and recipe.strategy != "default":
+        raise UserError(f"--self-distill with --strategy {recipe.strategy}: its table of predictions lives on one"
+                        " device; use the default strategy")
     if not 0 <= recipe.ema < 1:
         raise UserError(f"--ema {recipe.ema}: expected 0 (off) or a momentum below 1, such as 0.998")
 
@@ -194,6 +203,8 @@ def make_dataset(x, y, recipe, num_classes, training):
     """A tf.data pipeline: shuffle, batch, augment on the fly in parallel, one-hot when smoothing."""
     import tensorflow as tf
 
+    if training and recipe.self_distill:
+        y = np.stack([y, np.arange(len(y))], axis=1)  # each label carries its image's row in the table
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
         dataset = dataset.shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
@@ -205,9 +216,18 @@ def make_dataset(x, y, recipe, num_classes, training):
     if training and recipe.erase:
         dataset = dataset.map(lambda a, b: (erase_rectangles(a, recipe.erase), b),
                               num_parallel_calls=tf.data.AUTOTUNE)
-    if recipe.label_smoothing:
-        dataset = dataset.map(lambda a, b: (a, tf.one_hot(b, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    if recipe.label_smoothing or recipe.self_distill:
+        dataset = dataset.map(lambda a, b: (a, one_hot_labels(b, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def one_hot_labels(labels, num_classes):
+    """One-hot labels; labels that carry an image index, (N, 2), keep it as a last column."""
+    import tensorflow as tf
+
+    if labels.shape.rank == 1:
+        return tf.one_hot(labels, num_classes)
+    return tf.concat([tf.one_hot(labels[:, 0], num_classes), tf.cast(labels[:, 1:], tf.float32)], axis=1)
 
 
 def balanced_class_weights(labels, num_classes):
@@ -332,6 +352,11 @@ def make_callbacks(recipe, run_dir, state, resuming, validating):
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if recipe.ema:
         callbacks.append(make_weight_average_callback(resuming))  # before the checkpoint, which saves the average
+    if recipe.self_distill:
+        from emotion_analyzer.distill import make_self_distill_callback
+
+        # Before the checkpoint, so a state.json that counts an epoch always has that epoch's table.
+        callbacks.append(make_self_distill_callback(recipe.self_distill, recipe.epochs, run_dir, resuming))
     callbacks += [make_checkpoint_callback(run_dir, state, validating),
                   keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE), append=resuming)]
     if recipe.schedule == "cosine":
@@ -346,10 +371,14 @@ def make_callbacks(recipe, run_dir, state, resuming, validating):
     return callbacks
 
 
-def compile_model(model, recipe):
+def compile_model(model, recipe, num_training_images):
     import keras
 
-    if recipe.label_smoothing:
+    if recipe.self_distill:
+        from emotion_analyzer.distill import make_loss_and_accuracy
+
+        loss, accuracy = make_loss_and_accuracy(num_training_images, model.output_shape[-1], recipe.label_smoothing)
+    elif recipe.label_smoothing:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
         accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
     else:
@@ -542,7 +571,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
         else:
             model = build_model((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), num_classes, recipe.padding,
                                 recipe.scaling, recipe.init)
-            compile_model(model, recipe)
+            compile_model(model, recipe, len(train_idx))
 
     train_data = make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True)
     val_data = None

@@ -208,11 +208,96 @@ def test_weight_average_is_validated_checkpointed_and_resumed(prepared_data, tmp
 
 
 @pytest.mark.parametrize("option, value", [("--ema", "1.5"), ("--weight-decay", "-0.1"), ("--erase", "1.5"),
-                                           ("--warmup", "1")])
+                                           ("--warmup", "1"), ("--self-distill", "1.0")])
 def test_out_of_range_optimizer_settings_are_refused(prepared_data, tmp_path, capsys, option, value):
     assert run_training(prepared_data, tmp_path, *FAST, option, value) == 2
     err = capsys.readouterr().err
     assert f"{option} {value}" in err and "Traceback" not in err
+
+
+def test_self_distillation_loss_mixes_the_label_with_the_previous_prediction():
+    import keras
+
+    from emotion_analyzer.distill import SelfDistillingCrossEntropy
+
+    loss = SelfDistillingCrossEntropy(num_images=4, num_classes=3)
+    labels = np.array([[0, 1, 0], [1, 0, 0]], dtype="float32")
+    train_labels = np.hstack([labels, [[2], [0]]]).astype("float32")  # images 2 and 0 of the training set
+    first = np.array([[0.2, 0.7, 0.1], [0.5, 0.3, 0.2]], dtype="float32")
+    second = np.array([[0.1, 0.6, 0.3], [0.6, 0.1, 0.3]], dtype="float32")
+
+    def cross_entropy(targets, predictions):
+        return float(np.mean(keras.losses.categorical_crossentropy(targets, predictions)))
+
+    # Weight 0 (the first epoch): the plain label; the predictions go into the table at rows 2 and 0.
+    assert float(loss(train_labels, first)) == pytest.approx(cross_entropy(labels, first), rel=1e-6)
+    np.testing.assert_allclose(loss.predictions.numpy(), [first[1], [0, 0, 0], first[0], [0, 0, 0]])
+
+    # A later epoch: each image's target mixes its label with its own row of the table.
+    loss.weight.assign(0.5)
+    expected = cross_entropy(0.5 * labels + 0.5 * first, second)
+    assert float(loss(train_labels, second)) == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(loss.predictions.numpy()[[2, 0]], second)
+
+    # Validation labels carry no index: the plain label, and the table stays as it was.
+    assert float(loss(labels, first)) == pytest.approx(cross_entropy(labels, first), rel=1e-6)
+    np.testing.assert_allclose(loss.predictions.numpy()[[2, 0]], second)
+
+
+def distill_recorder(seen):
+    """A callback that records the self-distillation weight of each epoch and the table at the start."""
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["table at start"] = self.model.loss.predictions.numpy().copy()
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if batch == 0:
+                seen.setdefault("weights", []).append(float(self.model.loss.weight.numpy()))
+
+    return Recorder()
+
+
+def test_self_distillation_fills_a_table_of_every_training_image_and_resumes_with_it(prepared_data, tmp_path,
+                                                                                      capsys, monkeypatch):
+    from emotion_analyzer.distill import TABLE_FILE
+    from emotion_analyzer.model import load_trained_model
+
+    seen = {}
+    add_callback(monkeypatch, distill_recorder(seen))
+    assert run_training(prepared_data, tmp_path, *FAST[2:], "--epochs", "2", "--self-distill", "0.8",
+                        "--no-tta") == 0
+    assert seen["weights"] == pytest.approx([0.0, 0.8])  # 0 in the first epoch, W in the last
+    run = only_run(tmp_path)
+    table = np.load(run / TABLE_FILE)
+    assert table.shape == (216, 6)  # one row per training image (240 less a tenth held out)
+    # Every training image's row holds a prediction from the last epoch: probabilities summing to 1.
+    np.testing.assert_allclose(table.sum(axis=1), 1.0, rtol=1e-5)
+    with open(run / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert all(0 <= float(row["accuracy"]) <= 1 and 0 <= float(row["val_accuracy"]) <= 1 for row in rows)
+    model, info = load_trained_model(tmp_path / "res" / "model.keras")  # the shipped model has no loss in it
+    assert model.output_shape == (None, 6) and info["recipe"]["self_distill"] == 0.8
+
+    # --resume with more epochs loads the table, and the weights follow the new, longer schedule.
+    seen.clear()
+    assert run_training(prepared_data, tmp_path, "--resume", "--epochs", "3") == 0
+    np.testing.assert_array_equal(seen["table at start"], table)
+    assert seen["weights"] == pytest.approx([0.8])  # epoch 3 of 3
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 3
+
+    # Without its table a run cannot go on distilling: one line says so and what to do.
+    (run / TABLE_FILE).unlink()
+    capsys.readouterr()
+    assert run_training(prepared_data, tmp_path, "--resume", "--epochs", "4") == 2
+    err = capsys.readouterr().err
+    assert TABLE_FILE in err and "start a new run" in err and "Traceback" not in err
+
+
+def test_self_distillation_refuses_class_weights(prepared_data, tmp_path, capsys):
+    assert run_training(prepared_data, tmp_path, *FAST, "--self-distill", "0.5", "--class-weight") == 2
+    assert "--self-distill with --class-weight" in capsys.readouterr().err
 
 
 def erased_boxes(before, after):
@@ -487,7 +572,7 @@ def test_warmup_ramps_the_rate_per_step_to_the_schedule_then_leaves_it(tmp_path)
 
     recipe = Recipe(epochs=3, batch_size=8, warmup=1, augment="none", label_smoothing=0.0)
     model = build_model((48, 48, 1), 6, scaling=recipe.scaling)
-    compile_model(model, recipe)
+    compile_model(model, recipe, 32)
     seen = []
 
     class Recorder(keras.callbacks.Callback):
@@ -512,7 +597,7 @@ def test_warmup_ramps_the_rate_per_step_to_the_schedule_then_leaves_it(tmp_path)
                 rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
                 self.model.optimizer.learning_rate.assign(rate / 2)
 
-    compile_model(model, recipe)
+    compile_model(model, recipe, 32)
     seen.clear()
     model.fit(x, y, batch_size=8, epochs=3, verbose=0,
               callbacks=[HalveAfterFirstEpoch(), make_warmup_callback(2), Recorder()])
