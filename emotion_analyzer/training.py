@@ -200,7 +200,7 @@ def erase_rectangles(images, probability):
 
 
 def make_dataset(x, y, recipe, num_classes, training):
-    """A tf.data pipeline: shuffle, batch, augment on the fly in parallel, one-hot when smoothing."""
+    """A tf.data pipeline: shuffle, batch, augment on the fly in parallel, one-hot when smoothing or distilling."""
     import tensorflow as tf
 
     if training and recipe.self_distill:
