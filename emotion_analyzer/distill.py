@@ -11,7 +11,8 @@ writes the one the training step just made. To find the rows, a training batch's
 image's index in an extra last column; validation labels have no such column, so the same loss and
 accuracy serve both and validation never touches the table.
 
-Imported only by training code (it imports Keras).
+Imported by training code, and by `model.load_keras_file` so a run's checkpoints find the loss
+(it imports Keras, which both have loaded anyway).
 """
 
 import keras
