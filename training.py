@@ -81,6 +81,9 @@ def parse_args(argv):
                         help="progressive self-distillation: each training target mixes the label with the"
                              " model's own prediction for that image in the previous epoch, weighted from 0 in"
                              f" the first epoch up to W in the last, 0 = off (default: {default.self_distill})")
+    parser.add_argument("--mixup", type=float, default=None, metavar="ALPHA",
+                        help="mixup: each training image is blended with another, labels alike, by a share drawn"
+                             f" from Beta(ALPHA, ALPHA), such as 0.2; 0 = off (default: {default.mixup})")
     parser.add_argument("--strategy", choices=("default", "mirrored", "multiworker"), default=None,
                         help="tf.distribute strategy: one device, all local GPUs, or several machines via"
                              f" TF_CONFIG (default: {default.strategy})")

@@ -70,17 +70,22 @@ def main(argv=None):
                         help="input normalisation of the recipe measured (default: %(default)s)")
     parser.add_argument("--self-distill", type=float, default=Recipe.self_distill, metavar="W",
                         help="self-distillation weight of the recipe measured (default: %(default)s)")
+    parser.add_argument("--mixup", type=float, default=Recipe.mixup, metavar="ALPHA",
+                        help="mixup alpha of the recipe measured (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.rounds < 1 or args.batch_size < 1:
         parser.error("--steps, --rounds and --batch-size must be positive")
     if not 0 <= args.self_distill < 1:
         parser.error("--self-distill must be 0 (off) or a weight below 1")
+    if args.mixup < 0 or (args.mixup and args.self_distill):
+        parser.error("--mixup must be 0 (off) or a positive alpha, and not with --self-distill")
 
     import keras
 
     from emotion_analyzer.model import build_model
 
-    recipe = Recipe(batch_size=args.batch_size, scaling=args.scaling, self_distill=args.self_distill)
+    recipe = Recipe(batch_size=args.batch_size, scaling=args.scaling, self_distill=args.self_distill,
+                    mixup=args.mixup)
     original = Recipe.original()
     count = max(recipe.batch_size, original.batch_size) * args.steps
     x, y, where = load_arrays(args.data, count)
@@ -117,7 +122,7 @@ def main(argv=None):
     print(f"original: model.fit on arrays, batch {original.batch_size}: {plain_rate:.0f} images/s,"
           f" {train_images / plain_rate:.0f} s/epoch")
     name = "default recipe" if is_default else (f"recipe ({recipe.scaling} inputs, self-distillation"
-                                                f" {recipe.self_distill:g})")
+                                                f" {recipe.self_distill:g}, mixup {recipe.mixup:g})")
     print(f"{name}: tf.data + augmentation, batch {recipe.batch_size}: {ours_rate:.0f} images/s,"
           f" {train_images / ours_rate:.0f} s/epoch")
     print(f"same pipeline without augmentation: {bare_rate:.0f} images/s"

@@ -49,6 +49,7 @@ class Recipe:
     erase: float = 0.0              # chance that a training image gets one rectangle blanked out; 0 = off
     warmup: int = 0                 # epochs over which the learning rate rises per step from 0 to its schedule
     self_distill: float = 0.0       # last epoch's weight of each image's previous prediction in its target; 0 = off
+    mixup: float = 0.0              # alpha of the Beta distribution mixup draws each image's share from; 0 = off
     strategy: str = "default"
 
     @classmethod
@@ -61,7 +62,7 @@ class Recipe:
 
 # A run saved before one of these options existed trained with what was then the only choice.
 RECIPE_BEFORE_OPTION_EXISTED = {"scaling": "unit", "init": "glorot", "ema": 0.0, "weight_decay": 0.0,
-                                "erase": 0.0, "warmup": 0, "self_distill": 0.0}
+                                "erase": 0.0, "warmup": 0, "self_distill": 0.0, "mixup": 0.0}
 
 AUGMENTATIONS = {
     # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
@@ -99,6 +100,11 @@ def validate_recipe(recipe):
     if recipe.self_distill and recipe.strategy != "default":
         raise UserError(f"--self-distill with --strategy {recipe.strategy}: its table of predictions lives on one"
                         " device; use the default strategy")
+    if recipe.mixup < 0:
+        raise UserError(f"--mixup {recipe.mixup}: expected 0 (off) or a positive alpha such as 0.2")
+    if recipe.mixup and recipe.self_distill:
+        raise UserError("--mixup with --self-distill: a mixed image has no single row in the table of previous"
+                        " predictions; use one or the other")
     if not 0 <= recipe.ema < 1:
         raise UserError(f"--ema {recipe.ema}: expected 0 (off) or a momentum below 1, such as 0.998")
 
@@ -199,8 +205,31 @@ def erase_rectangles(images, probability):
     return tf.where(mask, mean, images)
 
 
+def mix_images(images, labels, alpha):
+    """Mixup (Zhang et al., 2018) of a float batch and its one-hot labels: each image is blended with
+    another of the batch, image and label alike, by a share drawn from Beta(alpha, alpha). The share
+    is folded to at least one half so each image stays the larger part of its own blend."""
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    a = tf.random.gamma([n], alpha)
+    b = tf.random.gamma([n], alpha)
+    share = a / tf.maximum(a + b, 1e-12)
+    share = tf.maximum(share, 1.0 - share)
+    partner = tf.random.shuffle(tf.range(n))
+    image_share = share[:, tf.newaxis, tf.newaxis, tf.newaxis]
+    mixed_images = image_share * images + (1.0 - image_share) * tf.gather(images, partner)
+    mixed_labels = share[:, tf.newaxis] * labels + (1.0 - share[:, tf.newaxis]) * tf.gather(labels, partner)
+    return mixed_images, mixed_labels
+
+
+def needs_one_hot(recipe):
+    return bool(recipe.label_smoothing or recipe.self_distill or recipe.mixup)
+
+
 def make_dataset(x, y, recipe, num_classes, training):
-    """A tf.data pipeline: shuffle, batch, augment on the fly in parallel, one-hot when smoothing or distilling."""
+    """A tf.data pipeline: shuffle, batch, augment on the fly in parallel, one-hot when a recipe's
+    targets are not single classes (smoothing, distilling, mixing)."""
     import tensorflow as tf
 
     if training and recipe.self_distill:
@@ -216,8 +245,10 @@ def make_dataset(x, y, recipe, num_classes, training):
     if training and recipe.erase:
         dataset = dataset.map(lambda a, b: (erase_rectangles(a, recipe.erase), b),
                               num_parallel_calls=tf.data.AUTOTUNE)
-    if recipe.label_smoothing or recipe.self_distill:
+    if needs_one_hot(recipe):
         dataset = dataset.map(lambda a, b: (a, one_hot_labels(b, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and recipe.mixup:
+        dataset = dataset.map(lambda a, b: mix_images(a, b, recipe.mixup), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -378,7 +409,7 @@ def compile_model(model, recipe, num_training_images):
         from emotion_analyzer.distill import make_loss_and_accuracy
 
         loss, accuracy = make_loss_and_accuracy(num_training_images, model.output_shape[-1], recipe.label_smoothing)
-    elif recipe.label_smoothing:
+    elif needs_one_hot(recipe):
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
         accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
     else:

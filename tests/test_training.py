@@ -208,7 +208,7 @@ def test_weight_average_is_validated_checkpointed_and_resumed(prepared_data, tmp
 
 
 @pytest.mark.parametrize("option, value", [("--ema", "1.5"), ("--weight-decay", "-0.1"), ("--erase", "1.5"),
-                                           ("--warmup", "1"), ("--self-distill", "1.0")])
+                                           ("--warmup", "1"), ("--self-distill", "1.0"), ("--mixup", "-0.2")])
 def test_out_of_range_optimizer_settings_are_refused(prepared_data, tmp_path, capsys, option, value):
     assert run_training(prepared_data, tmp_path, *FAST, option, value) == 2
     err = capsys.readouterr().err
@@ -352,6 +352,51 @@ def test_random_erasing_reaches_training_batches_only(prepared_data):
     assert all(box is not None for box in boxes)
     for face, (_, _, fill) in zip(originals, boxes):
         assert fill == pytest.approx(face.mean(), abs=1e-3)
+
+
+def test_mixup_blends_each_image_with_one_partner_by_the_share_its_label_records():
+    from emotion_analyzer.training import mix_images
+
+    rng = np.random.default_rng(5)
+    n = 500
+    faces = rng.integers(0, 256, (n, 48, 48, 1)).astype(np.float32)
+    own_class = np.eye(n, dtype=np.float32)  # each image its own class, so a label names both partners
+    shares = {}
+    for alpha in (0.2, 1.0, 2.0):
+        images, labels = (t.numpy() for t in mix_images(faces, own_class, alpha))
+        np.testing.assert_allclose(labels.sum(axis=1), 1, atol=1e-5)
+        share = labels[np.arange(n), np.arange(n)]
+        assert share.min() >= 0.5  # each image stays the larger part of its blend
+        for i in range(n):
+            others = np.flatnonzero(labels[i] > 1e-6)
+            partner = others[others != i][0] if len(others) > 1 else i
+            np.testing.assert_allclose(images[i], share[i] * faces[i] + (1 - share[i]) * faces[partner], atol=1e-2)
+        shares[alpha] = share
+    # Folded, Beta(1, 1) (uniform) averages 0.75 and Beta(2, 2) 0.6875 (standard errors about 0.006);
+    # Beta(0.2, 0.2) piles up at the ends, so most images are barely blended.
+    assert shares[1.0].mean() == pytest.approx(0.75, abs=0.025)
+    assert shares[2.0].mean() == pytest.approx(0.6875, abs=0.025)
+    assert np.median(shares[0.2]) > 0.9 > np.median(shares[1.0])
+
+
+def test_mixup_reaches_training_batches_only_and_trains(prepared_data, tmp_path):
+    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.training import Recipe, make_dataset
+
+    x, y = load_prepared(prepared_data)[:2]
+    recipe = Recipe(augment="none", mixup=1.0, label_smoothing=0.0, batch_size=len(x))
+    (_, mixed), = make_dataset(x, y, recipe, 6, training=True)
+    (_, plain), = make_dataset(x, y, recipe, 6, training=False)
+    assert np.array_equal(plain.numpy(), np.eye(6)[y])
+    assert np.mean(mixed.numpy().max(axis=1) < 1) > 0.5  # uniform shares: most labels are blends
+    # Categorical targets even with no smoothing, through the command line to a saved model.
+    assert run_training(prepared_data, tmp_path, *FAST, "--label-smoothing", "0", "--mixup", "0.2") == 0
+    assert (tmp_path / "res" / "model.keras").is_file()
+
+
+def test_mixup_refuses_self_distillation(prepared_data, tmp_path, capsys):
+    assert run_training(prepared_data, tmp_path, *FAST, "--mixup", "0.2", "--self-distill", "0.5") == 2
+    assert "--mixup with --self-distill" in capsys.readouterr().err
 
 
 def test_weight_decay_shrinks_the_weights(prepared_data, tmp_path):
