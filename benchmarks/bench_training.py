@@ -24,11 +24,11 @@ import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
 from emotion_analyzer.model import INPUT_SCALINGS  # noqa: E402
-from emotion_analyzer.training import Recipe, compile_model, make_dataset  # noqa: E402
+from emotion_analyzer.errors import UserError  # noqa: E402
+from emotion_analyzer.training import Recipe, compile_model, make_dataset, validate_recipe  # noqa: E402
 
 
 def load_arrays(data_dir, count):
-    from emotion_analyzer.errors import UserError
     from emotion_analyzer.prep import load_prepared
 
     try:
@@ -75,17 +75,17 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.steps < 1 or args.rounds < 1 or args.batch_size < 1:
         parser.error("--steps, --rounds and --batch-size must be positive")
-    if not 0 <= args.self_distill < 1:
-        parser.error("--self-distill must be 0 (off) or a weight below 1")
-    if args.mixup < 0 or (args.mixup and args.self_distill):
-        parser.error("--mixup must be 0 (off) or a positive alpha, and not with --self-distill")
+    recipe = Recipe(batch_size=args.batch_size, scaling=args.scaling, self_distill=args.self_distill,
+                    mixup=args.mixup)
+    try:
+        validate_recipe(recipe)  # the same limits as training.py, in one place
+    except UserError as exc:
+        parser.error(str(exc))
 
     import keras
 
     from emotion_analyzer.model import build_model
 
-    recipe = Recipe(batch_size=args.batch_size, scaling=args.scaling, self_distill=args.self_distill,
-                    mixup=args.mixup)
     original = Recipe.original()
     count = max(recipe.batch_size, original.batch_size) * args.steps
     x, y, where = load_arrays(args.data, count)
