@@ -405,7 +405,7 @@ def test_weight_decay_shrinks_the_weights(prepared_data, tmp_path):
     norms = {}
     for decay in ("0", "40"):  # 40 x lr 1e-3: each of the 7 steps shrinks the weights by 4%
         folder = tmp_path / decay
-        assert run_training(prepared_data, folder, *FAST, "--ema", "0", "--weight-decay", decay) == 0
+        assert run_training(prepared_data, folder, *FAST, "--lr", "0.001", "--ema", "0", "--weight-decay", decay) == 0
         model = keras.models.load_model(folder / "res" / "model.keras")
         norms[decay] = np.sqrt(sum((np.asarray(w) ** 2).sum() for w in model.trainable_weights))
     assert norms["40"] < 0.85 * norms["0"]
@@ -423,6 +423,7 @@ def test_original_recipe_is_the_original_run():
         (12, 64, "none", 0.0, "constant")
     assert (recipe.scaling, recipe.init) == ("unit", "glorot")  # pixels / 255, Keras' default weights
     assert recipe.ema == 0.0  # the plain weights, no average
+    assert recipe.learning_rate == 1e-3  # the original's Adam, whatever the default rate becomes
 
 
 def test_original_architecture():
