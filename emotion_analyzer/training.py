@@ -32,7 +32,7 @@ class Recipe:
     """Everything that decides how a model is trained; saved with the run so --resume repeats it."""
     epochs: int = 30
     batch_size: int = 128
-    learning_rate: float = 5e-4    # chosen over 1e-3 and 2e-3 on validation (README, experiments)
+    learning_rate: float = 5e-4     # chosen over 1e-3 and 2e-3 on validation (README, experiments)
     schedule: str = "cosine"        # cosine | plateau | constant
     augment: str = "light"          # none | light | mild | strong
     label_smoothing: float = 0.1
