@@ -77,11 +77,12 @@ def test_window_shows_boxes_labels_and_fps(virtual_display, fresh_model, tmp_pat
     finally:
         process.terminate()
         out, err = process.communicate(timeout=30)
+    saved = ""
     if found is None and last_lit is not None:
         Image.fromarray(last_lit).save(tmp_path / "last_lit_screenshot.png")
+        saved = f"; the last of them is {tmp_path / 'last_lit_screenshot.png'}"
     assert found is not None, (
-        f"no annotated frame seen on the display in {screenshots} screenshots ({lit} not all black; most FPS-text"
-        f" pixels {best[0]}, most box pixels {best[1]}; last lit one saved in {tmp_path});"
-        f" analyzer said: {out[-1000:]} {err[-1000:]}")
+        f"no annotated frame seen on the display in {screenshots} screenshots ({lit} not all black{saved}; most"
+        f" FPS-text pixels {best[0]}, most box pixels {best[1]}); analyzer said: {out[-1000:]} {err[-1000:]}")
     # the window holds a 640x480 frame: most of the screen outside it stays black
     assert (found.sum(axis=2) > 0).sum() >= 640 * 480 * 0.9
