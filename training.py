@@ -15,7 +15,7 @@ from emotion_analyzer import config
 from emotion_analyzer.cli import EXIT_INTERRUPTED, run_cli
 from emotion_analyzer.classify import TTA_SHIFT, TTA_VIEWS
 from emotion_analyzer.model import INITIALIZERS, INPUT_SCALINGS
-from emotion_analyzer.training import AUGMENTATIONS, ERASE_AREA, Recipe
+from emotion_analyzer.training import AUGMENTATIONS, ERASE_AREA, OPTIMIZERS, PRECISIONS, SGD_MOMENTUM, Recipe
 
 
 def parse_args(argv):
@@ -35,7 +35,16 @@ def parse_args(argv):
                         help="the original run exactly: batch 64, 12 epochs, no augmentation, constant Adam 1e-3")
     parser.add_argument("--epochs", type=int, default=None, help=f"epochs in all (default: {default.epochs})")
     parser.add_argument("--batch-size", type=int, default=None, help=f"batch size (default: {default.batch_size})")
-    parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default: {default.learning_rate})")
+    parser.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {default.learning_rate})")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                        help=f"adam, or sgd with Nesterov momentum {SGD_MOMENTUM} (default: {default.optimizer})")
+    parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                        help="batch normalisation after each conv and dense layer while training; the saved model"
+                             f" has it folded into those layers (default: {default.batch_norm})")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default=None,
+                        help="bfloat16 = mixed precision: bfloat16 compute (about twice as fast on CPUs with"
+                             " AVX-512 BF16 and on recent GPUs), float32 weights; the saved model is float32"
+                             f" (default: {default.precision})")
     parser.add_argument("--schedule", choices=("cosine", "plateau", "constant"), default=None,
                         help=f"learning-rate schedule (default: {default.schedule})")
     parser.add_argument("--augment", choices=tuple(AUGMENTATIONS), default=None,
@@ -68,7 +77,7 @@ def parse_args(argv):
                         help="momentum of the exponential average of the weights that is validated and saved,"
                              f" 0 = off (default: {default.ema})")
     parser.add_argument("--weight-decay", type=float, default=None, metavar="F",
-                        help="Adam's decoupled weight decay: each step shrinks the weights by lr x this,"
+                        help="decoupled weight decay: each step shrinks the weights by lr x this,"
                              f" 0 = off (default: {default.weight_decay})")
     parser.add_argument("--erase", type=float, default=None, metavar="P",
                         help="random erasing: the chance that a training image gets one rectangle"

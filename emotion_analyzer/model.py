@@ -4,6 +4,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from emotion_analyzer import config
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.fileio import atomic_path, write_json_atomic
@@ -45,12 +47,15 @@ INPUT_SCALINGS = {
 INITIALIZERS = {"glorot": "glorot_uniform", "he": "he_uniform"}
 
 
-def build_model(input_shape, num_classes, padding="valid", scaling="unit", init="glorot"):
+def build_model(input_shape, num_classes, padding="valid", scaling="unit", init="glorot", batch_norm=False):
     """The original architecture; it takes raw 0-255 pixels and normalises them itself.
 
     Conv 50 -> Conv 75 -> MaxPool -> Conv 125 -> MaxPool (3x3, ReLU) -> Dense 500 (dropout 0.3)
     -> Dense 250 (dropout 0.2) -> softmax over `num_classes` emotions. `scaling` and `init` change
-    how inputs are normalised and weights start, not the layers.
+    how inputs are normalised and weights start, not the layers. `batch_norm` puts a batch
+    normalisation between each conv or dense layer and its ReLU, for training: `fold_batch_norm`
+    folds it back into the layer it follows, so the model shipped has the original's layers.
+    The output layer computes in float32 under any dtype policy (mixed bfloat16 training).
     """
     import keras
     from keras import layers
@@ -61,21 +66,53 @@ def build_model(input_shape, num_classes, padding="valid", scaling="unit", init=
         raise UserError(f"input scaling '{scaling}': expected one of {', '.join(INPUT_SCALINGS)}")
     if init not in INITIALIZERS:
         raise UserError(f"initializer '{init}': expected one of {', '.join(INITIALIZERS)}")
-    relu = {"activation": "relu", "kernel_initializer": INITIALIZERS[init]}
+
+    def with_relu(layer_class, name, *args, **kwargs):
+        def apply(x):
+            if not batch_norm:
+                return layer_class(*args, activation="relu", kernel_initializer=INITIALIZERS[init], name=name,
+                                   **kwargs)(x)
+            x = layer_class(*args, use_bias=False, kernel_initializer=INITIALIZERS[init], name=name, **kwargs)(x)
+            x = layers.BatchNormalization(name=f"{name}{BATCH_NORM_SUFFIX}")(x)
+            return layers.Activation("relu", name=f"{name}_relu")(x)
+        return apply
+
     inputs = keras.Input(shape=input_shape, name="face")
     x = INPUT_SCALINGS[scaling](f"scale_{scaling}")(inputs)
-    x = layers.Conv2D(50, 3, padding=padding, name="conv_50", **relu)(x)
-    x = layers.Conv2D(75, 3, padding=padding, name="conv_75", **relu)(x)
+    x = with_relu(layers.Conv2D, "conv_50", 50, 3, padding=padding)(x)
+    x = with_relu(layers.Conv2D, "conv_75", 75, 3, padding=padding)(x)
     x = layers.MaxPooling2D(2, name="pool_1")(x)
-    x = layers.Conv2D(125, 3, padding=padding, name="conv_125", **relu)(x)
+    x = with_relu(layers.Conv2D, "conv_125", 125, 3, padding=padding)(x)
     x = layers.MaxPooling2D(2, name="pool_2")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(500, name="dense_500", **relu)(x)
+    x = with_relu(layers.Dense, "dense_500", 500)(x)
     x = layers.Dropout(0.3, name="dropout_03")(x)
-    x = layers.Dense(250, name="dense_250", **relu)(x)
+    x = with_relu(layers.Dense, "dense_250", 250)(x)
     x = layers.Dropout(0.2, name="dropout_02")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="emotion", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="emotion_cnn")
+
+
+BATCH_NORM_SUFFIX = "_bn"
+
+
+def fold_batch_norm(trained, plain):
+    """Copy `trained`'s weights into `plain`, the same model built without batch normalisation and in
+    float32, folding each normalisation into the conv or dense layer before it: at inference it is a
+    fixed scale and shift per channel, so the kernel takes the scale and the bias the shift."""
+    for layer in plain.layers:
+        if not layer.weights:
+            continue
+        weights = trained.get_layer(layer.name).get_weights()
+        norm_name = layer.name + BATCH_NORM_SUFFIX
+        if norm_name not in {candidate.name for candidate in trained.layers}:
+            layer.set_weights(weights)
+            continue
+        norm = trained.get_layer(norm_name)
+        gamma, beta, mean, variance = norm.get_weights()
+        scale = gamma / np.sqrt(variance + norm.epsilon)
+        layer.set_weights([weights[0] * scale, beta - mean * scale])  # the kernel's last axis is its outputs
+    return plain
 
 
 def save_model_atomic(model, path, include_optimizer=True):

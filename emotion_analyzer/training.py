@@ -33,6 +33,7 @@ class Recipe:
     epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 5e-4     # chosen over 1e-3 and 2e-3 on validation (README, experiments)
+    optimizer: str = "adam"         # adam | sgd (Nesterov, momentum SGD_MOMENTUM)
     schedule: str = "cosine"        # cosine | plateau | constant
     augment: str = "light"          # none | light | mild | strong
     label_smoothing: float = 0.1
@@ -46,6 +47,8 @@ class Recipe:
     init: str = "glorot"            # weight initialiser: glorot (Keras default) | he
     ema: float = 0.0                # momentum of a weight average to validate and keep, such as 0.998; 0 = off
     weight_decay: float = 0.0       # decoupled (AdamW-style) decay per step, times the learning rate; 0 = off
+    batch_norm: bool = False        # batch normalisation after each conv and dense layer (folded away when saved)
+    precision: str = "float32"      # float32 | bfloat16 (mixed: bfloat16 compute, float32 weights and output)
     erase: float = 0.0              # chance that a training image gets one rectangle blanked out; 0 = off
     warmup: int = 0                 # epochs over which the learning rate rises per step from 0 to its schedule
     self_distill: float = 0.0       # last epoch's weight of each image's previous prediction in its target; 0 = off
@@ -62,7 +65,11 @@ class Recipe:
 
 # A run saved before one of these options existed trained with what was then the only choice.
 RECIPE_BEFORE_OPTION_EXISTED = {"scaling": "unit", "init": "glorot", "ema": 0.0, "weight_decay": 0.0,
-                                "erase": 0.0, "warmup": 0, "self_distill": 0.0, "mixup": 0.0}
+                                "erase": 0.0, "warmup": 0, "self_distill": 0.0, "mixup": 0.0,
+                                "optimizer": "adam", "batch_norm": False, "precision": "float32"}
+SGD_MOMENTUM = 0.9
+OPTIMIZERS = ("adam", "sgd")
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # --precision: Keras dtype policy
 
 AUGMENTATIONS = {
     # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
@@ -105,6 +112,10 @@ def validate_recipe(recipe):
     if recipe.mixup and recipe.self_distill:
         raise UserError("--mixup with --self-distill: a mixed image has no single row in the table of previous"
                         " predictions; use one or the other")
+    if recipe.optimizer not in OPTIMIZERS:
+        raise UserError(f"--optimizer {recipe.optimizer}: expected one of {', '.join(OPTIMIZERS)}")
+    if recipe.precision not in PRECISIONS:
+        raise UserError(f"--precision {recipe.precision}: expected one of {', '.join(PRECISIONS)}")
     if not 0 <= recipe.ema < 1:
         raise UserError(f"--ema {recipe.ema}: expected 0 (off) or a momentum below 1, such as 0.998")
 
@@ -415,8 +426,12 @@ def compile_model(model, recipe, num_training_images):
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    optimizer = keras.optimizers.Adam(recipe.learning_rate, weight_decay=recipe.weight_decay or None,
-                                      use_ema=bool(recipe.ema), ema_momentum=recipe.ema or 0.99)
+    shared = {"weight_decay": recipe.weight_decay or None, "use_ema": bool(recipe.ema),
+              "ema_momentum": recipe.ema or 0.99}
+    if recipe.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(recipe.learning_rate, momentum=SGD_MOMENTUM, nesterov=True, **shared)
+    else:
+        optimizer = keras.optimizers.Adam(recipe.learning_rate, **shared)
     model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
 
 
@@ -550,8 +565,8 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
 
     from emotion_analyzer.classify import tta_name
     from emotion_analyzer.device import describe_device
-    from emotion_analyzer.model import (build_model, load_keras_file, plot_architecture, save_model_atomic,
-                                       save_model_info)
+    from emotion_analyzer.model import (build_model, fold_batch_norm, load_keras_file, plot_architecture,
+                                       save_model_atomic, save_model_info)
     from emotion_analyzer.prep import load_prepared
 
     if resume:
@@ -600,8 +615,12 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
                       else "no validation")
             log(f"resuming after epoch {state['epochs_done']} ({so_far})")
         else:
-            model = build_model((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), num_classes, recipe.padding,
-                                recipe.scaling, recipe.init)
+            keras.config.set_dtype_policy(PRECISIONS[recipe.precision])
+            try:
+                model = build_model((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), num_classes, recipe.padding,
+                                    recipe.scaling, recipe.init, recipe.batch_norm)
+            finally:
+                keras.config.set_dtype_policy("float32")
             compile_model(model, recipe, len(train_idx))
 
     train_data = make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True)
@@ -622,7 +641,9 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     if not (run_dir / BEST_CHECKPOINT).is_file():
         raise UserError(f"{run_dir}: no epoch finished with a finite loss, so there is no model to save; lower --lr")
 
-    best = load_keras_file(run_dir / BEST_CHECKPOINT)
+    best = fold_batch_norm(load_keras_file(run_dir / BEST_CHECKPOINT),
+                           build_model((config.IMAGE_SIZE, config.IMAGE_SIZE, 1), num_classes, recipe.padding,
+                                       recipe.scaling, recipe.init))
     metrics = evaluate(best, x_test, y_test, categories, leak, recipe.tta)
     metrics["best_epoch"] = state["best_epoch"]
     metrics["best_val_accuracy"] = state["best_val_accuracy"] if validating else None
