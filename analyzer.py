@@ -3,7 +3,13 @@
 Finds faces with OpenCV's Haar cascade, classifies all faces of a frame in one call of the trained
 CNN (TensorFlow Lite on the CPU, TensorFlow on a GPU), and draws a box, the top emotion, its
 confidence and a probability bar chart per face. Keys in the window: q/Esc quit, p pause, s save a snapshot.
---csv and --output keep the results; a summary plot is saved beside them.
+--csv and --output keep the results; a summary plot is saved beside them. Ctrl-C, SIGTERM and
+SIGHUP end a run cleanly: the CSV and video keep every frame processed until then.
+
+examples:
+  python analyzer.py                                   # the webcam, live
+  python analyzer.py --source clip.mp4 --output annotated.mp4 --csv faces.csv --no-display
+  python analyzer.py --source photos/ --csv photos.csv --no-display
 """
 
 import argparse
@@ -13,8 +19,10 @@ from pathlib import Path
 from emotion_analyzer import config
 from emotion_analyzer.analyze import AnalyzerOptions
 from emotion_analyzer.classify import ENGINES, TTA_VIEWS
-from emotion_analyzer.cli import EXIT_INTERRUPTED, run_cli
+from emotion_analyzer.cli import non_negative_int, number_type, positive_int, run_cli
 from emotion_analyzer.detect import DetectorSettings
+
+above_one = number_type(float, lambda v: v > 1, "a number above 1, such as 1.1")
 
 
 def parse_args(argv):
@@ -31,19 +39,20 @@ def parse_args(argv):
                         help="do not open a window (for files, servers and tests)")
     parser.add_argument("--realtime", action="store_true",
                         help="for files: behave like a camera and skip frames when behind (default: every frame)")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after N frames (default: run to the end)")
+    parser.add_argument("--max-frames", type=positive_int, default=None,
+                        help="stop after N frames (default: run to the end)")
     parser.add_argument("--no-smooth", dest="smooth", action="store_const", const=1, default=defaults.smooth,
                         help=f"do not average each face's probabilities over the last {defaults.smooth} frames")
-    parser.add_argument("--detect-every", type=int, default=defaults.detect_every,
+    parser.add_argument("--detect-every", type=positive_int, default=defaults.detect_every,
                         help="run the face detector every N frames and follow faces in between (default: %(default)s)")
-    parser.add_argument("--scale-factor", type=float, default=detector.scale_factor,
+    parser.add_argument("--scale-factor", type=above_one, default=detector.scale_factor,
                         help="Haar cascade scale step between sizes; larger is faster (default: %(default)s)")
-    parser.add_argument("--min-neighbors", type=int, default=detector.min_neighbors,
+    parser.add_argument("--min-neighbors", type=non_negative_int, default=detector.min_neighbors,
                         help="Haar cascade neighbours a face needs; larger means fewer false faces"
                              " (default: %(default)s)")
-    parser.add_argument("--min-size", type=int, default=detector.min_size,
+    parser.add_argument("--min-size", type=positive_int, default=detector.min_size,
                         help="smallest face to look for, in pixels (default: %(default)s)")
-    parser.add_argument("--detect-width", type=int, default=detector.detect_width,
+    parser.add_argument("--detect-width", type=positive_int, default=detector.detect_width,
                         help="shrink frames to this width before detection (default: %(default)s)")
     parser.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=defaults.tta,
                         help="average each face's probabilities over test-time views: flip = the face and its"
@@ -75,7 +84,7 @@ def analyze(args):
 
     start_tensorflow()
     stats = Analyzer(options_from_args(args)).run()
-    return EXIT_INTERRUPTED if stats.interrupted else 0
+    return stats.exit_code
 
 
 def main(argv=None) -> int:

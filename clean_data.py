@@ -3,6 +3,11 @@
 Reads per-emotion folders (keeping a Training/Testing split), an images folder with an index CSV
 (`image`, `emotion` columns), or FER2013's fer2013.csv. Copies, never moves; prints counts per split
 and emotion, and saves a class-distribution chart.
+
+examples:
+  python clean_data.py --source "raw data/fer2013-6class"         # Training/ and Testing/ per-emotion folders
+  python clean_data.py --source fer2013.csv --exclude disgust    # FER2013's CSV without 'disgust'
+  python clean_data.py --source photos/ --map stressed=fear --out /tmp/photos --force
 """
 
 import argparse
@@ -10,7 +15,18 @@ import sys
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.cli import run_cli
+from emotion_analyzer.cli import number_type, run_cli
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.fileio import check_output_folder, check_output_path
+
+CHART_NAME = "class_distribution.png"
+open_fraction = number_type(float, lambda v: 0 < v < 1, "a fraction between 0 and 1, such as 0.2")
+
+
+def chart_path(out):
+    """The project's chart describes the project's data; another dataset's chart goes beside it."""
+    same = Path(out).resolve() == config.DEFAULT_DATA_DIR.resolve()
+    return config.RES_DIR / CHART_NAME if same else Path(out) / CHART_NAME
 
 
 def parse_args(argv):
@@ -23,34 +39,47 @@ def parse_args(argv):
                         help="emotions to drop, e.g. --exclude disgust contempt (default: keep all)")
     parser.add_argument("--map", action="append", default=[], metavar="LABEL=EMOTION",
                         help="treat a dataset's own label as an emotion, e.g. --map stressed=fear (repeatable)")
-    parser.add_argument("--test-size", type=float, default=config.DEFAULT_TEST_SIZE,
+    parser.add_argument("--test-size", type=open_fraction, default=config.DEFAULT_TEST_SIZE,
                         help="fraction of each emotion held out for testing when the source has no split"
                              " (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED,
                         help="random seed for that split (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
                         help="replace train/ and test/ left in --out by an earlier run")
-    parser.add_argument("--chart", type=Path, default=config.RES_DIR / "class_distribution.png",
-                        help="class-distribution bar chart to save (default: %(default)s)")
+    parser.add_argument("--chart", type=Path, default=None,
+                        help=f"class-distribution bar chart to save (default: {config.RES_DIR / CHART_NAME} for the"
+                             f" default --out, else {CHART_NAME} in --out)")
     return parser.parse_args(argv)
 
 
 def clean(args):
-    from emotion_analyzer.clean import clean_dataset, format_counts_table, format_skipped
+    from emotion_analyzer.clean import clean_dataset
+    from emotion_analyzer.sorted_output import format_counts_table, format_skipped
     from emotion_analyzer.labels import parse_exclusions, parse_mapping
     from emotion_analyzer.plots import plot_class_distribution
 
-    layout, categories, counts, skipped, made_split = clean_dataset(
-        args.source, args.out, parse_mapping(args.map), parse_exclusions(args.exclude),
-        args.test_size, args.seed, args.force)
-    print(f"layout: {layout}; " + (f"made a stratified {args.test_size:.0%} test split (seed {args.seed})"
-                                   if made_split else "kept the source's train/test split"))
-    print(format_counts_table(counts, categories))
-    for line in format_skipped(skipped):
+    mapping = parse_mapping(args.map)
+    excluded = parse_exclusions(args.exclude, mapping)
+    chart = args.chart or chart_path(args.out)
+    if Path(args.source).resolve() in Path(chart).resolve().parents:
+        raise UserError(f"--chart {chart} lies inside --source {args.source}: the raw data is never written to;"
+                        " choose another path")
+    check_output_path(chart, "--chart")
+    check_output_folder(args.out, "--out")
+    result = clean_dataset(args.source, args.out, mapping, excluded, args.test_size, args.seed, args.force)
+    print(f"layout: {result.layout}; " + (f"made a stratified {args.test_size:.0%} test split (seed {args.seed})"
+                                          if result.made_split else "kept the source's train/test split"))
+    if result.from_validation and result.validation_split == config.TRAIN_SPLIT:
+        print(f"added the source's {result.from_validation:,} validation image(s) to train, beside its test folder:"
+              " training.py holds out its own validation split from train")
+    elif result.from_validation:
+        print(f"the source has no test folder: its {result.from_validation:,} validation image(s) are the test split")
+    print(format_counts_table(result.counts, result.categories))
+    for line in format_skipped(result.skipped):
         print(line, file=sys.stderr)
-    print(f"skipped {len(skipped):,} file(s) or row(s) in all")
-    plot_class_distribution(counts, categories, args.chart)
-    print(f"wrote {args.out}/train, {args.out}/test and {args.out / config.CATEGORIES_FILE}; chart: {args.chart}")
+    print(f"skipped {len(result.skipped):,} file(s) or row(s) in all")
+    plot_class_distribution(result.counts, result.categories, chart)
+    print(f"wrote {args.out}/train, {args.out}/test and {args.out / config.CATEGORIES_FILE}; chart: {chart}")
     return 0
 
 

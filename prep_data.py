@@ -1,8 +1,17 @@
 """Turn data/train/ and data/test/ into 48x48 grayscale arrays and pickle them into data/.
 
 Writes features.pickle, labels.pickle, test_features.pickle and test_labels.pickle (uint8 arrays of
-shape (N, 48, 48, 1) and integer labels), shuffled with a fixed seed, plus categories.json. Reports
-blank images, pixel-identical duplicates, conflicting labels and test images with a twin in training.
+shape (N, 48, 48, 1) and integer labels), shuffled with a fixed seed, plus test_leaks.pickle and
+prepared.json: a manifest of the set (categories, each file's size and fingerprint) that training.py
+checks, so a set mixed from two runs or cut short is refused instead of trained on. The files are
+renamed into place together at the end: an interrupted run leaves the previous set. Reports blank
+images, pixel-identical duplicates, conflicting labels and test images with a twin in training.
+Photos are turned upright as their EXIF orientation says.
+
+examples:
+  python prep_data.py                    # data/train and data/test -> data/*.pickle
+  python prep_data.py --dedupe           # without blanks, duplicates, conflicts and train/test leaks
+  python prep_data.py --data /tmp/photos # another dataset sorted by clean_data.py --out /tmp/photos
 """
 
 import argparse
@@ -27,7 +36,7 @@ def parse_args(argv):
 
 
 def prep(args):
-    from emotion_analyzer.clean import format_skipped
+    from emotion_analyzer.sorted_output import format_skipped
     from emotion_analyzer.prep import format_quality, prepare
 
     result = prepare(args.data, args.seed, args.dedupe)

@@ -21,16 +21,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # demo_media: videos of real faces, a test fixture
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import Analyzer, AnalyzerOptions, peak_rss_mb  # noqa: E402
+from emotion_analyzer.analyze import Analyzer, AnalyzerOptions  # noqa: E402
+from emotion_analyzer.stats import peak_rss_mb  # noqa: E402
 from emotion_analyzer.capture import VideoStream  # noqa: E402
 from emotion_analyzer.classify import ENGINES, TTA_VIEWS  # noqa: E402
-from emotion_analyzer.demo_media import write_face_video  # noqa: E402
+from demo_media import write_face_video  # noqa: E402  (tests/demo_media.py)
 from emotion_analyzer.detect import DetectorSettings, load_cascade  # noqa: E402
 
 
@@ -116,7 +118,7 @@ def ensure_model(args, folder):
     from emotion_analyzer.model import build_model, save_model_atomic, save_model_info
 
     path = Path(folder) / "fresh.keras"
-    save_model_atomic(build_model((48, 48, 1), 6), path, include_optimizer=False)
+    save_model_atomic(build_model((48, 48, 1), 6), path)
     save_model_info(path, {"labels": ["angry", "fear", "happy", "neutral", "sad", "surprise"]})
     return path
 

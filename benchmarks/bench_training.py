@@ -5,8 +5,8 @@ Both train the same architecture for the same number of steps on the real pickle
 generated images when there are none), in one run, and print images/s, seconds per epoch and the ratio.
 
     python benchmarks/bench_training.py --steps 30 --rounds 3
-    python benchmarks/bench_training.py --batch-size 64 --scaling equalize   # a variant of the default recipe
-    python benchmarks/bench_training.py --self-distill 0.8
+    python benchmarks/bench_training.py --precision bfloat16     # mixed bfloat16 beside float32, same rounds
+    python benchmarks/bench_training.py --optimizer sgd --batch-norm --augment mild --erase 0.25
 """
 
 import argparse
@@ -23,9 +23,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.model import INPUT_SCALINGS  # noqa: E402
 from emotion_analyzer.errors import UserError  # noqa: E402
-from emotion_analyzer.training import Recipe, compile_model, make_dataset, validate_recipe  # noqa: E402
+from emotion_analyzer.model import INPUT_SCALINGS  # noqa: E402
+from emotion_analyzer.pipeline import make_dataset  # noqa: E402
+from emotion_analyzer.recipe import AUGMENTATIONS, OPTIMIZERS, PRECISIONS, Recipe  # noqa: E402
 
 
 def load_arrays(data_dir, count):
@@ -68,23 +69,29 @@ def main(argv=None):
                         help="batch size of the recipe measured (default: the default recipe's, %(default)s)")
     parser.add_argument("--scaling", choices=tuple(INPUT_SCALINGS), default=Recipe.scaling,
                         help="input normalisation of the recipe measured (default: %(default)s)")
-    parser.add_argument("--self-distill", type=float, default=Recipe.self_distill, metavar="W",
-                        help="self-distillation weight of the recipe measured (default: %(default)s)")
-    parser.add_argument("--mixup", type=float, default=Recipe.mixup, metavar="ALPHA",
-                        help="mixup alpha of the recipe measured (default: %(default)s)")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default=Recipe.precision,
+                        help="compute precision of the recipe measured (default: %(default)s)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=Recipe.optimizer,
+                        help="optimizer of the recipe measured (default: %(default)s)")
+    parser.add_argument("--batch-norm", action="store_true", help="measure the recipe with batch normalisation")
+    parser.add_argument("--augment", choices=tuple(AUGMENTATIONS), default=Recipe.augment,
+                        help="augmentation of the recipe measured (default: %(default)s)")
+    parser.add_argument("--erase", type=float, default=Recipe.erase,
+                        help="random-erasing chance of the recipe measured (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.rounds < 1 or args.batch_size < 1:
         parser.error("--steps, --rounds and --batch-size must be positive")
-    recipe = Recipe(batch_size=args.batch_size, scaling=args.scaling, self_distill=args.self_distill,
-                    mixup=args.mixup)
+    recipe = Recipe(batch_size=args.batch_size, scaling=args.scaling, precision=args.precision,
+                    optimizer=args.optimizer, batch_norm=args.batch_norm, augment=args.augment, erase=args.erase)
     try:
-        validate_recipe(recipe)  # the same limits as training.py, in one place
+        recipe.check()  # the same limits as training.py, in one place
     except UserError as exc:
         parser.error(str(exc))
 
     import keras
 
     from emotion_analyzer.model import build_model
+    from emotion_analyzer.training import build_for_training, compile_model
 
     original = Recipe.original()
     count = max(recipe.batch_size, original.batch_size) * args.steps
@@ -95,7 +102,7 @@ def main(argv=None):
 
     keras.utils.set_random_seed(0)
     plain = build_model((48, 48, 1), 6)
-    compile_model(plain, original, len(x))
+    compile_model(plain, original)
 
     def fit_plain(warmup):
         n = original.batch_size * (3 if warmup else args.steps)
@@ -103,9 +110,8 @@ def main(argv=None):
 
     def recipe_fit(measured, augment=True):
         """A fit function for `measured` (a Recipe) on its own freshly built model."""
-        model = build_model((48, 48, 1), 6, measured.padding, measured.scaling, measured.init)
-        compile_model(model, measured, len(x))
-        fed = measured if augment else replace(measured, augment="none")
+        model = build_for_training(measured, 6)
+        fed = measured if augment else replace(measured, augment="none", erase=0.0)
 
         def fit(warmup):
             n = measured.batch_size * (3 if warmup else args.steps)
@@ -121,8 +127,8 @@ def main(argv=None):
     plain_rate, ours_rate, bare_rate, *default_rate = interleaved_rates(variants, args.rounds)
     print(f"original: model.fit on arrays, batch {original.batch_size}: {plain_rate:.0f} images/s,"
           f" {train_images / plain_rate:.0f} s/epoch")
-    name = "default recipe" if is_default else (f"recipe ({recipe.scaling} inputs, self-distillation"
-                                                f" {recipe.self_distill:g}, mixup {recipe.mixup:g})")
+    changed = {k: v for k, v in vars(recipe).items() if v != getattr(Recipe(), k)}
+    name = "default recipe" if is_default else "recipe (" + ", ".join(f"{k} {v}" for k, v in changed.items()) + ")"
     print(f"{name}: tf.data + augmentation, batch {recipe.batch_size}: {ours_rate:.0f} images/s,"
           f" {train_images / ours_rate:.0f} s/epoch")
     print(f"same pipeline without augmentation: {bare_rate:.0f} images/s"

@@ -5,33 +5,24 @@ followed by box overlap between detections, so labels are smoothed per face and 
 largest cost, need not run on every frame.
 """
 
-import os
-import resource
-import sys
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 from emotion_analyzer import config
 from emotion_analyzer.capture import ThreadedCapture, open_source
-from emotion_analyzer.cli import progress
-from emotion_analyzer.classify import EmotionClassifier, crop_faces
-from emotion_analyzer.detect import DetectorSettings, FaceDetector, FaceTracker
+from emotion_analyzer.cli import exit_code, progress
+from emotion_analyzer.classify import EmotionClassifier
+from emotion_analyzer.detect import DetectorSettings, FaceDetector, FaceTracker, crop_faces
 from emotion_analyzer.device import describe_device
 from emotion_analyzer.draw import as_bgr, draw_face, draw_status
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import to_gray_uint8
+from emotion_analyzer.fileio import check_output_path
+from emotion_analyzer.images import list_image_files, to_gray_uint8
 from emotion_analyzer.results import CsvLog, Summary, VideoOutput, check_video_name
-
-WINDOW_TITLE = "Emotion Analyzer"
-# "detect" is the cascade's own time (mostly overlapped); "wait for detection" is what it adds to a frame.
-STAGES = ("capture", "detect", "classify", "draw", "wait for detection")
-KEY_QUIT = {ord("q"), ord("Q"), 27}
+from emotion_analyzer.stats import RunStats, peak_rss_mb
+from emotion_analyzer.window import Window, check_display_available
 
 
 @dataclass
@@ -51,110 +42,41 @@ class AnalyzerOptions:
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
 
 
-# Percentiles come from the most recent frames only, so a day-long webcam run keeps flat memory.
-LATENCY_WINDOW = 100_000
+def summary_plot_path(kept):
+    """The summary chart saved beside the CSV or video a run keeps."""
+    return Path(kept).with_name(Path(kept).stem + "_summary.png")
 
 
-@dataclass
-class RunStats:
-    frames: int = 0
-    faces: int = 0
-    stage_totals: dict = field(default_factory=lambda: {s: [0.0, 0] for s in STAGES})  # seconds, calls
-    latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
-    wall_seconds: float = 0.0
-    skipped: list = field(default_factory=list)
-    dropped: int = 0
-    ended_early: str | None = None
-    interrupted: bool = False
-    peak_rss_mb: float = 0.0
-    csv_rows: int = 0
-    video_frames: int = 0
-
-    def add_stage(self, stage, seconds):
-        total = self.stage_totals[stage]
-        total[0] += seconds
-        total[1] += 1
-
-    @property
-    def fps(self):
-        return self.frames / self.wall_seconds if self.wall_seconds else 0.0
-
-    @property
-    def faces_per_frame(self):
-        return self.faces / self.frames if self.frames else 0.0
-
-    def timing_lines(self):
-        lines = [f"{self.frames:,} frames in {self.wall_seconds:.1f} s: {self.fps:.1f} fps;"
-                 f" {self.faces:,} faces ({self.faces_per_frame:.2f} per frame)"]
-        # Per frame, not per call: detection runs only every few frames.
-        stage_ms = ", ".join(f"{stage} {1000 * seconds / self.frames:.1f} ms"
-                             for stage, (seconds, calls) in self.stage_totals.items() if calls and self.frames)
-        if stage_ms:
-            lines.append(f"mean per frame: {stage_ms}")
-        if self.latencies:
-            p50, p95 = np.percentile(self.latencies, [50, 95]) * 1000
-            lines.append(f"frame latency p50 {p50:.1f} ms, p95 {p95:.1f} ms; peak RSS {self.peak_rss_mb:.0f} MB")
-        return lines
+def input_files(options):
+    """Every file the run reads: the model, its JSON, and the source's file or the images of its folder."""
+    inputs = [Path(options.model), config.model_info_path(options.model)]
+    source = Path(str(options.source))
+    if source.is_dir():
+        inputs += list_image_files(source)[0]
+    elif source.exists():
+        inputs.append(source)
+    return inputs
 
 
-def peak_rss_mb():
-    # ru_maxrss is in kilobytes on Linux, bytes on macOS.
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
-
-
-def check_display_available():
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise UserError("no display to open a window on: pass --no-display (with --output and/or --csv),"
-                        " or run under a desktop session or xvfb-run")
-
-
-class Window:
-    """The live window; keys: q/Esc quit, p pause, s save a snapshot."""
-
-    def __init__(self, snapshot_dir, log):
-        self.snapshot_dir = Path(snapshot_dir)
-        self.log = log
-        self.paused = False
-        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
-
-    def closed_by_user(self):
-        try:
-            return cv2.getWindowProperty(WINDOW_TITLE, cv2.WND_PROP_VISIBLE) < 1
-        except cv2.error:
-            return True
-
-    def save_snapshot(self, canvas):
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        path = self.snapshot_dir / time.strftime("snapshot-%Y%m%d-%H%M%S.png")
-        cv2.imwrite(str(path), canvas)
-        self.log(f"snapshot saved: {path}")
-
-    def show(self, canvas):
-        """Show a frame and handle keys; False when the user asked to quit."""
-        cv2.imshow(WINDOW_TITLE, canvas)
-        while True:
-            key = cv2.waitKey(1 if not self.paused else 50) & 0xFF
-            if key in KEY_QUIT or self.closed_by_user():
-                return False
-            if key in (ord("p"), ord("P")):
-                self.paused = not self.paused
-                shown = canvas.copy()
-                draw_status(shown, 0.0, 0, paused=self.paused)
-                cv2.imshow(WINDOW_TITLE, shown if self.paused else canvas)
-            elif key in (ord("s"), ord("S")):
-                self.save_snapshot(canvas)
-            if not self.paused:
-                return True
-
-    def hold(self):
-        """Keep a still image on screen until a key is pressed or the window is closed."""
-        while not self.closed_by_user() and cv2.waitKey(100) == -1:
-            pass
-
-    def close(self):
-        cv2.destroyAllWindows()
-        cv2.waitKey(1)
+def check_output_paths(options):
+    """Before any work: every output can be written and none is an input or another output of the run."""
+    outputs = {"--output": options.output, "--csv": options.csv}
+    outputs = {flag: Path(path) for flag, path in outputs.items() if path}
+    if options.output:
+        check_video_name(options.output)
+    if outputs:
+        outputs["summary chart"] = summary_plot_path(options.csv or options.output)
+    inputs = {path.resolve(): path for path in input_files(options)}
+    seen = {}
+    for flag, path in outputs.items():
+        resolved = path.resolve()
+        if resolved in inputs:
+            raise UserError(f"{flag} {path} is the input {inputs[resolved]}: writing it would destroy it;"
+                            " choose another name")
+        if resolved in seen:
+            raise UserError(f"{flag} {path} is also the {seen[resolved]}; give each output its own name")
+        seen[resolved] = flag
+        check_output_path(path, flag)
 
 
 class Analyzer:
@@ -166,7 +88,8 @@ class Analyzer:
         self.options = options
         self.log = log
         if options.smooth < 1 or options.detect_every < 1:
-            raise UserError("--smooth and --detect-every must be at least 1")
+            raise UserError(f"--detect-every {options.detect_every} and a smoothing window of {options.smooth}"
+                            " frames must be at least 1")
         if options.max_frames is not None and options.max_frames < 1:
             raise UserError(f"--max-frames {options.max_frames}: expected a positive number")
         model, info = load_trained_model(options.model)
@@ -234,8 +157,7 @@ class Analyzer:
         options, log = self.options, self.log
         if options.display:
             check_display_available()
-        if options.output:
-            check_video_name(options.output)
+        check_output_paths(options)
         kind, reader = opened_source or open_source(options.source)
         live = kind in ("camera", "stream")
         still_images = kind in ("image", "folder")
@@ -246,22 +168,23 @@ class Analyzer:
             f" labels: {', '.join(self.labels)}")
         started = time.perf_counter()
         self.detection_pool = ThreadPoolExecutor(1, thread_name_prefix="detect")
+        capture = ThreadedCapture(reader, latest_only=live or options.realtime, live_clock=live)
         try:
             window = Window(options.snapshot_dir, log) if options.display else None
             csv_log = CsvLog(options.csv, self.labels) if options.csv else None
             video = VideoOutput(options.output, reader.fps) if options.output else None
-            with ThreadedCapture(reader, latest_only=live or options.realtime, live_clock=live) as capture:
+            with capture:
                 try:
                     self._loop(capture, window, csv_log, video, summary, stats, still_images)
-                except KeyboardInterrupt:
-                    stats.interrupted = True
+                except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM/SIGHUP through cli.handle_stop_signals
+                    stats.interrupted, stats.exit_code = str(exc) or "SIGINT", exit_code(exc)
                 stats.ended_early = capture.error
                 stats.dropped = capture.dropped
             if window and kind == "image" and not stats.interrupted and stats.frames:
                 window.hold()
         finally:
             stats.wall_seconds = time.perf_counter() - started
-            reader.release()  # already done by the capture thread's close, unless it never started
+            capture.close()  # releases the source, unless a reader stalled in read() still holds it
             self.detection_pool.shutdown(wait=True)
             self.pending_detection = None
             if csv_log:
@@ -340,7 +263,7 @@ class Analyzer:
         if stats.ended_early:
             log(f"warning: {stats.ended_early}; finished with what was captured")
         if stats.interrupted:
-            log("interrupted: the CSV and video hold every frame processed until then")
+            log(f"interrupted ({stats.interrupted}): the CSV and video hold every frame processed until then")
         for line in summary.lines():
             log(line)
         if options.csv:
@@ -349,7 +272,7 @@ class Analyzer:
             log(f"wrote {stats.video_frames:,} frames to {options.output}")
         keep = options.csv or options.output
         if keep and summary.per_face:
-            plot_path = Path(keep).with_name(Path(keep).stem + "_summary.png")
+            plot_path = summary_plot_path(keep)
             summary.save_plot(plot_path)
             log(f"summary plot: {plot_path}")
 

@@ -29,10 +29,6 @@ class Frame:
     name: str           # file name for images, the source otherwise
 
 
-class SourceError(Exception):
-    """A source that fails mid-run; the run finishes cleanly with what it has."""
-
-
 def parse_source(text):
     """('camera', index) / ('folder', path) / ('image', path) / ('video', path) / ('stream', url)."""
     text = str(text)
@@ -148,6 +144,11 @@ class ThreadedCapture:
         self._buffer = queue.Queue(maxsize=2)
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        # A reader blocked in read() on a stalled stream must not have its source released under it:
+        # close() then leaves the release to the thread, whichever of the two gets there last.
+        self._release_lock = threading.Lock()
+        self._thread_done = False
+        self._thread_releases = False
 
     def __enter__(self):
         self._thread.start()
@@ -161,10 +162,7 @@ class ThreadedCapture:
             while not self.stopped.is_set():
                 item = self.reader.read()
                 if item is None:
-                    if self.live_clock and self._sequence == 0:
-                        self.error = "the source delivered no frame"
-                    elif self.live_clock:
-                        self.error = f"the source stopped delivering frames after {self._sequence:,}"
+                    self.error = self._why_it_ended()
                     break
                 index, image, name = item
                 stamp = time.monotonic() - self._started if self.live_clock else index / self.reader.fps
@@ -179,6 +177,23 @@ class ThreadedCapture:
                 self._lock.notify_all()
             if not self.latest_only:
                 self._put_blocking(None)
+            with self._release_lock:
+                self._thread_done = True
+                if self._thread_releases:
+                    self.reader.release()
+
+    def _why_it_ended(self):
+        """Why the source ended, when it ended before it should have; None otherwise."""
+        if self.live_clock:
+            if self._sequence == 0:
+                return "the source delivered no frame"
+            return f"the source stopped delivering frames after {self._sequence:,}"
+        expected = getattr(self.reader, "frame_count", None)
+        position = getattr(self.reader, "position", self._sequence)
+        if isinstance(self.reader, VideoStream) and expected and position < expected:
+            return (f"the video ended after {position:,} of the {expected:,} frames its header announces"
+                    " (cut short or damaged)")
+        return None
 
     def _wait_until(self, stamp):
         delay = stamp - (time.monotonic() - self._started)
@@ -229,7 +244,13 @@ class ThreadedCapture:
         """Frames the reader delivered that the main loop never took (live sources only)."""
         return self._sequence - self._handed_out if self.latest_only else 0
 
-    def close(self):
+    def close(self, timeout=5.0):
+        """Stop the reader thread and release the source (idempotent)."""
         self.stopped.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(timeout=timeout)
+        with self._release_lock:
+            if self._thread.ident is not None and not self._thread_done:
+                self._thread_releases = True  # still blocked in read(): it releases when read() returns
+                return
         self.reader.release()

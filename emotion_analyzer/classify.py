@@ -12,10 +12,8 @@ import warnings
 import numpy as np
 
 from emotion_analyzer import config
-from emotion_analyzer.detect import clamp_box
 from emotion_analyzer.device import gpu_names, quiet_native_log
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import to_model_input
 
 ENGINES = ("auto", "tflite", "tf")
 
@@ -33,24 +31,6 @@ TTA_VIEWS = {
 # these sizes; small counts stay exact because they are the common case.
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 WARM_UP_BATCHES = BATCH_BUCKETS[:6]
-
-
-def crop_faces(gray, boxes):
-    """(N, 48, 48, 1) uint8 crops of the boxes clamped to the frame (faces cut by the edge), with
-    the indices of the boxes used and the clamped boxes; boxes wholly outside the frame are left out."""
-    height, width = gray.shape[:2]
-    crops, used, clamped_boxes = [], [], []
-    for index, box in enumerate(boxes):
-        clamped = clamp_box(box, width, height)
-        if clamped is None:
-            continue
-        x, y, w, h = clamped
-        crops.append(to_model_input(gray[y:y + h, x:x + w]))
-        used.append(index)
-        clamped_boxes.append(clamped)
-    size = config.IMAGE_SIZE
-    batch = np.stack(crops)[..., np.newaxis] if crops else np.zeros((0, size, size, 1), np.uint8)
-    return batch, used, clamped_boxes
 
 
 def bucket_size(n):

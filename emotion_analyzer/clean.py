@@ -7,32 +7,44 @@ renamed into place, so an interrupted run leaves nothing half-written.
 """
 
 import os
-import shutil
-from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from collections import defaultdict
+from csv import Error as CsvError
+from csv import Sniffer
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from emotion_analyzer import config
 from emotion_analyzer.cli import progress
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import write_json_atomic
-from emotion_analyzer.images import check_image_file, is_image_name
+from emotion_analyzer.images import is_image_name
 from emotion_analyzer.labels import canonical_emotion, unknown_label_error
+from emotion_analyzer.sorted_output import MAX_LISTED, write_output
 
 SPLIT_NAMES = {
     "train": config.TRAIN_SPLIT, "training": config.TRAIN_SPLIT,
     "test": config.TEST_SPLIT, "testing": config.TEST_SPLIT,
     "publictest": config.TEST_SPLIT, "privatetest": config.TEST_SPLIT,
-    "val": config.TEST_SPLIT, "valid": config.TEST_SPLIT, "validation": config.TEST_SPLIT,
+    "val": "validation", "valid": "validation", "validation": "validation",
 }
-MANIFEST_FILE = ".clean_data.json"
+# A source's validation folder: the test split when it has no test folder (Kaggle's train/validation
+# layout), else part of train, since training.py holds out its own validation split from train.
+VALIDATION_SPLIT = "validation"
+CSV_DELIMITERS = ",;\t|"
 MAX_FOLDER_DEPTH = 4
-MAX_LISTED = 5
+
+
+@dataclass
+class CleanResult:
+    layout: str
+    categories: list
+    counts: dict                # {split: {emotion: files written}}
+    skipped: list               # (file or row, reason)
+    made_split: bool            # the test split was drawn here (--test-size), not taken from the source
+    from_validation: int = 0    # images of the source's validation folders...
+    validation_split: str = ""  # ...and the split they went to
 
 
 @dataclass
@@ -57,9 +69,22 @@ def split_of(name):
     return SPLIT_NAMES.get(name.strip().lower().replace(" ", "").replace("_", ""))
 
 
+def csv_delimiter(path):
+    """The delimiter of a CSV's header line: comma, semicolon, tab or bar, as csv.Sniffer finds it."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            header = next((line for line in handle if line.strip() and not line.startswith("#")), "")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not a readable CSV ({exc})") from None
+    try:
+        return Sniffer().sniff(header, delimiters=CSV_DELIMITERS).delimiter
+    except CsvError:
+        return ","  # one column, or none: the column check names what is missing
+
+
 def _csv_columns(path):
     try:
-        header = pd.read_csv(path, nrows=0, comment="#")
+        header = pd.read_csv(path, nrows=0, comment="#", sep=csv_delimiter(path))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not a readable CSV ({exc})") from None
     return {c.strip().lower(): c for c in header.columns}
@@ -138,13 +163,25 @@ def collect_folders(source, mapping, excluded):
 
 
 def _image_lookup(folder):
-    """Every image under `folder` by file name and by path relative to it."""
-    lookup = {}
-    for path in folder.rglob("*"):
+    """({path relative to `folder`: path}, {file name: [paths]}) of every image under `folder`."""
+    by_path, by_name = {}, defaultdict(list)
+    for path in sorted(folder.rglob("*")):
         if path.is_file() and is_image_name(path):
-            lookup.setdefault(path.name, path)
-            lookup.setdefault(path.relative_to(folder).as_posix(), path)
-    return lookup
+            by_path[path.relative_to(folder).as_posix()] = path
+            by_name[path.name].append(path)
+    return by_path, by_name
+
+
+def find_indexed_image(image, by_path, by_name, csv, image_root):
+    """The one file an index row names: by its relative path, else by a file name found only once."""
+    if image in by_path:
+        return by_path[image]
+    matches = by_name.get(Path(image).name, [])
+    if len(matches) > 1:
+        shown = ", ".join(p.relative_to(image_root).as_posix() for p in matches[:MAX_LISTED])
+        raise UserError(f"{csv}: '{image}' matches {len(matches)} files under {image_root} ({shown}); name it by its"
+                        " path relative to that folder in the index")
+    return matches[0] if matches else None
 
 
 def _read_csv(csv, needed):
@@ -152,7 +189,11 @@ def _read_csv(csv, needed):
     missing = [c for c in needed if c not in columns]
     if missing:
         raise UserError(f"{csv}: missing column(s) {', '.join(missing)}; it has {', '.join(columns)}")
-    frame = pd.read_csv(csv, comment="#", dtype=str, keep_default_na=False, skipinitialspace=True)
+    try:
+        frame = pd.read_csv(csv, comment="#", dtype=str, keep_default_na=False, skipinitialspace=True,
+                            sep=csv_delimiter(csv))
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise UserError(f"{csv}: could not be parsed as a CSV ({exc})") from None
     return frame.rename(columns={columns[c]: c for c in needed})
 
 
@@ -179,9 +220,9 @@ def collect_index(csv, image_root, mapping, excluded):
         found.skipped.append((image, f"listed twice in {csv.name} (kept once)"))
     frame = frame.loc[~duplicated]
 
-    lookup = _image_lookup(image_root)
+    by_path, by_name = _image_lookup(image_root)
     for image, emotion in zip(frame["image"], frame["canonical"]):
-        path = lookup.get(image) or lookup.get(Path(image).name)
+        path = find_indexed_image(image, by_path, by_name, csv, image_root)
         if path is None:
             found.skipped.append((image, f"named in {csv.name} but not found under {image_root}"))
         elif emotion not in excluded:
@@ -244,78 +285,6 @@ def assign_stratified_split(items, test_size, seed):
             group[index].split = config.TEST_SPLIT if rank < n_test else config.TRAIN_SPLIT
 
 
-def _unique_names(items):
-    """File names made unique within each split/emotion folder (nested sources can repeat names)."""
-    used = defaultdict(set)
-    for item in items:
-        folder = used[(item.split, item.emotion)]
-        name, n = item.name, 1
-        while name.lower() in folder:
-            name = f"{n}_{item.name}"
-            n += 1
-        folder.add(name.lower())
-        item.name = name
-
-
-def _write_item(item, folder):
-    """Write one item into `folder`; return None, or the reason it was skipped."""
-    target = folder / item.split / item.emotion / item.name
-    if item.pixels is not None:
-        ok, encoded = cv2.imencode(".png", item.pixels)
-        target.write_bytes(encoded.tobytes())
-        return None
-    problem = check_image_file(item.path)
-    if problem:
-        return problem
-    shutil.copyfile(item.path, target)
-    return None
-
-
-def prepare_output(out, force):
-    """Check `out` may receive train/ and test/; return the folders to replace once done."""
-    existing = [out / split for split in config.SPLITS if (out / split).exists() and any((out / split).iterdir())]
-    if existing and not force:
-        raise UserError(f"{existing[0]} is not empty: pass --force to replace it, or choose another --out")
-    if existing and not (out / MANIFEST_FILE).exists():
-        raise UserError(f"{existing[0]} was not made by clean_data.py, so it is not replaced;"
-                        " move it away or choose another --out")
-    return existing
-
-
-def write_output(items, out, categories, force, workers=4):
-    """Copy or encode every item into out/<split>/<emotion>/; return [(file, reason)] skipped."""
-    replace = prepare_output(out, force)
-    out.mkdir(parents=True, exist_ok=True)
-    partial = out / f".clean_data-partial-{os.getpid()}"
-    skipped = []
-    try:
-        for split in config.SPLITS:
-            for emotion in categories:
-                (partial / split / emotion).mkdir(parents=True, exist_ok=True)
-        _unique_names(items)
-        with ThreadPoolExecutor(workers) as pool:
-            results = pool.map(lambda item: _write_item(item, partial), items)
-            for item, problem in zip(items, progress(results, total=len(items), desc="copying", unit="img")):
-                if problem:
-                    skipped.append((item.path, problem))
-        for old in replace:
-            shutil.rmtree(old)
-        for split in config.SPLITS:
-            os.replace(partial / split, out / split)
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial)
-    return skipped
-
-
-def count_output(out, categories):
-    """{split: {emotion: files}} as written."""
-    return {
-        split: {e: sum(1 for _ in (out / split / e).iterdir()) for e in categories}
-        for split in config.SPLITS
-    }
-
-
 def collect(source, mapping, excluded):
     layout, where = detect_layout(source)
     if layout == "fer2013":
@@ -327,44 +296,23 @@ def collect(source, mapping, excluded):
 
 def clean_dataset(source, out, mapping=None, excluded=(), test_size=config.DEFAULT_TEST_SIZE,
                   seed=config.DEFAULT_SEED, force=False):
-    """Sort `source` into `out`; return (layout, categories, counts, skipped, split_was_made)."""
+    """Sort `source` into `out`; return a CleanResult."""
     source, out = Path(source), Path(out)
     if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
         raise UserError(f"--out {out} lies inside --source {source}; choose an output folder outside the raw data")
     found = collect(source, mapping or {}, set(excluded))
+    from_validation = [item for item in found.items if item.split == VALIDATION_SPLIT]
+    validation_split = (config.TRAIN_SPLIT if any(item.split == config.TEST_SPLIT for item in found.items)
+                        else config.TEST_SPLIT)
+    for item in from_validation:
+        item.split = validation_split
     made_split = any(item.split is None for item in found.items)
     if made_split:
         assign_stratified_split(found.items, test_size, seed)
     categories = sorted({item.emotion for item in found.items})
     if len(categories) < 2:
         raise UserError(f"{source}: only one emotion ({categories[0]}) left to classify; need at least two")
-    skipped = found.skipped + write_output(found.items, out, categories, force)
-    counts = count_output(out, categories)
-    write_json_atomic(out / config.CATEGORIES_FILE, categories)
-    write_json_atomic(out / MANIFEST_FILE, {"source": str(source), "layout": found.layout, "counts": counts})
-    return found.layout, categories, counts, skipped, made_split
-
-
-def format_counts_table(counts, categories):
-    width = max(len(e) for e in categories + ["emotion", "total"])
-    lines = [f"{'emotion':<{width}}  {'train':>8}  {'test':>8}"]
-    for emotion in categories:
-        lines.append(f"{emotion:<{width}}  {counts['train'][emotion]:>8,}  {counts['test'][emotion]:>8,}")
-    lines.append(f"{'total':<{width}}  {sum(counts['train'].values()):>8,}  {sum(counts['test'].values()):>8,}")
-    return "\n".join(lines)
-
-
-def format_skipped(skipped):
-    """Count per reason, plus the first few files for each."""
-    by_reason = defaultdict(list)
-    for where, reason in skipped:
-        by_reason[reason].append(str(where))
-    lines = []
-    for reason, places in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
-        shown = ", ".join(places[:MAX_LISTED]) + (", ..." if len(places) > MAX_LISTED else "")
-        lines.append(f"skipped {len(places):,} ({reason}): {shown}")
-    return lines
-
-
-def skipped_counts(skipped):
-    return Counter(reason for _, reason in skipped)
+    written, counts = write_output(found.items, out, categories, force,
+                                   {"source": str(source), "layout": found.layout})
+    return CleanResult(found.layout, categories, counts, found.skipped + written, made_split, len(from_validation),
+                       validation_split)

@@ -1,5 +1,8 @@
-"""What every script does around its work: one-line errors, exit codes, progress bars."""
+"""What every script does around its work: one-line errors, exit codes, stop signals, progress bars,
+and argument types that refuse impossible numbers at parse time."""
 
+import argparse
+import signal
 import sys
 
 from tqdm import tqdm
@@ -7,19 +10,43 @@ from tqdm import tqdm
 from emotion_analyzer.errors import UserError
 
 EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (kill, timeout, docker stop, a closed terminal), handled as Ctrl-C is."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def raise_stopped(signum, _frame):
+    raise Stopped(signum)
+
+
+def exit_code(interrupt):
+    """128 + the signal's number, as a shell reports a process ended by it."""
+    return 128 + getattr(interrupt, "signum", signal.SIGINT)
+
+
+def handle_stop_signals():
+    """Make SIGTERM and SIGHUP interrupt the main thread as Ctrl-C does, so every script's cleanup runs."""
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, raise_stopped)
 
 
 def run_cli(work, args):
-    """Run `work(args)`; turn a UserError or Ctrl-C into one line on stderr and an exit code."""
+    """Run `work(args)`; turn a UserError or a stop signal into one line on stderr and an exit code."""
+    handle_stop_signals()
     try:
         return work(args) or 0
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted: nothing half-written was left behind; run it again to finish.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_code(exc)
 
 
 def progress(iterable=None, **kwargs):
@@ -31,3 +58,23 @@ def progress(iterable=None, **kwargs):
 
 def warn(message):
     print(f"warning: {message}", file=sys.stderr)
+
+
+def number_type(convert, check, expected):
+    """An argparse type: `convert` the text, then refuse values for which `check` is false."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected {expected}") from None
+        if not check(value):
+            raise argparse.ArgumentTypeError(f"{text}: expected {expected}")
+        return value
+    return parse
+
+
+positive_int = number_type(int, lambda v: v >= 1, "a whole number of at least 1")
+non_negative_int = number_type(int, lambda v: v >= 0, "0 or a positive whole number")
+positive_float = number_type(float, lambda v: v > 0, "a positive number")
+non_negative_float = number_type(float, lambda v: v >= 0, "0 or a positive number")
+probability = number_type(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")

@@ -32,6 +32,8 @@ TEST_FEATURES_FILE = "test_features.pickle"
 TEST_LABELS_FILE = "test_labels.pickle"
 # Test images with a pixel-identical twin in training, found by prep_data.py (a leak to report).
 TEST_LEAKS_FILE = "test_leaks.pickle"
+# The categories and each prepared file's size and fingerprint, so a mixed or partial set is refused.
+PREPARED_MANIFEST = "prepared.json"
 
 DEFAULT_SEED = 1337
 DEFAULT_TEST_SIZE = 0.2

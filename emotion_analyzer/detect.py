@@ -1,4 +1,5 @@
-"""Face detection with OpenCV's Haar cascade, and following faces from frame to frame."""
+"""Face detection with OpenCV's Haar cascade, following faces from frame to frame, and cutting out
+the crops the CNN reads."""
 
 from collections import deque
 from dataclasses import dataclass, field
@@ -6,7 +7,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from emotion_analyzer import config
 from emotion_analyzer.errors import UserError
+from emotion_analyzer.images import to_model_input
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
@@ -34,7 +37,7 @@ class DetectorSettings:
 
 
 class FaceDetector:
-    """Haar detection on a downscaled, equalised grayscale frame; boxes in original-frame pixels."""
+    """Haar detection on a grayscale frame, downscaled to --detect-width; boxes in original-frame pixels."""
 
     def __init__(self, settings=None, cascade=None):
         self.settings = settings or DetectorSettings()
@@ -133,3 +136,21 @@ class FaceTracker:
         for track, probs in zip(tracks, probabilities):
             track.history.append(np.asarray(probs, dtype=np.float32))
         return np.array([t.smoothed() for t in tracks]) if tracks else np.zeros((0, 0), np.float32)
+
+
+def crop_faces(gray, boxes):
+    """(N, 48, 48, 1) uint8 crops of the boxes clamped to the frame (faces cut by the edge), with
+    the indices of the boxes used and the clamped boxes; boxes wholly outside the frame are left out."""
+    height, width = gray.shape[:2]
+    crops, used, clamped_boxes = [], [], []
+    for index, box in enumerate(boxes):
+        clamped = clamp_box(box, width, height)
+        if clamped is None:
+            continue
+        x, y, w, h = clamped
+        crops.append(to_model_input(gray[y:y + h, x:x + w]))
+        used.append(index)
+        clamped_boxes.append(clamped)
+    size = config.IMAGE_SIZE
+    batch = np.stack(crops)[..., np.newaxis] if crops else np.zeros((0, size, size, 1), np.uint8)
+    return batch, used, clamped_boxes

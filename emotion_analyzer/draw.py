@@ -56,6 +56,8 @@ def draw_bars(frame, box, probabilities, labels):
 
 
 def draw_status(frame, fps, faces, paused=False):
-    text = f"{fps:5.1f} fps  {faces} face{'s' if faces != 1 else ''}" + ("  PAUSED (p)" if paused else "")
+    """The status line: frame rate (none before it is measured, as on a still photo), faces, pause."""
+    rate = f"{fps:5.1f} fps  " if fps else ""
+    text = f"{rate}{faces} face{'s' if faces != 1 else ''}" + ("  PAUSED (p)" if paused else "")
     cv2.putText(frame, text, (8, 20), FONT, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(frame, text, (8, 20), FONT, 0.55, (0, 255, 0), 1, cv2.LINE_AA)

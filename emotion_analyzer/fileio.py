@@ -5,7 +5,9 @@ import io
 import json
 import os
 import pickle
+import signal
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,48 @@ def atomic_path(path):
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+# The signals that stop a run: Ctrl-C, kill/timeout/docker stop, and a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold the stop signals back until the block ends, so files that belong together are all written.
+
+    A signal that arrives meanwhile is delivered when the block ends. Only the main thread receives
+    signals in Python, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def check_output_path(path, flag):
+    """Refuse, before any work, an output file whose folder cannot be made or written, in one line."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder; give a file name")
+    check_output_folder(path.parent, flag, path)
+
+
+def check_output_folder(folder, flag, named=None):
+    """A UserError naming `flag` and `named` (the folder itself by default) when `folder` could not be
+    made or written: a part of it is a file, or its nearest existing folder is read-only. Makes nothing."""
+    named = named or folder
+    existing = Path(folder).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {named}: {existing} is a file, not a folder; choose another path")
+    if not os.access(existing, os.W_OK):
+        raise UserError(f"{flag} {named}: {existing} is not writable; choose another path")
 
 
 def write_bytes_atomic(path, data):
@@ -105,16 +149,19 @@ def _check_plain(obj, path):
                     " Re-create it with prep_data.py.")
 
 
-def load_array_pickle(path):
-    """Load a pickle written by prep_data.py, refusing anything but numpy arrays and plain lists.
+def load_array_pickle(path, data=None):
+    """Load a pickle written by prep_data.py (from `data`, its bytes, when already read), refusing
+    anything but numpy arrays and plain lists.
 
     A tampered pickle that tries to import and call something is refused before it can run.
     """
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: not found. Run prep_data.py to create it.")
+    if data is None:
+        if not path.is_file():
+            raise UserError(f"{path}: not found. Run prep_data.py to create it.")
+        data = path.read_bytes()
     try:
-        obj = _ArrayOnlyUnpickler(io.BytesIO(path.read_bytes())).load()
+        obj = _ArrayOnlyUnpickler(io.BytesIO(data)).load()
     except _RefusedGlobal as exc:
         raise UserError(f"{path}: refused to load ({exc}). Re-create it with prep_data.py.") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:

@@ -25,22 +25,55 @@ def list_image_files(folder):
     return images, others
 
 
+def jpeg_end(data):
+    """The offset just past a JPEG's end-of-image marker, or None when the image is cut short.
+
+    Walks the marker segments and the entropy-coded scans, where 0xFF is always followed by 0x00 or
+    a restart marker, so an EXIF thumbnail's own end marker is skipped and bytes after the real end
+    (a phone's motion-photo video) are allowed.
+    """
+    position, size = 2, len(data)
+    while position + 2 <= size:
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xD9:
+            return position + 2
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte or markers with no length
+            position += 1 if marker == 0xFF else 2
+            continue
+        position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+        if marker == 0xDA:  # a scan: its coded data runs to the next marker that is not 0x00 or a restart
+            while True:
+                position = data.find(b"\xff", position)
+                if position < 0 or position + 1 >= size:
+                    return None
+                following = data[position + 1]
+                if following == 0x00 or 0xD0 <= following <= 0xD7:
+                    position += 2
+                    continue
+                break
+    return None
+
+
 def _check_complete(path, data):
     # OpenCV decodes a JPEG cut short with only a warning and grey padding, so look for the
     # end-of-image marker ourselves; likewise a PNG must end with its IEND chunk.
     suffix = Path(path).suffix.lower()
-    if suffix in (".jpg", ".jpeg") and b"\xff\xd9" not in data[-64:]:
+    if suffix in (".jpg", ".jpeg") and (data[:2] != b"\xff\xd8" or jpeg_end(data) is None):
         raise BadImage("truncated JPEG (no end-of-image marker)")
     if suffix == ".png" and b"IEND" not in data[-16:]:
         raise BadImage("truncated PNG (no IEND chunk)")
 
 
 def decode_image_bytes(path, data):
-    """Decode file contents to an array as stored (gray, BGR or BGRA); raise BadImage if unusable."""
+    """Decode file contents to an array (gray or BGR, 8 or 16 bits) turned upright as its EXIF
+    orientation says (phones store sideways photos with a tag); raise BadImage if unusable."""
     if len(data) == 0:
         raise BadImage("empty file (0 bytes)")
     _check_complete(path, data)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    # Any depth and colour as stored, like IMREAD_UNCHANGED, which alone ignores the EXIF orientation.
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
     if image is None or image.size == 0:
         raise BadImage("not a readable image")
     return image

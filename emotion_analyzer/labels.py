@@ -29,14 +29,23 @@ def parse_mapping(pairs):
     return mapping
 
 
-def parse_exclusions(names):
-    """Canonical names of the emotions to drop (--exclude), accepting synonyms."""
-    excluded = set()
+# What --exclude maps a dataset's own label to (one that is no emotion, such as 'stressed'), so
+# collectors drop it like an excluded emotion instead of calling it unknown.
+EXCLUDED_LABEL = "(excluded)"
+
+
+def parse_exclusions(names, mapping):
+    """Canonical names of the emotions to drop (--exclude, synonyms accepted). A name that is no emotion
+    is a dataset's own label: it is added to `mapping` as EXCLUDED_LABEL, which is then dropped too."""
+    excluded = {EXCLUDED_LABEL}
     for name in names or ():
-        emotion = SYNONYMS.get(name.strip().lower())
-        if emotion is None:
-            raise UserError(f"--exclude {name!r}: not an emotion; use one of {', '.join(EMOTIONS)}")
-        excluded.add(emotion)
+        key = name.strip().lower()
+        if not key:
+            raise UserError("--exclude '': expected an emotion or one of the dataset's labels")
+        if key in SYNONYMS:
+            excluded.add(SYNONYMS[key])
+        else:
+            mapping[key] = EXCLUDED_LABEL
     return excluded
 
 

@@ -30,29 +30,20 @@ def standardize_layer(name):
     return layers.LayerNormalization(axis=(1, 2, 3), epsilon=1.0, center=False, scale=False, name=name)
 
 
-def equalize_layer(name):
-    """Per-image histogram equalisation; the layer is ours and registers itself with Keras on import."""
-    from emotion_analyzer.layers import EqualizeHistogram
-
-    return EqualizeHistogram(name=name)
-
-
 INPUT_SCALINGS = {
     # name: builder of the model's first layer, which normalises 0-255 pixels
     "unit": rescale_layer(1.0 / 255, 0.0),         # 0..1, as the original
     "center": rescale_layer(1.0 / 127.5, -1.0),    # -1..1: zero-centred inputs train faster without batch norm
     "standardize": standardize_layer,               # per image: mean 0, standard deviation 1
-    "equalize": equalize_layer,                     # per image: histogram equalised, then mean 0, std 1
 }
-INITIALIZERS = {"glorot": "glorot_uniform", "he": "he_uniform"}
 
 
-def build_model(input_shape, num_classes, padding="valid", scaling="unit", init="glorot", batch_norm=False):
+def build_model(input_shape, num_classes, scaling="unit", batch_norm=False):
     """The original architecture; it takes raw 0-255 pixels and normalises them itself.
 
     Conv 50 -> Conv 75 -> MaxPool -> Conv 125 -> MaxPool (3x3, ReLU) -> Dense 500 (dropout 0.3)
-    -> Dense 250 (dropout 0.2) -> softmax over `num_classes` emotions. `scaling` and `init` change
-    how inputs are normalised and weights start, not the layers. `batch_norm` puts a batch
+    -> Dense 250 (dropout 0.2) -> softmax over `num_classes` emotions. `scaling` changes
+    how inputs are normalised, not the layers. `batch_norm` puts a batch
     normalisation between each conv or dense layer and its ReLU, for training: `fold_batch_norm`
     folds it back into the layer it follows, so the model shipped has the original's layers.
     The output layer computes in float32 under any dtype policy (mixed bfloat16 training).
@@ -64,25 +55,22 @@ def build_model(input_shape, num_classes, padding="valid", scaling="unit", init=
         raise UserError(f"num_classes={num_classes}: a classifier needs at least two emotions")
     if scaling not in INPUT_SCALINGS:
         raise UserError(f"input scaling '{scaling}': expected one of {', '.join(INPUT_SCALINGS)}")
-    if init not in INITIALIZERS:
-        raise UserError(f"initializer '{init}': expected one of {', '.join(INITIALIZERS)}")
 
     def with_relu(layer_class, name, *args, **kwargs):
         def apply(x):
             if not batch_norm:
-                return layer_class(*args, activation="relu", kernel_initializer=INITIALIZERS[init], name=name,
-                                   **kwargs)(x)
-            x = layer_class(*args, use_bias=False, kernel_initializer=INITIALIZERS[init], name=name, **kwargs)(x)
+                return layer_class(*args, activation="relu", name=name, **kwargs)(x)
+            x = layer_class(*args, use_bias=False, name=name, **kwargs)(x)
             x = layers.BatchNormalization(name=f"{name}{BATCH_NORM_SUFFIX}")(x)
             return layers.Activation("relu", name=f"{name}_relu")(x)
         return apply
 
     inputs = keras.Input(shape=input_shape, name="face")
     x = INPUT_SCALINGS[scaling](f"scale_{scaling}")(inputs)
-    x = with_relu(layers.Conv2D, "conv_50", 50, 3, padding=padding)(x)
-    x = with_relu(layers.Conv2D, "conv_75", 75, 3, padding=padding)(x)
+    x = with_relu(layers.Conv2D, "conv_50", 50, 3, padding="valid")(x)
+    x = with_relu(layers.Conv2D, "conv_75", 75, 3, padding="valid")(x)
     x = layers.MaxPooling2D(2, name="pool_1")(x)
-    x = with_relu(layers.Conv2D, "conv_125", 125, 3, padding=padding)(x)
+    x = with_relu(layers.Conv2D, "conv_125", 125, 3, padding="valid")(x)
     x = layers.MaxPooling2D(2, name="pool_2")(x)
     x = layers.Flatten(name="flatten")(x)
     x = with_relu(layers.Dense, "dense_500", 500)(x)
@@ -115,20 +103,20 @@ def fold_batch_norm(trained, plain):
     return plain
 
 
-def save_model_atomic(model, path, include_optimizer=True):
-    """Save a .keras file via a temporary name; without the optimizer it is a third of the size."""
-    if not include_optimizer:
-        # Rebuilt from its layer config alone, the model is uncompiled, so no optimizer state is
-        # saved (clone_model and to_json carry the compile config, and so the optimizer, over).
-        bare = type(model).from_config(model.get_config())
-        bare.set_weights(model.get_weights())
-        model = bare
+def save_model_atomic(model, path):
+    """Save a .keras file via a temporary name."""
     with atomic_path(path) as tmp:
         model.save(tmp)
 
 
 def save_model_info(model_path, info):
     write_json_atomic(config.model_info_path(model_path), info)
+
+
+def save_trained_model(model, model_path, info):
+    """The model and its JSON, each atomically (the caller holds signals back so both are written)."""
+    save_model_atomic(model, model_path)
+    save_model_info(model_path, info)
 
 
 def load_model_info(model_path):
@@ -146,25 +134,17 @@ def load_model_info(model_path):
     return info
 
 
-def load_keras_file(path, compile=True):
-    """keras.models.load_model, with our custom layer and training loss registered first."""
-    import keras
-
-    import emotion_analyzer.distill  # noqa: F401  (registers a self-distillation run's loss for its checkpoints)
-    import emotion_analyzer.layers  # noqa: F401  (registers EqualizeHistogram for the loader)
-
-    return keras.models.load_model(path, compile=compile)
-
-
 def load_trained_model(model_path):
     """(model, info) for a .keras file and its JSON; errors say how to get a model."""
+    import keras
+
     model_path = Path(model_path)
     if not model_path.is_file():
         raise UserError(f"model {model_path} not found: train one with `python training.py --model {model_path}`"
                         " or use the shipped res/emotion_model.keras")
     info = load_model_info(model_path)
     try:
-        model = load_keras_file(model_path, compile=False)
+        model = keras.models.load_model(model_path, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged zip or config
         raise UserError(f"model {model_path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]});"
                         " retrain it with training.py or restore it from git") from None
@@ -192,7 +172,7 @@ def plot_architecture(model, path):
     rows = describe_layers(model)
     colours = {"Conv2D": "#8ecae6", "MaxPooling2D": "#ffb703", "Dense": "#90be6d", "Dropout": "#dddddd",
                "InputLayer": "#f4a261", "Rescaling": "#f4a261", "LayerNormalization": "#f4a261",
-               "EqualizeHistogram": "#f4a261", "Flatten": "#cdb4db"}
+               "BatchNormalization": "#f4a261", "Flatten": "#cdb4db"}
     height = 0.55 * len(rows) + 0.8
     fig, ax = plt.subplots(figsize=(6.5, height))
     ax.set_xlim(0, 1)

@@ -6,6 +6,7 @@ duplicates within a split, duplicates with conflicting labels, and test images w
 
 import hashlib
 import json
+import pickle
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,8 +17,14 @@ import numpy as np
 from emotion_analyzer import config
 from emotion_analyzer.cli import progress
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import load_array_pickle, save_pickle_atomic, write_json_atomic
+from emotion_analyzer.fileio import (commit_temp, load_array_pickle, signals_deferred, temp_path_beside,
+                                    write_json_atomic)
 from emotion_analyzer.images import BadImage, list_image_files, read_face_image
+
+
+# The files of a prepared set, in the order load_prepared returns them.
+PREPARED_FILES = (config.FEATURES_FILE, config.LABELS_FILE, config.TEST_FEATURES_FILE, config.TEST_LABELS_FILE,
+                  config.TEST_LEAKS_FILE)
 
 
 @dataclass
@@ -168,29 +175,64 @@ def shuffle_split(split, rng, *extra):
     return [e[order] for e in extra]
 
 
-def write_pickles(data_dir, train, test, categories, leak_test):
-    """The original's four pickles plus the category list and the leak mask, each written atomically."""
+def fingerprint(data):
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def write_prepared_set(data_dir, x_train, y_train, x_test, y_test, leak_test, categories):
+    """The original's four pickles, the leak mask and a manifest, written as one set.
+
+    Every file is written under a temporary name first; then, with stop signals held back, they are
+    renamed into place and the manifest (categories, and each file's size and fingerprint) last. A
+    crash mid-way leaves files that do not match the manifest, which load_prepared refuses.
+    """
     data_dir = Path(data_dir)
-    save_pickle_atomic(data_dir / config.FEATURES_FILE, train.images)
-    save_pickle_atomic(data_dir / config.LABELS_FILE, train.labels)
-    save_pickle_atomic(data_dir / config.TEST_FEATURES_FILE, test.images)
-    save_pickle_atomic(data_dir / config.TEST_LABELS_FILE, test.labels)
-    save_pickle_atomic(data_dir / config.TEST_LEAKS_FILE, leak_test)
-    write_json_atomic(data_dir / config.CATEGORIES_FILE, list(categories))
+    contents = {name: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) for name, obj in
+                zip(PREPARED_FILES, (x_train, y_train, x_test, y_test, leak_test))}
+    manifest = {"categories": list(categories),
+                "files": {name: {"bytes": len(data), "blake2b": fingerprint(data)} for name, data in contents.items()}}
+    staged = {}
+    try:
+        for name, data in contents.items():
+            staged[name] = temp_path_beside(data_dir / name)
+            staged[name].write_bytes(data)
+        with signals_deferred():
+            for name, tmp in staged.items():
+                commit_temp(tmp, data_dir / name)
+            write_json_atomic(data_dir / config.PREPARED_MANIFEST, manifest)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
 
 
 def load_prepared(data_dir):
-    """(x_train, y_train, x_test, y_test, categories, leak_test or None) through the restricted loader."""
+    """(x_train, y_train, x_test, y_test, categories, leak_test), checked against the set's manifest and
+    loaded through the restricted loader."""
     data_dir = Path(data_dir)
-    missing = [n for n in (config.FEATURES_FILE, config.LABELS_FILE, config.TEST_FEATURES_FILE,
-                           config.TEST_LABELS_FILE) if not (data_dir / n).is_file()]
-    if missing:
-        raise UserError(f"{data_dir}: missing {', '.join(missing)}. Run prep_data.py (after clean_data.py) first.")
-    arrays = [load_array_pickle(data_dir / n) for n in (config.FEATURES_FILE, config.LABELS_FILE,
-                                                          config.TEST_FEATURES_FILE, config.TEST_LABELS_FILE)]
-    leak_path = data_dir / config.TEST_LEAKS_FILE
-    leak = load_array_pickle(leak_path) if leak_path.is_file() else None
-    return (*arrays, read_categories(data_dir), leak)
+    rerun = "Run prep_data.py again (after clean_data.py) to write a complete set."
+    manifest_path = data_dir / config.PREPARED_MANIFEST
+    if not manifest_path.is_file():
+        found = [name for name in PREPARED_FILES if (data_dir / name).is_file()]
+        what = f"{', '.join(found)} without" if found else "no prepared data and no"
+        raise UserError(f"{data_dir}: {what} {config.PREPARED_MANIFEST}, so the set cannot be checked. {rerun}")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        expected = {name: manifest["files"][name] for name in PREPARED_FILES}
+        categories = list(manifest["categories"])
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise UserError(f"{manifest_path}: not a manifest written by prep_data.py ({exc}). {rerun}") from None
+    arrays = []
+    for name in PREPARED_FILES:
+        path = data_dir / name
+        if not path.is_file():
+            raise UserError(f"{path} is missing from the prepared set. {rerun}")
+        data = path.read_bytes()
+        if len(data) != expected[name]["bytes"] or fingerprint(data) != expected[name]["blake2b"]:
+            raise UserError(f"{path} does not match {config.PREPARED_MANIFEST} (an interrupted prep_data.py, or"
+                            f" files from different runs mixed). {rerun}")
+        arrays.append(load_array_pickle(path, data))
+    x_train, y_train, x_test, y_test, leak = arrays
+    return x_train, y_train, x_test, y_test, categories, leak
 
 
 def prepare(data_dir, seed=config.DEFAULT_SEED, remove_duplicates=False):
@@ -203,6 +245,6 @@ def prepare(data_dir, seed=config.DEFAULT_SEED, remove_duplicates=False):
     rng = np.random.default_rng(seed)
     shuffle_split(train, rng)
     (leak_test,) = shuffle_split(test, rng, report.leak_test)
-    write_pickles(data_dir, train, test, categories, leak_test)
+    write_prepared_set(data_dir, train.images, train.labels, test.images, test.labels, leak_test, categories)
     return {"categories": categories, "train": train, "test": test, "report": report, "dropped": dropped}
 

@@ -1,7 +1,8 @@
 """Results you can keep: a CSV row per face per frame, the annotated video, and a summary.
 
 Both files are written under a temporary name and renamed when the run ends, however it ends
-(finished, Ctrl-C, camera gone), so the file at the final name is always complete and playable.
+(finished, Ctrl-C, SIGTERM or SIGHUP, camera gone), so the file at the final name is always complete
+and playable.
 """
 
 import csv
@@ -12,7 +13,7 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import commit_temp, temp_path_beside
+from emotion_analyzer.fileio import commit_temp, signals_deferred, temp_path_beside
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 
@@ -30,9 +31,10 @@ class CsvLog:
         self.rows = 0
 
     def write(self, source, frame, time_s, face, box, probabilities):
-        self.writer.writerow([source, frame, f"{time_s:.3f}", face, *box,
-                              *(f"{p:.4f}" for p in probabilities), self.labels[int(np.argmax(probabilities))]])
-        self.rows += 1
+        with signals_deferred():  # so the count of rows written is the number in the file
+            self.writer.writerow([source, frame, f"{time_s:.3f}", face, *box,
+                                  *(f"{p:.4f}" for p in probabilities), self.labels[int(np.argmax(probabilities))]])
+            self.rows += 1
 
     def close(self):
         self.handle.close()
@@ -61,14 +63,18 @@ class VideoOutput:
     def write(self, frame):
         if self.writer is None:
             self.size = (frame.shape[1], frame.shape[0])
-            self.tmp = temp_path_beside(self.path)
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
-            if not self.writer.isOpened():
+            tmp = temp_path_beside(self.path)
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*self.codec), self.fps, self.size)
+            if not writer.isOpened():  # kept only once open, so close() never commits an empty file
+                writer.release()
+                tmp.unlink(missing_ok=True)
                 raise UserError(f"cannot write video {self.path}: OpenCV has no {self.codec} encoder; try .avi")
+            self.tmp, self.writer = tmp, writer
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size)  # image folders mix sizes; a video has one
-        self.writer.write(frame)
-        self.frames += 1
+        with signals_deferred():  # so the count of frames written is the number in the file
+            self.writer.write(frame)
+            self.frames += 1
 
     def close(self):
         if self.writer is None:

@@ -1,6 +1,5 @@
 """Shared fixtures: small generated datasets, a fresh model, and skip markers with reasons."""
 
-import json
 import os
 import shutil
 import sys
@@ -14,7 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SHARED_DATASET = ROOT.parent / "shared" / "datasets" / "fer2013-6class.tar.gz"
+# The shared datasets (never committed): ../shared/datasets/ beside the project, or wherever
+# EMOTION_ANALYZER_DATASETS points.
+DATASETS = Path(os.environ.get("EMOTION_ANALYZER_DATASETS", ROOT.parent / "shared" / "datasets"))
+SHARED_DATASET = DATASETS / "fer2013-6class.tar.gz"
 EMOTIONS6 = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
 
 requires_dataset = pytest.mark.skipif(not SHARED_DATASET.is_file(),
@@ -67,22 +69,19 @@ def folder_dataset(tmp_path):
 
 
 def make_prepared_data(folder, n_train=240, n_test=60, classes=EMOTIONS6, seed=0):
-    """Pickles as prep_data.py writes them, with learnable generated images."""
-    from emotion_analyzer import config
-    from emotion_analyzer.fileio import save_pickle_atomic
+    """A prepared set as prep_data.py writes it, with learnable generated images."""
+    from emotion_analyzer.prep import write_prepared_set
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    for n, features, labels in ((n_train, config.FEATURES_FILE, config.LABELS_FILE),
-                                (n_test, config.TEST_FEATURES_FILE, config.TEST_LABELS_FILE)):
+    arrays = []
+    for n in (n_train, n_test):
         y = rng.integers(0, len(classes), n).astype(np.int64)
         x = np.stack([face_like(int(label), seed=int(rng.integers(1 << 30))) for label in y])[..., None]
-        save_pickle_atomic(folder / features, x)
-        save_pickle_atomic(folder / labels, y)
+        arrays += [x, y]
     leak = np.zeros(n_test, bool)
     leak[:5] = True
-    save_pickle_atomic(folder / config.TEST_LEAKS_FILE, leak)
-    (folder / config.CATEGORIES_FILE).write_text(json.dumps(list(classes)))
+    write_prepared_set(folder, *arrays, leak, classes)
     return folder
 
 
@@ -101,7 +100,7 @@ def fresh_model(tmp_path_factory):
     keras.utils.set_random_seed(1234)  # the same weights every run, so the analyzer's outputs are reproducible
     path = tmp_path_factory.mktemp("model") / "emotion_model.keras"
     model = build_model((48, 48, 1), len(EMOTIONS6))
-    save_model_atomic(model, path, include_optimizer=False)
+    save_model_atomic(model, path)
     save_model_info(path, {"labels": EMOTIONS6, "input_shape": [48, 48, 1], "tta": "none"})
     return path
 
@@ -113,3 +112,43 @@ def copy_of(tmp_path):
         shutil.copy(path, target)
         return target
     return copy
+
+
+def nan_loss_at(epoch, batch):
+    """A callback that makes the loss NaN from a chosen step on, whatever the machine's kernels do with
+    NaN pixels: the output layer's bias becomes NaN, and softmax and cross-entropy carry it."""
+    import keras
+
+    class MakeNaN(keras.callbacks.Callback):
+        def on_epoch_begin(self, current, logs=None):
+            self.epoch = current
+
+        def on_train_batch_begin(self, current, logs=None):
+            if (self.epoch, current) == (epoch, batch):
+                bias = self.model.get_layer("emotion").bias
+                bias.assign(np.full(bias.shape, np.nan, dtype="float32"))
+
+    return MakeNaN()
+
+
+class StoppingCamera:
+    """A camera that delivers `frames` frames of two drifting heads, then nothing."""
+
+    def __init__(self, frames):
+        self.frames = frames
+        self.position = 0
+        self.fps = 30.0
+        self.skipped = []
+        self.released = False
+
+    def read(self):
+        if self.position >= self.frames:
+            return None
+        from demo_media import compose_frame
+
+        self.position += 1
+        frame, _ = compose_frame(self.position, faces=2)
+        return self.position - 1, frame, "camera 0"
+
+    def release(self):
+        self.released = True

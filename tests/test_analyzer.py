@@ -2,20 +2,23 @@ import csv
 import functools
 import http.server
 import re
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import cv2
 import numpy as np
 import pytest
 
 import analyzer
-from conftest import EMOTIONS6, write_image
+from conftest import EMOTIONS6, ROOT, StoppingCamera, write_image
 from emotion_analyzer import analyze as analyze_module
-from emotion_analyzer.capture import ThreadedCapture
-from emotion_analyzer.classify import crop_faces
-from emotion_analyzer.demo_media import compose_frame, write_face_video
-from emotion_analyzer.detect import FaceTracker, iou
+from demo_media import compose_frame, write_face_video
+from emotion_analyzer.detect import iou
 
 COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", *EMOTIONS6, "emotion"]
 
@@ -123,13 +126,6 @@ def test_no_faces_at_all(fresh_model, tmp_path, capsys):
     assert count_video_frames(tmp_path / "v.avi") == 10
 
 
-def test_faces_cut_by_the_frame_edge_are_clamped():
-    gray = np.zeros((100, 120), np.uint8)
-    batch, used, boxes = crop_faces(gray, [(-20, 10, 50, 50), (100, 80, 40, 40), (500, 500, 10, 10)])
-    assert batch.shape == (2, 48, 48, 1) and used == [0, 1]
-    assert boxes == [(0, 10, 30, 50), (100, 80, 20, 20)]
-
-
 def test_face_half_out_of_frame_is_still_classified(fresh_model, tmp_path):
     frame, boxes = compose_frame(0, faces=1, width=640, height=480)
     x, y, w, h = boxes[0]
@@ -140,17 +136,6 @@ def test_face_half_out_of_frame_is_still_classified(fresh_model, tmp_path):
     assert run(fresh_model, image, "--csv", tmp_path / "e.csv", "--min-neighbors", "2") == 0
     rows = read_rows(tmp_path / "e.csv")[1]
     assert all(int(r["x"]) >= 0 and int(r["x"]) + int(r["w"]) <= 640 for r in rows)
-
-
-def test_tracker_keeps_ids_and_smooths():
-    tracker = FaceTracker(window=3)
-    first = tracker.update([(0, 0, 50, 50), (200, 0, 50, 50)])
-    second = tracker.update([(205, 2, 50, 50), (3, 1, 50, 50)])
-    assert [t.face_id for t in second] == [first[1].face_id, first[0].face_id]
-    one_hot = np.eye(6)
-    tracker.add_probabilities(second, [one_hot[0], one_hot[1]])
-    smoothed = tracker.add_probabilities(second, [one_hot[2], one_hot[1]])
-    np.testing.assert_allclose(smoothed[0], (one_hot[0] + one_hot[2]) / 2)
 
 
 @pytest.mark.parametrize("source, message", [
@@ -189,27 +174,6 @@ def test_no_display_available_is_one_line(fresh_model, face_video, monkeypatch, 
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert analyzer.main(["--source", str(face_video[0]), "--model", str(fresh_model)]) == 2
     assert "--no-display" in capsys.readouterr().err
-
-
-class StoppingCamera:
-    """A camera that delivers a few frames, then stops (unplugged)."""
-
-    def __init__(self, frames):
-        self.frames = frames
-        self.position = 0
-        self.fps = 30.0
-        self.skipped = []
-        self.released = False
-
-    def read(self):
-        if self.position >= self.frames:
-            return None
-        self.position += 1
-        frame, _ = compose_frame(self.position, faces=2)
-        return self.position - 1, frame, "camera 0"
-
-    def release(self):
-        self.released = True
 
 
 def test_camera_that_stops_mid_run_finishes_cleanly(fresh_model, tmp_path, monkeypatch, capsys):
@@ -269,20 +233,97 @@ def test_ctrl_c_leaves_complete_csv_and_playable_video(fresh_model, face_video, 
     assert count_video_frames(out_video) == 10
 
 
-def test_latest_only_capture_hands_out_the_newest_frame():
-    camera = StoppingCamera(50)
-    with ThreadedCapture(camera, latest_only=True, live_clock=True) as capture:
-        first = capture.next_frame()
-        while not capture.finished.is_set():
-            pass
-        last = capture.next_frame()
-        assert capture.next_frame(timeout=0.2) is None
-    assert first.index < last.index == 49
-    assert capture.dropped == 50 - 2
-    assert camera.released
-
-
 def test_bad_output_name_is_refused_before_anything_is_written(fresh_model, face_video, tmp_path, capsys):
     assert run(fresh_model, face_video[0], "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.gif") == 2
     assert "--output" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("outputs", [
+    lambda video, photo, model: ["--source", video, "--output", video, "--max-frames", "3"],
+    lambda video, photo, model: ["--source", photo, "--csv", photo],
+    lambda video, photo, model: ["--source", video, "--csv", model, "--max-frames", "3"],
+    lambda video, photo, model: ["--source", video, "--csv", video.with_name("both.mp4"),
+                                 "--output", video.with_name("both.mp4")],
+])
+def test_an_output_that_is_an_input_or_another_output_is_refused(fresh_model, face_video, tmp_path, capsys,
+                                                                  copy_of, outputs):
+    video = copy_of(face_video[0])
+    photo = write_image(tmp_path / "photo.jpg", compose_frame(0, faces=1)[0])
+    model = copy_of(fresh_model)
+    copy_of(fresh_model.with_suffix(".json"))
+    before = {p: p.read_bytes() for p in (video, photo, model)}
+    args = [str(a) for a in outputs(video, photo, model)]
+    assert analyzer.main([*args, "--model", str(model), "--no-display"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and ("destroy it" in err or "give each output its own name" in err)
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (tmp_path / "both.mp4").exists()
+
+
+@pytest.mark.parametrize("flag", ["--csv", "--output"])
+def test_an_impossible_output_path_is_one_line(fresh_model, face_video, tmp_path, capsys, flag):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    name = "e.csv" if flag == "--csv" else "v.avi"
+    assert run(fresh_model, face_video[0], flag, blocker / "sub" / name) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag} ") and "is a file, not a folder" in err and "Traceback" not in err
+
+
+def test_a_video_cut_short_is_reported(fresh_model, tmp_path, capsys):
+    whole = tmp_path / "whole.avi"
+    write_face_video(whole, frames=30, faces=1)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert run(fresh_model, cut, "--csv", tmp_path / "e.csv") == 0
+    log = capsys.readouterr().out
+    processed = int(re.search(r"^([\d,]+) frames in", log, re.M).group(1))
+    assert processed < 30
+    assert f"the video ended after {processed} of the 30 frames its header announces" in log
+
+
+def test_a_sideways_phone_photo_is_turned_upright_and_its_face_found(fresh_model, tmp_path):
+    from PIL import Image
+
+    frame = cv2.cvtColor(compose_frame(0, faces=1, width=480, height=360)[0], cv2.COLOR_BGR2RGB)
+    sideways = Image.fromarray(frame).rotate(90, expand=True)  # stored as a phone held sideways stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view"
+    sideways.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    assert run(fresh_model, tmp_path / "phone.jpg", "--csv", tmp_path / "e.csv") == 0
+    rows = read_rows(tmp_path / "e.csv")[1]
+    assert len(rows) == 1 and int(rows[0]["w"]) > 60
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_end_a_run_as_ctrl_c_does(fresh_model, tmp_path, signum):
+    video = tmp_path / "long.avi"
+    write_face_video(video, frames=300, faces=1, width=320, height=240, size=100)  # 10 s, played in real time
+    out_csv, out_video = tmp_path / "e.csv", tmp_path / "v.avi"
+    process = subprocess.Popen([sys.executable, str(ROOT / "analyzer.py"), "--source", str(video), "--model",
+                                str(fresh_model), "--no-display", "--realtime", "--csv", str(out_csv),
+                                "--output", str(out_video)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert process.stdout.readline().startswith("device:")  # the run has begun
+    time.sleep(1.5)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, err[-2000:]
+    assert f"interrupted ({signal.Signals(signum).name})" in out
+    rows = int(re.search(r"wrote ([\d,]+) rows", out).group(1).replace(",", ""))
+    frames = int(re.search(r"wrote ([\d,]+) frames", out).group(1).replace(",", ""))
+    assert 0 < frames < 300
+    assert len(read_rows(out_csv)[1]) == rows
+    assert count_video_frames(out_video) == frames
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.parametrize("option, value", [("--max-frames", "0"), ("--detect-every", "0"), ("--min-size", "-1"),
+                                           ("--detect-width", "0"), ("--scale-factor", "1.0"),
+                                           ("--min-neighbors", "-1")])
+def test_impossible_numbers_are_refused_at_parse_time(fresh_model, capsys, option, value):
+    with pytest.raises(SystemExit) as stop:
+        analyzer.main(["--model", str(fresh_model), "--no-display", option, value])
+    assert stop.value.code == 2
+    assert f"argument {option}: {value}: expected" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import pytest
 
 from emotion_analyzer import config
 from emotion_analyzer.classify import EmotionClassifier
-from emotion_analyzer.demo_media import astronaut_face
+from demo_media import astronaut_face
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.images import to_model_input
 from emotion_analyzer.model import load_trained_model

@@ -6,7 +6,7 @@ import pytest
 
 import clean_data
 from conftest import face_like, make_folder_dataset, tree_snapshot, write_image
-from emotion_analyzer import clean as clean_module
+from emotion_analyzer import sorted_output
 
 EMOTIONS = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
 
@@ -195,7 +195,7 @@ def test_index_naming_only_missing_images(tmp_path, capsys):
 
 def test_ctrl_c_leaves_no_partial_output(folder_dataset, tmp_path, monkeypatch):
     calls = []
-    real_write = clean_module._write_item
+    real_write = sorted_output._write_item
 
     def interrupted(item, folder):
         calls.append(item)
@@ -203,11 +203,11 @@ def test_ctrl_c_leaves_no_partial_output(folder_dataset, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real_write(item, folder)
 
-    monkeypatch.setattr(clean_module, "_write_item", interrupted)
+    monkeypatch.setattr(sorted_output, "_write_item", interrupted)
     out = tmp_path / "data"
     assert run_clean(folder_dataset, out) == 130
     assert not any(out.iterdir()) if out.exists() else True
-    monkeypatch.setattr(clean_module, "_write_item", real_write)
+    monkeypatch.setattr(sorted_output, "_write_item", real_write)
     assert run_clean(folder_dataset, out) == 0
 
 
@@ -222,3 +222,100 @@ def test_fer2013_code_outside_the_standard_seven_needs_a_map(tmp_path, capsys):
     assert "'7'" in capsys.readouterr().err
     assert run_clean(csv.parent, tmp_path / "b", "--map", "7=contempt") == 0
     assert counts_under(tmp_path / "b", "train")["contempt"] == 1
+
+
+def test_excluding_a_dataset_label_as_the_unknown_label_error_suggests(tmp_path, capsys):
+    source = tmp_path / "raw"
+    for i, label in enumerate(["happy", "sad", "stressed"] * 4):
+        write_image(source / "images" / f"{i}.png", face_like(i % 3, i))
+    write_legend(source, [("u", f"{i}.png", label) for i, label in enumerate(["happy", "sad", "stressed"] * 4)])
+    out = tmp_path / "data"
+    assert run_clean(source, out, "--exclude", "stressed", "--test-size", "0.5") == 0
+    assert json.loads((out / "categories.json").read_text()) == ["happy", "sad"]
+    assert sum(counts_under(out, "train").values()) + sum(counts_under(out, "test").values()) == 8
+
+
+@pytest.mark.parametrize("splits, validation_goes_to, message", [
+    (("train", "val", "test"), "train", "added the source's 12 validation image(s) to train"),
+    (("train", "validation"), "test", "its 12 validation image(s) are the test split"),
+])
+def test_a_validation_folder_is_never_merged_silently(tmp_path, capsys, splits, validation_goes_to, message):
+    source = tmp_path / "raw"
+    make_folder_dataset(source, per_class=2, splits=splits)
+    out = tmp_path / "data"
+    assert run_clean(source, out) == 0
+    assert message in capsys.readouterr().out
+    per_split = 2 * 6
+    assert sum(counts_under(out, "test").values()) == per_split
+    assert sum(counts_under(out, "train").values()) == per_split * (2 if validation_goes_to == "train" else 1)
+
+
+def test_the_chart_of_another_output_goes_beside_it(folder_dataset, tmp_path):
+    from emotion_analyzer import config
+
+    shipped = config.RES_DIR / "class_distribution.png"
+    before = shipped.read_bytes()
+    out = tmp_path / "elsewhere"
+    assert clean_data.main(["--source", str(folder_dataset), "--out", str(out)]) == 0
+    assert (out / "class_distribution.png").stat().st_size > 0
+    assert shipped.read_bytes() == before
+
+
+def test_an_index_name_found_twice_is_an_error_unless_given_by_its_path(tmp_path, capsys):
+    source = tmp_path / "raw"
+    for folder in ("a", "b"):
+        write_image(source / "images" / folder / "dup.jpg", face_like(0 if folder == "a" else 1, 1))
+    for i in range(6):
+        write_image(source / "images" / f"other{i}.jpg", face_like(i % 2, i))
+    rows = [("u", f"other{i}.jpg", "happy" if i % 2 else "sad") for i in range(6)]
+    write_legend(source, rows + [("u", "dup.jpg", "sad")])
+    assert run_clean(source, tmp_path / "data") == 2
+    err = capsys.readouterr().err
+    assert "'dup.jpg' matches 2 files" in err and "images/a/dup.jpg" in err and "images/b/dup.jpg" in err
+
+    write_legend(source, rows + [("u", "images/b/dup.jpg", "sad")])
+    assert run_clean(source, tmp_path / "data2", "--test-size", "0.25") == 0
+    written = list((tmp_path / "data2").rglob("dup.jpg"))
+    assert len(written) == 1 and written[0].parent.name == "sad"
+    assert written[0].read_bytes() == (source / "images" / "b" / "dup.jpg").read_bytes()
+
+
+def test_a_semicolon_separated_index_is_read(tmp_path):
+    source = tmp_path / "raw"
+    labels = ["happy", "sad"] * 4
+    for i, label in enumerate(labels):
+        write_image(source / "images" / f"{i}.jpg", face_like(i % 2, i))
+    write_legend(source, [(f"u;{i}.jpg;{label}",) for i, label in enumerate(labels)], header="user.id;image;emotion")
+    out = tmp_path / "data"
+    assert run_clean(source, out, "--test-size", "0.25") == 0
+    assert json.loads((out / "categories.json").read_text()) == ["happy", "sad"]
+
+
+@pytest.mark.parametrize("flag", ["--chart", "--out"])
+def test_an_impossible_output_path_fails_before_any_work(folder_dataset, tmp_path, capsys, flag):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    paths = {"--chart": str(tmp_path / "data2" / "chart.png"), "--out": str(tmp_path / "data")}
+    paths[flag] = str(blocker / "below" / ("chart.png" if flag == "--chart" else "data"))
+    args = ["--source", str(folder_dataset), "--out", paths["--out"], "--chart", paths["--chart"]]
+    assert clean_data.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {flag} ") and "is a file, not a folder" in err and "Traceback" not in err
+    assert not (tmp_path / "data").exists()  # nothing was written
+
+
+@pytest.mark.parametrize("value", ["0", "1", "-0.2", "1.5"])
+def test_a_test_size_that_is_not_a_fraction_is_refused_at_parse_time(folder_dataset, tmp_path, capsys, value):
+    with pytest.raises(SystemExit) as stop:
+        run_clean(folder_dataset, tmp_path / "data", "--test-size", value)
+    assert stop.value.code == 2
+    assert f"argument --test-size: {value}: expected a fraction" in capsys.readouterr().err
+
+
+def test_a_chart_inside_the_raw_data_is_refused(folder_dataset, tmp_path, capsys):
+    before = tree_snapshot(folder_dataset)
+    chart = folder_dataset / "Training" / "Angry" / "chart.png"
+    assert clean_data.main(["--source", str(folder_dataset), "--out", str(tmp_path / "data"),
+                            "--chart", str(chart)]) == 2
+    assert "inside --source" in capsys.readouterr().err
+    assert tree_snapshot(folder_dataset) == before

@@ -9,6 +9,7 @@ import clean_data
 import prep_data
 from conftest import face_like, make_folder_dataset, write_image
 from emotion_analyzer import fileio
+from emotion_analyzer.errors import UserError
 from emotion_analyzer.prep import load_prepared
 
 EMOTIONS = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
@@ -107,3 +108,40 @@ def test_categories_json_is_required_to_be_a_list(cleaned, capsys):
     (cleaned / "categories.json").write_text(json.dumps({"a": 1}))
     assert prep_data.main(["--data", str(cleaned)]) == 2
     assert "expected a list of emotion names" in capsys.readouterr().err
+
+
+def test_a_set_cut_short_between_its_renames_is_refused_and_a_rerun_mends_it(cleaned, monkeypatch, capsys):
+    """What a crash (not a signal, which the commit holds back) between two renames would leave."""
+    from emotion_analyzer import prep
+
+    assert prep_data.main(["--data", str(cleaned)]) == 0
+    real_commit = prep.commit_temp
+    renamed = []
+
+    def crash_after_two(tmp, path):
+        if len(renamed) == 2:
+            raise KeyboardInterrupt
+        renamed.append(path.name)
+        real_commit(tmp, path)
+
+    monkeypatch.setattr(prep, "commit_temp", crash_after_two)
+    assert prep_data.main(["--data", str(cleaned), "--seed", "5"]) == 130
+    assert renamed == ["features.pickle", "labels.pickle"]  # new images and labels beside the old test set
+    assert not [p for p in cleaned.iterdir() if ".tmp" in p.name]
+    capsys.readouterr()
+    with pytest.raises(UserError, match="data/features.pickle does not match prepared.json.*prep_data.py again"):
+        load_prepared(cleaned)
+    monkeypatch.undo()
+    assert prep_data.main(["--data", str(cleaned), "--seed", "5"]) == 0
+    x, y = load_prepared(cleaned)[:2]
+    assert len(x) == len(y) == 30
+
+
+def test_the_manifest_names_every_file_with_its_size_and_fingerprint(cleaned):
+    assert prep_data.main(["--data", str(cleaned)]) == 0
+    manifest = json.loads((cleaned / "prepared.json").read_text())
+    assert manifest["categories"] == EMOTIONS
+    assert sorted(manifest["files"]) == sorted(["features.pickle", "labels.pickle", "test_features.pickle",
+                                                "test_labels.pickle", "test_leaks.pickle"])
+    for name, entry in manifest["files"].items():
+        assert entry["bytes"] == (cleaned / name).stat().st_size and len(entry["blake2b"]) == 32

@@ -1,4 +1,5 @@
-"""The real FER2013 6-class dataset from ../shared/datasets/: clean and prep end to end, and the shipped model on it."""
+"""The real FER2013 6-class dataset from ../shared/datasets/ (or $EMOTION_ANALYZER_DATASETS): clean and prep
+end to end, and the shipped model on it."""
 
 import contextlib
 import io
@@ -50,7 +51,7 @@ def test_real_dataset_clean_and_prep_give_the_published_counts(real_data):
 def test_shipped_model_scores_what_its_json_claims_on_the_real_test_set(real_data):
     """The README's figures come from res/emotion_model.json: recompute the one-view accuracy from the JPEGs."""
     from emotion_analyzer.model import load_trained_model
-    from emotion_analyzer.training import predict_with_views
+    from emotion_analyzer.evaluation import predict_with_views
 
     model, info = load_trained_model(config.DEFAULT_MODEL_PATH)
     _, _, x_test, y_test, categories, _ = load_prepared(real_data[0])

@@ -1,0 +1,85 @@
+"""What runs around each epoch: the checkpoint a run resumes from and the learning-rate schedule.
+
+Imports Keras; only the training code imports this module, after TensorFlow has started.
+"""
+
+import csv
+import io
+import math
+
+import keras
+import numpy as np
+
+from emotion_analyzer.fileio import signals_deferred, write_json_atomic, write_text_atomic
+from emotion_analyzer.model import save_model_atomic
+from emotion_analyzer.runs import BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, STATE_FILE
+
+
+def cosine_learning_rate(base, epochs):
+    """Per-epoch cosine decay from `base` to 1% of it; recomputed from --epochs on resume."""
+    def rate(epoch, _current=None):
+        progress = min(epoch / max(epochs - 1, 1), 1.0)
+        return float(base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))))
+    return rate
+
+
+def current_learning_rate(model):
+    """The optimizer's learning rate now, as a plain float."""
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+def history_with(path, row):
+    """history.csv's text with `row` ({column: value}) added as the last epoch."""
+    rows = list(csv.DictReader(path.open(newline=""))) if path.is_file() else []
+    rows.append(row)
+    columns = list(dict.fromkeys(key for r in rows for key in r))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, restval="NA", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After each epoch: last.keras, best.keras (when validation improves, or every epoch without a
+    validation set), the history row and state.json, written as one unit.
+
+    Each file is written atomically and the set with signals held back, so an interrupted run leaves
+    the files of one epoch, never a mix; nothing is written after an epoch whose loss is NaN.
+    """
+
+    def __init__(self, run_dir, state, validating):
+        super().__init__()
+        self.run_dir, self.state, self.validating = run_dir, state, validating
+        self.diverged_in = None  # the epoch (from 1) whose loss became NaN, if one did
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        if not all(np.isfinite(float(v)) for v in logs.values()):
+            self.diverged_in = epoch + 1
+            return
+        logs["learning_rate"] = current_learning_rate(self.model)
+        val_accuracy = float(logs["val_accuracy"]) if self.validating else None
+        improved = not self.validating or val_accuracy > self.state["best_val_accuracy"]
+        history = history_with(self.run_dir / HISTORY_FILE, {"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
+        with signals_deferred():
+            if improved:
+                save_model_atomic(self.model, self.run_dir / BEST_CHECKPOINT)
+                self.state.update(best_val_accuracy=val_accuracy, best_epoch=epoch + 1)
+            save_model_atomic(self.model, self.run_dir / LAST_CHECKPOINT)
+            write_text_atomic(self.run_dir / HISTORY_FILE, history)
+            self.state.update(epochs_done=epoch + 1, learning_rate=logs["learning_rate"])
+            write_json_atomic(self.run_dir / STATE_FILE, self.state)
+
+
+def make_callbacks(recipe, run_dir, state, validating):
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if recipe.schedule == "cosine":
+        callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(recipe.learning_rate,
+                                                                                    recipe.epochs)))
+    elif recipe.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=2, min_lr=1e-5))
+    callbacks.append(EpochCheckpoint(run_dir, state, validating))  # after the plateau, so it saves the new rate
+    if recipe.patience and validating:
+        callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=recipe.patience, mode="max"))
+    return callbacks

@@ -1,0 +1,106 @@
+"""Evaluation and its evidence: test metrics with test-time views, per-class table, plots."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
+
+
+def predict_with_views(model, images, tta, batch_size=256):
+    """Probabilities averaged over the `tta` views, by the same function the analyzer classifies with."""
+    from emotion_analyzer.classify import probability_function
+
+    probabilities = probability_function(model, tta)
+    return np.concatenate([probabilities(images[start:start + batch_size]).numpy()
+                           for start in range(0, len(images), batch_size)])
+
+
+def evaluate(model, x_test, y_test, categories, leak, tta):
+    """Test metrics of `model` with the `tta` views, and the accuracy with each smaller set of views."""
+    from emotion_analyzer.classify import TTA_VIEWS, tta_name
+
+    tta = tta_name(tta)
+    accuracy_by_tta = {}
+    for name in list(TTA_VIEWS)[:list(TTA_VIEWS).index(tta) + 1]:
+        probabilities = predict_with_views(model, x_test, name)
+        accuracy_by_tta[name] = float((probabilities.argmax(axis=1) == y_test).mean())
+    metrics = classification_metrics(y_test, probabilities.argmax(axis=1), categories, leak)
+    metrics["tta"] = tta
+    metrics["accuracy_by_tta"] = accuracy_by_tta
+    return metrics
+
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def classification_metrics(y_true, y_pred, labels, leak_mask=None):
+    """Accuracy, macro F1, per-class precision/recall/F1/support, and accuracy without leaked images."""
+    matrix = confusion_matrix(y_true, y_pred, len(labels))
+    true_positive = np.diag(matrix).astype(float)
+    precision = true_positive / np.maximum(matrix.sum(axis=0), 1)
+    recall = true_positive / np.maximum(matrix.sum(axis=1), 1)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    metrics = {
+        "accuracy": float((y_true == y_pred).mean()),
+        "macro_f1": float(f1.mean()),
+        "per_class": {label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for label, p, r, f, s in zip(labels, precision, recall, f1, matrix.sum(axis=1))},
+        "confusion_matrix": matrix.tolist(),
+        "test_images": int(len(y_true)),
+    }
+    if leak_mask is not None and len(leak_mask) == len(y_true):
+        clean = ~np.asarray(leak_mask, bool)
+        metrics["accuracy_without_train_twins"] = float((y_true[clean] == y_pred[clean]).mean())
+        metrics["test_images_with_train_twin"] = int((~clean).sum())
+    return metrics
+
+
+def format_metrics(metrics):
+    lines = [f"test accuracy {metrics['accuracy']:.4f} on {metrics['test_images']:,} images;"
+             f" macro F1 {metrics['macro_f1']:.4f}"]
+    by_tta = metrics.get("accuracy_by_tta", {})
+    if len(by_tta) > 1:
+        lines.append("by test-time views: " + ", ".join(f"{name} {accuracy:.4f}" for name, accuracy in by_tta.items()))
+    if "accuracy_without_train_twins" in metrics:
+        lines.append(f"accuracy on the {metrics['test_images'] - metrics['test_images_with_train_twin']:,} test images"
+                     f" with no identical twin in training: {metrics['accuracy_without_train_twins']:.4f}")
+    lines.append(f"{'emotion':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
+    for label, row in metrics["per_class"].items():
+        lines.append(f"{label:<10} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>7.3f}"
+                     f" {row['support']:>8,}")
+    return lines
+
+
+def write_per_class_csv(metrics, path):
+    rows = [["emotion", "precision", "recall", "f1", "support"]]
+    rows += [[label, f"{r['precision']:.4f}", f"{r['recall']:.4f}", f"{r['f1']:.4f}", r["support"]]
+             for label, r in metrics["per_class"].items()]
+    write_text_atomic(path, "\n".join(",".join(map(str, row)) for row in rows) + "\n")
+
+
+def write_evidence(folder, metrics, history, categories, prefix=""):
+    """metrics.json, per_class.csv, training_curves.png and confusion_matrix.png in `folder`."""
+    from emotion_analyzer.plots import plot_confusion_matrix, plot_training_curves
+
+    folder = Path(folder)
+    write_json_atomic(folder / f"{prefix}metrics.json", metrics)
+    write_per_class_csv(metrics, folder / f"{prefix}per_class.csv")
+    plot_training_curves(history, folder / f"{prefix}training_curves.png")
+    plot_confusion_matrix(np.array(metrics["confusion_matrix"]), categories, folder / f"{prefix}confusion_matrix.png")
+
+
+def read_history(path):
+    """history.csv (Keras CSVLogger) as {column: [values]}, without the columns it leaves NA throughout.
+
+    CSVLogger writes val_accuracy and val_loss as NA when there is no validation set.
+    """
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = {key: [row[key] for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+    return {key: [float("nan") if value == "NA" else float(value) for value in values]
+            for key, values in columns.items() if any(value != "NA" for value in values)}

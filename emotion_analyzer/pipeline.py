@@ -1,0 +1,131 @@
+"""The training input: checks on the prepared arrays, the validation split, and the tf.data pipeline
+that augments training batches on the fly."""
+
+import numpy as np
+
+from emotion_analyzer import config
+from emotion_analyzer.cli import warn
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.recipe import AUGMENTATIONS
+
+MIN_SAMPLES_PER_CLASS = 20
+
+# Random erasing (Zhong et al., 2017): the blanked rectangle covers this fraction of the image and has
+# an aspect ratio (height / width) in this range.
+ERASE_AREA = (0.02, 0.2)
+ERASE_ASPECT = (0.3, 3.3)
+
+
+def check_arrays(x_train, y_train, x_test, y_test, categories, data_dir):
+    """Validate the prepared arrays; return them as (N, 48, 48, 1) arrays and int64 labels."""
+    checked = []
+    for name, x, y in (("features/labels", x_train, y_train), ("test_features/test_labels", x_test, y_test)):
+        x, y = np.asarray(x), np.asarray(y)
+        if x.ndim == 3:
+            x = x[..., np.newaxis]
+        size = config.IMAGE_SIZE
+        if x.ndim != 4 or x.shape[1:] != (size, size, 1):
+            raise UserError(f"{data_dir}: {name}: features have shape {x.shape}; expected (N, {size}, {size}, 1)."
+                            " Re-create them with prep_data.py")
+        if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+            raise UserError(f"{data_dir}: {name}: features are {x.dtype}; expected uint8 pixels")
+        if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+            raise UserError(f"{data_dir}: {name}: labels are {y.dtype} of shape {y.shape}; expected integers (N,)")
+        if len(x) != len(y):
+            raise UserError(f"{data_dir}: {name}: {len(x):,} features but {len(y):,} labels. Re-run prep_data.py")
+        if len(y) and (y.min() < 0 or y.max() >= len(categories)):
+            raise UserError(f"{data_dir}: {name}: label {int(y.max() if y.max() >= len(categories) else y.min())}"
+                            f" is outside the {len(categories)} categories {categories}. Re-run prep_data.py")
+        checked += [x, y.astype(np.int64)]
+    counts = np.bincount(checked[1], minlength=len(categories))
+    missing = [emotion for emotion, count in zip(categories, counts) if not count]
+    if missing:
+        raise UserError(f"{data_dir}: no training image of {', '.join(missing)}: a model cannot learn an emotion it"
+                        " never sees. Add images of it, or drop it with clean_data.py --exclude, then prep_data.py")
+    for emotion, count in zip(categories, counts):
+        if count < MIN_SAMPLES_PER_CLASS:
+            warn(f"only {count} training image(s) of '{emotion}': the model will barely learn it")
+    return checked
+
+
+def stratified_validation_split(labels, fraction, seed):
+    """Indices (train, validation): `fraction` of each class, chosen with `seed`; fraction 0 holds out none."""
+    rng = np.random.default_rng(seed)
+    if not fraction:
+        return rng.permutation(len(labels)), np.zeros(0, dtype=np.int64)
+    val = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        n_val = int(round(len(members) * fraction))
+        n_val = min(max(n_val, 1), len(members) - 1) if len(members) > 1 else 0
+        val.extend(rng.choice(members, n_val, replace=False))
+    val = np.sort(np.asarray(val, dtype=np.int64))
+    train = np.setdiff1d(np.arange(len(labels)), val)
+    return rng.permutation(train), val
+
+
+def augmentation_layers(kind, seed):
+    import keras
+    from keras import layers
+
+    settings = AUGMENTATIONS[kind]
+    if settings is None:
+        return None
+    flip, shift, rotation, zoom = settings
+    stack = [layers.RandomFlip("horizontal", seed=seed)] if flip else []
+    stack.append(layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed))
+    if rotation:
+        stack.append(layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
+    if zoom:
+        stack.append(layers.RandomZoom(zoom, fill_mode="reflect", seed=seed))
+    return keras.Sequential(stack, name="augmentation")
+
+
+def erase_rectangles(images, probability):
+    """With `probability`, blank one random rectangle of each image of a float batch (N, H, W, 1) to
+    that image's mean grey, so a face must be read from whatever part of it is left."""
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    height, width = images.shape[1], images.shape[2]
+    area = tf.random.uniform([n], *ERASE_AREA) * height * width
+    log_aspect = tf.random.uniform([n], np.log(ERASE_ASPECT[0]), np.log(ERASE_ASPECT[1]))
+    aspect = tf.exp(log_aspect)
+    box_h = tf.clip_by_value(tf.round(tf.sqrt(area * aspect)), 1, height)
+    box_w = tf.clip_by_value(tf.round(tf.sqrt(area / aspect)), 1, width)
+    top = tf.floor(tf.random.uniform([n]) * (height - box_h + 1))
+    left = tf.floor(tf.random.uniform([n]) * (width - box_w + 1))
+    rows = tf.range(height, dtype=tf.float32)[tf.newaxis, :, tf.newaxis]
+    cols = tf.range(width, dtype=tf.float32)[tf.newaxis, tf.newaxis, :]
+    inside = ((rows >= top[:, None, None]) & (rows < (top + box_h)[:, None, None])
+              & (cols >= left[:, None, None]) & (cols < (left + box_w)[:, None, None]))
+    chosen = tf.random.uniform([n]) < probability
+    mask = (inside & chosen[:, None, None])[..., tf.newaxis]
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    return tf.where(mask, mean, images)
+
+
+def make_dataset(x, y, recipe, num_classes, training):
+    """A tf.data pipeline: shuffle, batch, augment and erase on the fly in parallel (training only),
+    and one-hot labels when the recipe smooths them."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y))
+    if training:
+        dataset = dataset.shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(recipe.batch_size)
+    dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
+    augment = augmentation_layers(recipe.augment, recipe.seed) if training else None
+    if augment is not None:
+        dataset = dataset.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    if training and recipe.erase:
+        dataset = dataset.map(lambda a, b: (erase_rectangles(a, recipe.erase), b),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    if recipe.label_smoothing:
+        dataset = dataset.map(lambda a, b: (a, tf.one_hot(b, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def balanced_class_weights(labels, num_classes):
+    counts = np.bincount(labels, minlength=num_classes).astype(float)
+    return {i: float(len(labels) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}

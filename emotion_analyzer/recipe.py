@@ -1,0 +1,118 @@
+"""The training recipe: every choice that decides how a model is trained, and its checks.
+
+A run saves its recipe, so --resume repeats it. Nothing here imports TensorFlow, so the script checks
+its flags before the slow start.
+"""
+
+from dataclasses import dataclass, fields
+
+from emotion_analyzer import config
+from emotion_analyzer.classify import TTA_VIEWS
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.model import INPUT_SCALINGS
+
+AUGMENTATIONS = {
+    # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
+    "none": None,
+    "light": (True, 0.05, 0.0, 0.0),
+    "mild": (True, 0.1, 0.03, 0.05),
+    "strong": (True, 0.1, 0.05, 0.1),
+}
+SCHEDULES = ("cosine", "plateau", "constant")
+OPTIMIZERS = ("adam", "sgd")
+SGD_MOMENTUM = 0.9
+PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # --precision: its Keras dtype policy
+STRATEGIES = ("default", "mirrored", "multiworker")
+
+# What --resume may change: the length of the schedule and the test-time views of the evaluation.
+CHANGEABLE_ON_RESUME = ("epochs", "tta")
+
+# Options retired because their experiments lost (docs/experiments.md), with the value that meant
+# "off": a run saved with them off resumes; a run that used one needs the version that started it.
+RETIRED_OPTIONS = {"padding": "valid", "init": "glorot", "ema": 0.0, "warmup": 0, "self_distill": 0.0, "mixup": 0.0}
+# A run saved before an option existed trained with what was then the only choice.
+BEFORE_OPTION_EXISTED = {"scaling": "unit", "weight_decay": 0.0, "erase": 0.0, "optimizer": "adam",
+                         "batch_norm": False, "precision": "float32"}
+
+
+@dataclass
+class Recipe:
+    """Everything that decides how a model is trained; saved with the run so --resume repeats it."""
+    epochs: int = 30
+    batch_size: int = 128
+    learning_rate: float = 5e-4     # chosen over 1e-3 and 2e-3 on validation (docs/experiments.md)
+    optimizer: str = "adam"         # adam | sgd (Nesterov, momentum SGD_MOMENTUM)
+    schedule: str = "cosine"        # cosine | plateau | constant
+    augment: str = "light"          # a key of AUGMENTATIONS
+    erase: float = 0.0              # chance that a training image gets one rectangle blanked out; 0 = off
+    label_smoothing: float = 0.1
+    weight_decay: float = 0.0       # decoupled decay per step, times the learning rate; 0 = off
+    batch_norm: bool = False        # batch normalisation after each conv and dense layer (folded away when saved)
+    class_weight: bool = False
+    val_split: float = 0.1
+    patience: int = 6               # early stopping on validation accuracy; 0 = off
+    tta: str = "shifts"             # test-time views averaged in evaluation: none | flip | shifts
+    scaling: str = "standardize"    # input normalisation inside the model: standardize (per image) | center | unit
+    precision: str = "float32"      # float32 | bfloat16 (mixed: bfloat16 compute, float32 weights and output)
+    strategy: str = "default"
+    seed: int = config.DEFAULT_SEED
+
+    @classmethod
+    def original(cls):
+        """The original project's run: batch 64, 12 epochs, no augmentation, no validation tricks."""
+        return cls(epochs=12, batch_size=64, learning_rate=1e-3, schedule="constant", augment="none",
+                   label_smoothing=0.0, patience=0, tta="none", scaling="unit")
+
+    def check(self):
+        """Raise a UserError naming the first setting out of range."""
+        choices = {"augment": AUGMENTATIONS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS,
+                   "precision": PRECISIONS, "scaling": INPUT_SCALINGS, "strategy": STRATEGIES, "tta": TTA_VIEWS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"{option_name(name)} {getattr(self, name)}: expected one of {', '.join(allowed)}")
+        if self.epochs < 1:
+            raise UserError(f"--epochs {self.epochs}: train for at least one epoch")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size {self.batch_size}: expected a positive number")
+        if not 0 <= self.val_split < 0.5:
+            raise UserError(f"--val-split {self.val_split}: expected a fraction such as 0.1, or 0 to train on all")
+        if not self.val_split and self.schedule == "plateau":
+            raise UserError("--schedule plateau watches validation accuracy; with --val-split 0 use --schedule cosine")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing {self.label_smoothing}: expected 0 to 1, such as 0.1")
+        if self.learning_rate <= 0:
+            raise UserError(f"--lr {self.learning_rate}: expected a positive number such as 0.001")
+        if self.weight_decay < 0:
+            raise UserError(f"--weight-decay {self.weight_decay}: expected 0 (off) or a positive number such as 0.05")
+        if not 0 <= self.erase <= 1:
+            raise UserError(f"--erase {self.erase}: expected a probability from 0 (off) to 1, such as 0.5")
+        if self.patience < 0:
+            raise UserError(f"--patience {self.patience}: expected 0 (off) or a number of epochs")
+        return self
+
+
+OPTION_FOR_FIELD = {"learning_rate": "lr"}
+
+
+def option_name(field_name):
+    """The command-line flag of a Recipe field: learning_rate -> --lr, batch_size -> --batch-size."""
+    return "--" + OPTION_FOR_FIELD.get(field_name, field_name).replace("_", "-")
+
+
+def recipe_from_saved(saved):
+    """The Recipe a run saved in its state.json, from any version of this project that can resume it."""
+    used = [f"{option_name(name)} {value}" for name, value in saved.items()
+            if name in RETIRED_OPTIONS and value != RETIRED_OPTIONS[name]]
+    if used:
+        raise UserError(f"this run used {', '.join(used)}, retired since (see docs/experiments.md); resume it with"
+                        " the version of the project that started it (git log)")
+    known = {field.name for field in fields(Recipe)}
+    recipe = Recipe(**{**BEFORE_OPTION_EXISTED, **{k: v for k, v in saved.items() if k in known}})
+    if isinstance(recipe.tta, bool):  # runs saved it as a flag before there were shift views
+        recipe.tta = "flip" if recipe.tta else "none"
+    return recipe
+
+
+def changed_fields(saved, requested):
+    """Names of the fields in `requested` ({field: value}) that differ from the `saved` Recipe."""
+    return [name for name, value in requested.items() if value != getattr(saved, name)]

@@ -1,0 +1,65 @@
+"""Run folders: where a training run keeps its checkpoints and state, so it can be resumed."""
+
+import datetime
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+from emotion_analyzer import config
+from emotion_analyzer.errors import UserError
+
+STATE_FILE = "state.json"
+LAST_CHECKPOINT = "last.keras"
+BEST_CHECKPOINT = "best.keras"
+HISTORY_FILE = "history.csv"
+
+
+def new_run_dir(runs_dir):
+    """A new folder runs_dir/<date-time>, with a suffix when another run started in the same second."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    runs_dir = Path(runs_dir)
+    for attempt in range(1, 1000):
+        path = runs_dir / (stamp if attempt == 1 else f"{stamp}-{attempt}")
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"{runs_dir}: 999 runs started in the same second; wait a second and start again")
+
+
+def new_state(recipe, categories, limit, model_path):
+    """What a run must remember to resume as it started: recipe, images used and where the model goes."""
+    return {"recipe": asdict(recipe), "epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0,
+            "labels": list(categories), "limit": limit, "model": str(Path(model_path).resolve()),
+            "started": datetime.datetime.now().isoformat(timespec="seconds")}
+
+
+def latest_resumable_run(runs_dir):
+    runs = sorted((p for p in Path(runs_dir).glob("*")
+                   if (p / STATE_FILE).is_file() and (p / LAST_CHECKPOINT).is_file()),
+                  key=lambda p: (p / STATE_FILE).stat().st_mtime)
+    if not runs:
+        raise UserError(f"--resume: no run with a checkpoint under {runs_dir}; start one without --resume")
+    return runs[-1]
+
+
+def load_state(run_dir):
+    path = Path(run_dir) / STATE_FILE
+    if not (path.is_file() and (Path(run_dir) / LAST_CHECKPOINT).is_file()):
+        raise UserError(f"--resume: {run_dir} has no {STATE_FILE} and {LAST_CHECKPOINT} to resume from;"
+                        " start a new run without --resume")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); start a new run without --resume") from None
+
+
+def model_path_of(state, run_dir, given=None):
+    """Where a resumed run saves its model: `given` (--model), else where the run was started to save it."""
+    if given is not None:
+        return Path(given)
+    if "model" not in state:
+        raise UserError(f"{run_dir} was started before runs remembered their --model: pass --model PATH with"
+                        f" --resume (the shipped model is {config.portable_path(config.DEFAULT_MODEL_PATH)})")
+    return Path(state["model"])

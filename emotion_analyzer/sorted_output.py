@@ -1,0 +1,120 @@
+"""Writing a sorted dataset: out/<split>/<emotion>/ built aside and swapped in as one unit, and the
+summaries of what was written and skipped."""
+
+import os
+import shutil
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+
+from emotion_analyzer import config
+from emotion_analyzer.cli import progress
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.fileio import signals_deferred, write_json_atomic
+from emotion_analyzer.images import check_image_file
+
+MANIFEST_FILE = ".clean_data.json"
+MAX_LISTED = 5
+
+
+def _unique_names(items):
+    """File names made unique within each split/emotion folder (nested sources can repeat names)."""
+    used = defaultdict(set)
+    for item in items:
+        folder = used[(item.split, item.emotion)]
+        name, n = item.name, 1
+        while name.lower() in folder:
+            name = f"{n}_{item.name}"
+            n += 1
+        folder.add(name.lower())
+        item.name = name
+
+
+def _write_item(item, folder):
+    """Write one item into `folder`; return None, or the reason it was skipped."""
+    target = folder / item.split / item.emotion / item.name
+    if item.pixels is not None:
+        ok, encoded = cv2.imencode(".png", item.pixels)
+        target.write_bytes(encoded.tobytes())
+        return None
+    problem = check_image_file(item.path)
+    if problem:
+        return problem
+    shutil.copyfile(item.path, target)
+    return None
+
+
+def prepare_output(out, force):
+    """Check `out` may receive train/ and test/; return the folders to replace once done."""
+    existing = [out / split for split in config.SPLITS if (out / split).exists() and any((out / split).iterdir())]
+    if existing and not force:
+        raise UserError(f"{existing[0]} is not empty: pass --force to replace it, or choose another --out")
+    if existing and not (out / MANIFEST_FILE).exists():
+        raise UserError(f"{existing[0]} was not made by clean_data.py, so it is not replaced;"
+                        " move it away or choose another --out")
+    return existing
+
+
+def write_output(items, out, categories, force, description, workers=4):
+    """Copy or encode every item into out/<split>/<emotion>/; return ([(file, reason)] skipped, counts).
+
+    Everything is built in a hidden folder inside `out`; then, with stop signals held back, the old
+    train/ and test/ are moved aside, the new ones renamed into place and categories.json and the
+    manifest (`description` plus the counts) written, so `out` holds the old set or the new one.
+    """
+    replace = prepare_output(out, force)
+    out.mkdir(parents=True, exist_ok=True)
+    partial = out / f".clean_data-partial-{os.getpid()}"
+    skipped = []
+    try:
+        for split in config.SPLITS:
+            for emotion in categories:
+                (partial / split / emotion).mkdir(parents=True, exist_ok=True)
+        _unique_names(items)
+        with ThreadPoolExecutor(workers) as pool:
+            results = pool.map(lambda item: _write_item(item, partial), items)
+            for item, problem in zip(items, progress(results, total=len(items), desc="copying", unit="img")):
+                if problem:
+                    skipped.append((item.path, problem))
+        counts = count_output(partial, categories)
+        with signals_deferred():
+            for old in replace:
+                os.replace(old, partial / f"old-{old.name}")
+            for split in config.SPLITS:
+                os.replace(partial / split, out / split)
+            write_json_atomic(out / config.CATEGORIES_FILE, categories)
+            write_json_atomic(out / MANIFEST_FILE, {**description, "counts": counts})
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
+    return skipped, counts
+
+
+def count_output(out, categories):
+    """{split: {emotion: files}} as written."""
+    return {
+        split: {e: sum(1 for _ in (out / split / e).iterdir()) for e in categories}
+        for split in config.SPLITS
+    }
+
+
+def format_counts_table(counts, categories):
+    width = max(len(e) for e in categories + ["emotion", "total"])
+    lines = [f"{'emotion':<{width}}  {'train':>8}  {'test':>8}"]
+    for emotion in categories:
+        lines.append(f"{emotion:<{width}}  {counts['train'][emotion]:>8,}  {counts['test'][emotion]:>8,}")
+    lines.append(f"{'total':<{width}}  {sum(counts['train'].values()):>8,}  {sum(counts['test'].values()):>8,}")
+    return "\n".join(lines)
+
+
+def format_skipped(skipped):
+    """Count per reason, plus the first few files for each."""
+    by_reason = defaultdict(list)
+    for where, reason in skipped:
+        by_reason[reason].append(str(where))
+    lines = []
+    for reason, places in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(places[:MAX_LISTED]) + (", ..." if len(places) > MAX_LISTED else "")
+        lines.append(f"skipped {len(places):,} ({reason}): {shown}")
+    return lines

@@ -1,0 +1,68 @@
+"""The live window: shows annotated frames and handles keys (q/Esc quit, p pause, s snapshot)."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+
+from emotion_analyzer.draw import draw_status
+from emotion_analyzer.errors import UserError
+
+WINDOW_TITLE = "Emotion Analyzer"
+KEY_QUIT = {ord("q"), ord("Q"), 27}
+
+
+def check_display_available():
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise UserError("no display to open a window on: pass --no-display (with --output and/or --csv),"
+                        " or run under a desktop session or xvfb-run")
+
+
+class Window:
+    """The live window; keys: q/Esc quit, p pause, s save a snapshot."""
+
+    def __init__(self, snapshot_dir, log):
+        self.snapshot_dir = Path(snapshot_dir)
+        self.log = log
+        self.paused = False
+        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_AUTOSIZE | cv2.WINDOW_GUI_NORMAL)  # no Qt toolbar
+
+    def closed_by_user(self):
+        try:
+            return cv2.getWindowProperty(WINDOW_TITLE, cv2.WND_PROP_VISIBLE) < 1
+        except cv2.error:
+            return True
+
+    def save_snapshot(self, canvas):
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        path = self.snapshot_dir / time.strftime("snapshot-%Y%m%d-%H%M%S.png")
+        cv2.imwrite(str(path), canvas)
+        self.log(f"snapshot saved: {path}")
+
+    def show(self, canvas):
+        """Show a frame and handle keys; False when the user asked to quit."""
+        cv2.imshow(WINDOW_TITLE, canvas)
+        while True:
+            key = cv2.waitKey(1 if not self.paused else 50) & 0xFF
+            if key in KEY_QUIT or self.closed_by_user():
+                return False
+            if key in (ord("p"), ord("P")):
+                self.paused = not self.paused
+                shown = canvas.copy()
+                draw_status(shown, 0.0, 0, paused=self.paused)
+                cv2.imshow(WINDOW_TITLE, shown if self.paused else canvas)
+            elif key in (ord("s"), ord("S")):
+                self.save_snapshot(canvas)
+            if not self.paused:
+                return True
+
+    def hold(self):
+        """Keep a still image on screen until a key is pressed or the window is closed."""
+        while not self.closed_by_user() and cv2.waitKey(100) == -1:
+            pass
+
+    def close(self):
+        cv2.destroyAllWindows()
+        cv2.waitKey(1)

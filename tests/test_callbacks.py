@@ -1,0 +1,53 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import nan_loss_at
+from emotion_analyzer.evaluation import read_history
+
+
+def test_cosine_schedule_decays_to_one_percent():
+    from emotion_analyzer.callbacks import cosine_learning_rate
+
+    rate = cosine_learning_rate(1e-3, 10)
+    assert rate(0) == pytest.approx(1e-3) and rate(9) == pytest.approx(1e-5)
+    assert rate(0) > rate(4) > rate(9)
+
+
+def tiny_fit(tmp_path, callbacks_for, epochs=2):
+    """Two epochs of the real model on 32 generated images, with make_callbacks' callbacks plus more."""
+    import keras
+
+    from emotion_analyzer.callbacks import make_callbacks
+    from emotion_analyzer.recipe import Recipe
+    from emotion_analyzer.training import build_for_training
+
+    recipe = Recipe(epochs=epochs, batch_size=8, augment="none", label_smoothing=0.0, val_split=0.0)
+    keras.utils.set_random_seed(0)
+    model = build_for_training(recipe, 6)
+    state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0}
+    callbacks = make_callbacks(recipe, tmp_path, state, validating=False)
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (32, 48, 48, 1)).astype("float32"), rng.integers(0, 6, 32)
+    model.fit(x, y, batch_size=8, epochs=epochs, verbose=0, callbacks=callbacks + callbacks_for(model))
+    return callbacks, state
+
+
+@pytest.mark.slow
+def test_checkpoint_writes_each_epoch_as_one_unit(tmp_path):
+    callbacks, state = tiny_fit(tmp_path, lambda model: [])
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert saved["epochs_done"] == state["epochs_done"] == 2 and saved["best_epoch"] == 2
+    assert len(read_history(tmp_path / "history.csv")["loss"]) == 2
+    assert (tmp_path / "last.keras").is_file() and (tmp_path / "best.keras").is_file()
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+
+
+@pytest.mark.slow
+def test_a_nan_epoch_writes_nothing_and_is_reported(tmp_path):
+    callbacks, state = tiny_fit(tmp_path, lambda model: [nan_loss_at(epoch=1, batch=1)], epochs=3)
+    checkpoint = callbacks[-1]
+    assert checkpoint.diverged_in == 2
+    assert json.loads((tmp_path / "state.json").read_text())["epochs_done"] == 1  # the last good epoch
+    assert len(read_history(tmp_path / "history.csv")["loss"]) == 1

@@ -1,0 +1,138 @@
+"""Interrupt anything, lose nothing: each script is stopped by a signal at several moments, and what is
+on disk afterwards must be the complete old state or the complete new one; a rerun (or --resume) then
+finishes the job. When the signal lands differs from machine to machine; what is checked does not."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, make_folder_dataset, make_prepared_data, tree_snapshot
+
+pytestmark = pytest.mark.slow
+DELAYS = (0.5, 1.5, 3.0)
+
+
+def start(script, *args):
+    return subprocess.Popen([sys.executable, str(ROOT / script), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def stop_after(process, delay, signum):
+    """Send `signum` after `delay` seconds (unless it ended before); return its exit code."""
+    try:
+        process.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signum)
+    process.communicate(timeout=300)
+    return process.returncode
+
+
+def run_to_end(script, *args):
+    process = start(script, *args)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err.decode()[-2000:]
+    return out.decode()
+
+
+def stopped_by(code, signum):
+    """Finished before the signal, stopped by it cleanly, or stopped by it while Python was still starting."""
+    return code in (0, 128 + signum, -signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_clean_data_leaves_the_old_folders_or_the_new(tmp_path, signum):
+    source = tmp_path / "raw"
+    make_folder_dataset(source, per_class=60, splits=(None,))  # no split: --seed decides the test split
+    out, chart = tmp_path / "data", tmp_path / "chart.png"
+    args = ["--source", source, "--out", out, "--chart", chart, "--force"]
+    run_to_end("clean_data.py", *args, "--seed", "1")
+    old = tree_snapshot(out)
+    reference = tmp_path / "reference"
+    run_to_end("clean_data.py", "--source", source, "--out", reference, "--chart", chart, "--seed", "2")
+    new = tree_snapshot(reference)
+    for delay in DELAYS:
+        code = stop_after(start("clean_data.py", *args, "--seed", "2"), delay, signum)
+        assert stopped_by(code, signum), code
+        now = tree_snapshot(out)
+        assert [name for name in now if "partial" in name] == []
+        assert now in (old, new), f"a blend at {delay} s"
+    run_to_end("clean_data.py", *args, "--seed", "2")
+    assert tree_snapshot(out) == new
+
+
+def test_prep_data_leaves_the_old_set_or_the_new(tmp_path):
+    from emotion_analyzer.prep import load_prepared
+
+    source = tmp_path / "raw"
+    make_folder_dataset(source, per_class=150)
+    data = tmp_path / "data"
+    run_to_end("clean_data.py", "--source", source, "--out", data, "--chart", tmp_path / "chart.png")
+    names = ("features.pickle", "labels.pickle", "test_features.pickle", "test_labels.pickle", "test_leaks.pickle",
+             "prepared.json")
+
+    def prepared():
+        return {name: (data / name).read_bytes() for name in names if (data / name).exists()}
+
+    run_to_end("prep_data.py", "--data", data, "--seed", "2")
+    new = prepared()
+    run_to_end("prep_data.py", "--data", data, "--seed", "1")
+    old = prepared()
+    assert old != new
+    for delay in DELAYS:
+        code = stop_after(start("prep_data.py", "--data", data, "--seed", "2"), delay, signal.SIGINT)
+        assert stopped_by(code, signal.SIGINT), code
+        assert prepared() in (old, new), f"a blend at {delay} s"
+        assert not [p for p in data.iterdir() if ".tmp" in p.name]
+        load_prepared(data)  # and the loader accepts it
+        if prepared() == new:  # go on interrupting from the old state
+            run_to_end("prep_data.py", "--data", data, "--seed", "1")
+    run_to_end("prep_data.py", "--data", data, "--seed", "2")
+    assert prepared() == new
+
+
+def check_run_is_one_epochs_files(run):
+    """state.json, history.csv and the checkpoints all describe the same last epoch."""
+    import keras
+
+    if not (run / "state.json").exists():  # stopped as the run was starting: it left an empty folder
+        assert list(run.iterdir()) == []
+        return 0
+    state = json.loads((run / "state.json").read_text())
+    done = state["epochs_done"]
+    rows = (run / "history.csv").read_text().splitlines()[1:] if (run / "history.csv").exists() else []
+    assert len(rows) == done
+    if done:
+        keras.models.load_model(run / "last.keras")
+        keras.models.load_model(run / "best.keras")
+    assert not [p for p in run.iterdir() if ".tmp" in p.name]
+    return done
+
+
+def test_training_leaves_whole_epochs_and_resumes(tmp_path):
+    data = make_prepared_data(tmp_path / "data", n_train=600, n_test=60)
+    model, runs = tmp_path / "res" / "model.keras", tmp_path / "runs"
+    start_new = ["--data", data, "--model", model, "--runs", runs, "--epochs", "3", "--batch-size", "32", "--no-tta"]
+    resume = ["--data", data, "--runs", runs, "--resume"]  # the run knows its --model
+
+    def resumable():
+        return runs.exists() and any((run / "last.keras").exists() for run in runs.iterdir())
+
+    epochs_done = {}
+    for delay, signum in ((6.0, signal.SIGINT), (10.0, signal.SIGTERM), (14.0, signal.SIGHUP)):
+        code = stop_after(start("training.py", *(resume if resumable() else start_new)), delay, signum)
+        assert stopped_by(code, signum), code
+        for run in runs.iterdir() if runs.exists() else []:
+            done = check_run_is_one_epochs_files(run)
+            assert done >= epochs_done.get(run, 0)  # never a step back
+            epochs_done[run] = done
+        # The model and its JSON are written as a pair: both or neither.
+        assert model.exists() == model.with_suffix(".json").exists()
+    out = run_to_end("training.py", *(resume if resumable() else start_new))
+    assert "test accuracy" in out
+    finished = [run for run in runs.iterdir() if check_run_is_one_epochs_files(run) == 3]
+    assert len(finished) == 1
+    assert json.loads(model.with_suffix(".json").read_text())["epochs_trained"] == 3

@@ -1,0 +1,45 @@
+import cv2
+import numpy as np
+import pytest
+
+from emotion_analyzer import results
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.results import CsvLog, VideoOutput
+
+
+class UnopenableWriter:
+    """What cv2.VideoWriter gives when OpenCV was built without the codec: an object that is not open."""
+
+    def __init__(self, path, *args):
+        self.path = path
+        open(path, "wb").close()  # as OpenCV may leave behind
+
+    def isOpened(self):
+        return False
+
+    def release(self):
+        pass
+
+
+def test_a_video_writer_that_cannot_open_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(results.cv2, "VideoWriter", UnopenableWriter)
+    video = VideoOutput(tmp_path / "out.mp4", fps=30.0)
+    with pytest.raises(UserError, match="cannot write video .*out.mp4"):
+        video.write(np.zeros((48, 64, 3), np.uint8))
+    video.close()  # as the analyzer's cleanup does
+    assert list(tmp_path.iterdir()) == []  # no 0-byte file under the final name, no temporary left
+
+
+def test_outputs_appear_under_their_names_only_when_closed(tmp_path):
+    log = CsvLog(tmp_path / "faces.csv", ["happy", "sad"])
+    video = VideoOutput(tmp_path / "faces.avi", fps=10.0)
+    log.write("clip", 0, 0.0, 1, (1, 2, 3, 4), [0.8, 0.2])
+    for _ in range(3):
+        video.write(np.full((32, 32, 3), 100, np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
+    log.close()
+    video.close()
+    assert (tmp_path / "faces.csv").read_text().splitlines()[1] == "clip,0,0.000,1,1,2,3,4,0.8000,0.2000,happy"
+    capture = cv2.VideoCapture(str(tmp_path / "faces.avi"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3 == video.frames
+    capture.release()

@@ -1,0 +1,28 @@
+import pytest
+
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.runs import model_path_of, new_run_dir
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    import datetime
+
+    from emotion_analyzer import runs
+
+    class SameSecond(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 11, 26, 3, 0, 0)
+
+    monkeypatch.setattr(runs.datetime, "datetime", SameSecond)
+    folders = [new_run_dir(tmp_path) for _ in range(3)]
+    assert len(set(folders)) == 3 and all(folder.is_dir() for folder in folders)
+    assert [f.name for f in folders] == ["20261126-030000", "20261126-030000-2", "20261126-030000-3"]
+
+
+def test_a_resumed_run_saves_where_it_was_started_to_save(tmp_path):
+    state = {"model": str(tmp_path / "mine.keras")}
+    assert model_path_of(state, tmp_path) == tmp_path / "mine.keras"
+    assert model_path_of(state, tmp_path, tmp_path / "other.keras") == tmp_path / "other.keras"
+    with pytest.raises(UserError, match="pass --model PATH with --resume"):
+        model_path_of({}, tmp_path)  # a run from before runs remembered it: never the shipped model by default
