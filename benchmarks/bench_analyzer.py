@@ -28,7 +28,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import Analyzer, AnalyzerOptions  # noqa: E402
+from emotion_analyzer.analyze import LIVE_TTA, Analyzer, AnalyzerOptions  # noqa: E402
 from emotion_analyzer.stats import peak_rss_mb  # noqa: E402
 from emotion_analyzer.capture import VideoStream  # noqa: E402
 from emotion_analyzer.classify import ENGINES, TTA_VIEWS  # noqa: E402
@@ -145,7 +145,7 @@ def main(argv=None):
                         help="our cascade scale step (default: %(default)s)")
     parser.add_argument("--detect-width", type=int, default=DetectorSettings.detect_width,
                         help="our detection width (default: %(default)s)")
-    parser.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=AnalyzerOptions.tta,
+    parser.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=LIVE_TTA,
                         help="our pipeline with test-time views, flip or shifts; alone: flip (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default=AnalyzerOptions.engine,
                         help="what runs our CNN: auto, tflite or tf (default: %(default)s)")

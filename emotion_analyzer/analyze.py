@@ -7,20 +7,22 @@ largest cost, need not run on every frame.
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.capture import ThreadedCapture, open_source
+from emotion_analyzer.capture import ThreadedCapture, open_source, parse_source
 from emotion_analyzer.cli import exit_code, progress
 from emotion_analyzer.classify import EmotionClassifier
-from emotion_analyzer.detect import DetectorSettings, FaceDetector, FaceTracker, crop_faces
+from emotion_analyzer.detect import (DEFAULT_FRAMING, STILL_DETECTOR, DetectorSettings, FaceDetector, FaceTracker,
+                                     Framing, crop_faces)
 from emotion_analyzer.device import describe_device
 from emotion_analyzer.draw import as_bgr, draw_face, draw_status
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.fileio import check_output_path
 from emotion_analyzer.images import list_image_files, to_gray_uint8
 from emotion_analyzer.results import CsvLog, Summary, VideoOutput, check_video_name
+from emotion_analyzer.smoothing import Smoothing
 from emotion_analyzer.stats import RunStats, peak_rss_mb
 from emotion_analyzer.window import Window, check_display_available
 
@@ -34,12 +36,28 @@ class AnalyzerOptions:
     display: bool = True
     realtime: bool = False
     max_frames: int | None = None
-    smooth: int = 5                 # frames of probabilities averaged per face; 1 = off
+    smoothing: Smoothing | None = field(default_factory=Smoothing)  # None: each frame as it comes
     detect_every: int = 3           # run the cascade every N frames, follow faces in between
-    tta: str = "none"               # test-time views averaged per face: none | flip | shifts (see classify.py)
+    tta: str | None = None          # test-time views per face (classify.TTA_VIEWS); None: STILL_TTA / LIVE_TTA
     engine: str = "auto"            # auto | tflite | tf: what runs the CNN (see classify.py)
-    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    detector: DetectorSettings = field(default_factory=DetectorSettings)    # for videos, cameras, streams
+    still_detector: DetectorSettings = STILL_DETECTOR                      # for images and folders
+    framing: Framing | None = None  # None: the model's JSON says, else detect.DEFAULT_FRAMING
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
+
+
+# Test-time views by default: the face and its mirror. For photos always; for live sources because
+# benchmarks/bench_analyzer.py still gives over 30 frames/s and 15x the original loop with them
+# (docs/real_faces.md).
+STILL_TTA = "flip"
+LIVE_TTA = "flip"
+
+
+def is_still_source(source):
+    try:
+        return parse_source(source)[0] in ("image", "folder")
+    except UserError:
+        return False  # run() says what is wrong with it
 
 
 def summary_plot_path(kept):
@@ -87,17 +105,19 @@ class Analyzer:
 
         self.options = options
         self.log = log
-        if options.smooth < 1 or options.detect_every < 1:
-            raise UserError(f"--detect-every {options.detect_every} and a smoothing window of {options.smooth}"
-                            " frames must be at least 1")
+        if options.detect_every < 1:
+            raise UserError(f"--detect-every {options.detect_every}: expected at least 1")
         if options.max_frames is not None and options.max_frames < 1:
             raise UserError(f"--max-frames {options.max_frames}: expected a positive number")
         model, info = load_trained_model(options.model)
         self.labels = info["labels"]
-        self.classifier = EmotionClassifier(model, self.labels, tta=options.tta, engine=options.engine, log=log)
+        still = is_still_source(options.source)
+        tta = options.tta or (STILL_TTA if still else LIVE_TTA)
+        self.classifier = EmotionClassifier(model, self.labels, tta=tta, engine=options.engine, log=log)
         self.classifier.warm_up()
-        self.detector = FaceDetector(options.detector)
-        self.tracker = FaceTracker(window=options.smooth)
+        self.detector = FaceDetector(options.still_detector if still else options.detector)
+        self.framing = options.framing or Framing(**info.get("framing", asdict(DEFAULT_FRAMING)))
+        self.tracker = FaceTracker(options.smoothing)
         self.fps_estimate = 0.0
         self.detection_pool = None
         self.pending_detection = None
@@ -115,7 +135,7 @@ class Analyzer:
         """
         if still_images or frame_number == 0:
             if still_images:
-                self.tracker = FaceTracker(window=1)  # separate photos: nothing to follow between them
+                self.tracker = FaceTracker()  # separate photos: nothing to follow or smooth between them
             boxes, seconds = self._timed_detect(gray)
             stats.add_stage("detect", seconds)
             return self.tracker.update(boxes)
@@ -136,14 +156,14 @@ class Analyzer:
         gray = to_gray_uint8(frame.image)
         tracks = self.find_faces(gray, frame_number, still_images, stats)
         t1 = time.perf_counter()
-        batch, used, boxes = crop_faces(gray, [t.box for t in tracks])
+        batch, used, boxes = crop_faces(gray, [t.box for t in tracks], self.framing)
         kept = [tracks[i] for i in used]
-        probabilities = self.tracker.add_probabilities(kept, self.classifier.classify(batch))
+        smoothed = self.tracker.add_probabilities(kept, self.classifier.classify(batch), frame.time_s)
         t2 = time.perf_counter()
         canvas = as_bgr(frame.image)
-        faces = list(zip(kept, boxes, probabilities))
-        for track, box, probs in faces:
-            draw_face(canvas, box, probs, self.labels, track.face_id)
+        faces = [(track, box, probs, shown) for track, box, (probs, shown) in zip(kept, boxes, smoothed)]
+        for track, box, probs, shown in faces:
+            draw_face(canvas, box, probs, self.labels, track.face_id, shown)
         draw_status(canvas, self.fps_estimate, len(faces))
         t3 = time.perf_counter()
         self.finish_detection(stats)
@@ -164,8 +184,11 @@ class Analyzer:
         window = csv_log = video = None
         summary = Summary(self.labels)
         stats = RunStats()
+        smoothing = options.smoothing if not still_images else None
         log(f"device: {describe_device()}, CNN on {self.classifier.engine_name}; source: {options.source} ({kind});"
             f" labels: {', '.join(self.labels)}")
+        log(f"views per face: {self.classifier.tta}; crop: {self.framing}; smoothing:"
+            f" {smoothing or 'off'}")
         started = time.perf_counter()
         self.detection_pool = ThreadPoolExecutor(1, thread_name_prefix="detect")
         capture = ThreadedCapture(reader, latest_only=live or options.realtime, live_clock=live)
@@ -231,11 +254,11 @@ class Analyzer:
                 break
             stats.add_stage("capture", time.perf_counter() - t0)
             canvas, faces = self.process(frame, stats.frames, still_images, stats)
-            for track, box, probs in faces:
+            for track, box, probs, shown in faces:
                 face_key = f"{frame.name}#{track.face_id}" if still_images else track.face_id
                 if csv_log:
-                    csv_log.write(frame.name, frame.index, frame.time_s, track.face_id, box, probs)
-                summary.add(face_key, frame.time_s, probs)
+                    csv_log.write(frame.name, frame.index, frame.time_s, track.face_id, box, probs, shown)
+                summary.add(face_key, frame.time_s, shown)
             if video:
                 video.write(canvas)
             stats.frames += 1

@@ -1,8 +1,7 @@
 """Face detection with OpenCV's Haar cascade, following faces from frame to frame, and cutting out
 the crops the CNN reads."""
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -10,53 +9,77 @@ import numpy as np
 from emotion_analyzer import config
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.images import to_model_input
+from emotion_analyzer.smoothing import LabelSmoother
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 
 def load_cascade(path=None):
-    """The frontal-face cascade shipped in opencv-python 4.x, loaded once and checked."""
-    if path is None:
+    """A face cascade loaded once and checked: a file path, or the name of one that opencv-python 4.x
+    ships (the frontal-face default when None)."""
+    path = str(path or CASCADE_FILE)
+    if "/" not in path and "\\" not in path:
         data = getattr(cv2, "data", None)
         if data is None or not hasattr(cv2, "CascadeClassifier"):
             raise UserError("this OpenCV has no Haar cascades (OpenCV 5 dropped them):"
                             " pip install 'opencv-python>=4.8,<5'")
-        path = f"{data.haarcascades}{CASCADE_FILE}"
-    cascade = cv2.CascadeClassifier(str(path))
+        path = f"{data.haarcascades}{path}"
+    cascade = cv2.CascadeClassifier(path)
     if cascade.empty():
         raise UserError(f"cannot load the face cascade {path}: reinstall opencv-python (4.x)")
     return cascade
 
 
-@dataclass
+@dataclass(frozen=True)
 class DetectorSettings:
     scale_factor: float = 1.15
     min_neighbors: int = 5
     min_size: int = 48          # smallest face, in pixels of the original frame
-    detect_width: int = 320     # frames wider than this are shrunk before detection
+    detect_width: int = 320     # frames wider than this are shrunk before detection; 0 = full resolution
+    fallback: str | None = None  # a second cascade tried when the first finds no face
+    relative_neighbors: float = 0.0  # drop faces with fewer neighbours than this share of the strongest face's
+
+
+# Photos have no frame budget: finer scale steps at full resolution, and a second cascade
+# (trained on other faces) when the first finds none. At these steps a real face gathers 46-233
+# neighbouring detections in the London portraits and the false ones (chins, collars) 6-18, so a face
+# needs a fifth of the strongest one's. Chosen on real photos (docs/real_faces.md).
+STILL_DETECTOR = DetectorSettings(scale_factor=1.05, min_neighbors=5, min_size=48, detect_width=0,
+                                  fallback="haarcascade_frontalface_alt2.xml", relative_neighbors=0.2)
 
 
 class FaceDetector:
-    """Haar detection on a grayscale frame, downscaled to --detect-width; boxes in original-frame pixels."""
+    """Haar detection on a grayscale frame, downscaled to detect_width; boxes in original-frame pixels."""
 
     def __init__(self, settings=None, cascade=None):
         self.settings = settings or DetectorSettings()
         if self.settings.scale_factor <= 1:
             raise UserError(f"--scale-factor {self.settings.scale_factor}: must be above 1, such as 1.1")
-        if self.settings.min_neighbors < 0 or self.settings.min_size < 1 or self.settings.detect_width < 32:
-            raise UserError("--min-neighbors must be >= 0, --min-size >= 1 and --detect-width >= 32")
+        if self.settings.min_neighbors < 0 or self.settings.min_size < 1 or 0 < self.settings.detect_width < 32:
+            raise UserError("--min-neighbors must be >= 0, --min-size >= 1 and --detect-width 0 (full) or >= 32")
         self.cascade = cascade or load_cascade()
+        self.fallback = load_cascade(self.settings.fallback) if self.settings.fallback else None
 
     def detect(self, gray):
-        """(N, 4) int array of x, y, w, h."""
+        """(N, 4) int array of x, y, w, h: the first cascade's faces, else the fallback's."""
+        boxes = self._detect_with(self.cascade, gray)
+        if len(boxes) == 0 and self.fallback is not None:
+            boxes = self._detect_with(self.fallback, gray)
+        return boxes
+
+    def _detect_with(self, cascade, gray):
         height, width = gray.shape[:2]
-        scale = min(1.0, self.settings.detect_width / width)
+        wanted = self.settings.detect_width or width
+        scale = min(1.0, wanted / width)
         small = gray if scale == 1.0 else cv2.resize(gray, (round(width * scale), round(height * scale)),
                                                      interpolation=cv2.INTER_AREA)
         min_side = max(12, round(self.settings.min_size * scale))
-        boxes = self.cascade.detectMultiScale(small, scaleFactor=self.settings.scale_factor,
-                                              minNeighbors=self.settings.min_neighbors,
-                                              minSize=(min_side, min_side))
+        boxes, neighbours = cascade.detectMultiScale2(small, scaleFactor=self.settings.scale_factor,
+                                                      minNeighbors=self.settings.min_neighbors,
+                                                      minSize=(min_side, min_side))
+        if len(boxes) and self.settings.relative_neighbors:
+            neighbours = np.asarray(neighbours).ravel()
+            boxes = np.asarray(boxes)[neighbours >= self.settings.relative_neighbors * neighbours.max()]
         if len(boxes) == 0:
             return np.zeros((0, 4), dtype=np.int32)
         return np.round(np.asarray(boxes, dtype=np.float64) / scale).astype(np.int32)
@@ -86,18 +109,16 @@ def iou(a, b):
 class Track:
     face_id: int
     box: tuple
-    history: deque = field(default_factory=deque)
+    smoother: LabelSmoother
     missed: int = 0
-
-    def smoothed(self):
-        return np.mean(self.history, axis=0)
 
 
 class FaceTracker:
-    """Follows faces by box overlap, so each keeps an id and a short window of probabilities."""
+    """Follows faces by box overlap, so each keeps an id and its own smoothed probabilities and label
+    (`smoothing` None: each frame as it comes)."""
 
-    def __init__(self, window=5, min_iou=0.3, max_missed=2):
-        self.window = max(1, window)
+    def __init__(self, smoothing=None, min_iou=0.3, max_missed=2):
+        self.smoothing = smoothing
         self.min_iou = min_iou
         self.max_missed = max_missed
         self.tracks = []
@@ -124,7 +145,7 @@ class FaceTracker:
         for bi, box in enumerate(boxes):
             track = assignment.get(bi)
             if track is None:
-                track = Track(self._next_id, tuple(int(v) for v in box), deque(maxlen=self.window))
+                track = Track(self._next_id, tuple(int(v) for v in box), LabelSmoother(self.smoothing))
                 self._next_id += 1
             track.box, track.missed = tuple(int(v) for v in box), 0
             current.append(track)
@@ -132,23 +153,55 @@ class FaceTracker:
         self.tracks = current + [t for t in survivors if t not in current]
         return current
 
-    def add_probabilities(self, tracks, probabilities):
-        for track, probs in zip(tracks, probabilities):
-            track.history.append(np.asarray(probs, dtype=np.float32))
-        return np.array([t.smoothed() for t in tracks]) if tracks else np.zeros((0, 0), np.float32)
+    def add_probabilities(self, tracks, probabilities, time_s):
+        """Each track's smoothed probabilities and shown label index after this frame's `probabilities`."""
+        return [track.smoother.update(probs, time_s) for track, probs in zip(tracks, probabilities)]
 
 
-def crop_faces(gray, boxes):
-    """(N, 48, 48, 1) uint8 crops of the boxes clamped to the frame (faces cut by the edge), with
-    the indices of the boxes used and the clamped boxes; boxes wholly outside the frame are left out."""
+@dataclass(frozen=True)
+class Framing:
+    """How a detected face box becomes the square crop the CNN reads. A Haar box is tighter than
+    FER2013's faces, which show forehead, chin and cheeks: the crop adds `margin` of the box's size on
+    each side and moves down by `offset` of its height. Chosen on real photos (docs/real_faces.md) and
+    recorded in a trained model's JSON."""
+    margin: float = 0.0
+    offset: float = 0.0
+
+    def crop_box(self, box):
+        x, y, w, h = box
+        side = max(w, h) * (1 + 2 * self.margin)
+        centre_x, centre_y = x + w / 2, y + h / 2 + self.offset * h
+        return (int(round(centre_x - side / 2)), int(round(centre_y - side / 2)), int(round(side)),
+                int(round(side)))
+
+
+# A tenth of the box more on each side, raised by a twentieth of its height (more forehead): chosen on
+# the London portraits, alike on both halves of its people (docs/real_faces.md).
+DEFAULT_FRAMING = Framing(margin=0.1, offset=-0.05)
+
+
+def square_crop(gray, box):
+    """The square `box` of `gray`, the parts outside the frame filled by repeating its edge."""
+    x, y, side, _ = box
+    height, width = gray.shape[:2]
+    pad = max(0, -x, -y, x + side - width, y + side - height)
+    if pad:
+        gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        x, y = x + pad, y + pad
+    return gray[y:y + side, x:x + side]
+
+
+def crop_faces(gray, boxes, framing=DEFAULT_FRAMING):
+    """(N, 48, 48, 1) uint8 crops of the boxes as `framing` frames them, with the indices of the boxes
+    used and the boxes clamped to the frame (to draw; faces cut by the edge); boxes wholly outside the
+    frame are left out."""
     height, width = gray.shape[:2]
     crops, used, clamped_boxes = [], [], []
     for index, box in enumerate(boxes):
         clamped = clamp_box(box, width, height)
         if clamped is None:
             continue
-        x, y, w, h = clamped
-        crops.append(to_model_input(gray[y:y + h, x:x + w]))
+        crops.append(to_model_input(square_crop(gray, framing.crop_box(box))))
         used.append(index)
         clamped_boxes.append(clamped)
     size = config.IMAGE_SIZE

@@ -26,9 +26,10 @@ def as_bgr(image):
     return image.copy()
 
 
-def draw_face(frame, box, probabilities, labels, face_id=None):
+def draw_face(frame, box, probabilities, labels, face_id=None, shown=None):
+    """The box, the `shown` emotion (the top one when None) with its probability, and the bars."""
     x, y, w, h = box
-    top = int(np.argmax(probabilities))
+    top = int(np.argmax(probabilities)) if shown is None else shown
     colour = colour_for(labels[top])
     cv2.rectangle(frame, (x, y), (x + w, y + h), colour, 2)
     caption = f"{labels[top]} {probabilities[top]:.0%}" + (f"  #{face_id}" if face_id is not None else "")

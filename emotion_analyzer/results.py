@@ -19,7 +19,8 @@ VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", 
 
 
 class CsvLog:
-    """One row per face per frame: source, frame, time_s, face, x, y, w, h, a column per emotion, emotion."""
+    """One row per face per frame: source, frame, time_s, face, x, y, w, h, a column per emotion, emotion
+    (what the window shows: the smoothed probabilities and the label the hysteresis keeps)."""
 
     def __init__(self, path, labels):
         self.path = Path(path)
@@ -30,10 +31,11 @@ class CsvLog:
         self.writer.writerow(["source", "frame", "time_s", "face", "x", "y", "w", "h", *self.labels, "emotion"])
         self.rows = 0
 
-    def write(self, source, frame, time_s, face, box, probabilities):
+    def write(self, source, frame, time_s, face, box, probabilities, shown=None):
+        shown = int(np.argmax(probabilities)) if shown is None else shown
         with signals_deferred():  # so the count of rows written is the number in the file
             self.writer.writerow([source, frame, f"{time_s:.3f}", face, *box,
-                                  *(f"{p:.4f}" for p in probabilities), self.labels[int(np.argmax(probabilities))]])
+                                  *(f"{p:.4f}" for p in probabilities), self.labels[shown]])
             self.rows += 1
 
     def close(self):
@@ -84,7 +86,7 @@ class VideoOutput:
 
 
 class Summary:
-    """Emotion share per face and over time, from the top emotion of every face in every frame."""
+    """Emotion share per face and over time, from the emotion shown for every face in every frame."""
 
     def __init__(self, labels, bin_seconds=1.0):
         self.labels = list(labels)
@@ -92,8 +94,8 @@ class Summary:
         self.per_face = defaultdict(lambda: np.zeros(len(self.labels)))
         self.per_bin = defaultdict(lambda: np.zeros(len(self.labels)))
 
-    def add(self, face_id, time_s, probabilities):
-        top = int(np.argmax(probabilities))
+    def add(self, face_id, time_s, top):
+        """Count `top`, the emotion shown for a face at `time_s`."""
         self.per_face[face_id][top] += 1
         self.per_bin[int(time_s // self.bin_seconds)][top] += 1
 

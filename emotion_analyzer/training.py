@@ -183,6 +183,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
 def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_train, n_val, seconds, log):
     import keras
 
+    from emotion_analyzer.detect import DEFAULT_FRAMING
     from emotion_analyzer.evaluation import evaluate, format_metrics, read_history, write_evidence
     from emotion_analyzer.model import plot_architecture, save_trained_model
 
@@ -195,6 +196,7 @@ def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_tr
         "labels": list(categories),
         "input_shape": list(INPUT_SHAPE),
         "input_range": "uint8 0-255 grayscale; the model normalises",
+        "framing": asdict(DEFAULT_FRAMING),  # how the analyzer crops a face box to look like the training faces
         "tta": recipe.tta,
         "recipe": asdict(recipe),
         "dataset": {"data_dir": config.portable_path(data["data_dir"]), "train": int(n_train),

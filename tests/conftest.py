@@ -152,3 +152,19 @@ class StoppingCamera:
 
     def release(self):
         self.released = True
+
+
+LONDON_FACES = DATASETS / "london-faces.tar.gz"
+requires_london_faces = pytest.mark.skipif(not LONDON_FACES.is_file(),
+                                           reason=f"the London faces archive is not at {LONDON_FACES}")
+
+
+def london_photos(folder, emotion, count):
+    """Extract the first `count` photos of one emotion from the London archive into `folder`."""
+    import tarfile
+
+    with tarfile.open(LONDON_FACES) as archive:
+        members = sorted((m for m in archive.getmembers() if m.isfile() and f"/{emotion}/" in m.name
+                          and m.name.endswith(".jpg")), key=lambda m: m.name)[:count]
+        archive.extractall(folder, members=members, filter="data")
+    return sorted(Path(folder).rglob(f"{emotion}/*.jpg"))

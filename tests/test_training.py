@@ -10,6 +10,7 @@ import pytest
 
 import training
 from conftest import EMOTIONS6, ROOT, make_prepared_data, nan_loss_at
+from emotion_analyzer.detect import DEFAULT_FRAMING
 from emotion_analyzer.evaluation import read_history
 
 FAST = ["--epochs", "1", "--batch-size", "32", "--augment", "mild"]
@@ -35,6 +36,7 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
     info = json.loads(model_path.with_suffix(".json").read_text())
     assert info["labels"] == EMOTIONS6
     assert info["input_shape"] == [48, 48, 1]
+    assert info["framing"] == {"margin": DEFAULT_FRAMING.margin, "offset": DEFAULT_FRAMING.offset}
     assert info["dataset"] == {"data_dir": str(prepared_data), "train": 216, "validation": 24, "test": 60}
     metrics = info["test_metrics"]
     assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == set(EMOTIONS6)
