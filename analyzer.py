@@ -21,7 +21,8 @@ from emotion_analyzer.analyze import LIVE_TTA, STILL_TTA, AnalyzerOptions
 from emotion_analyzer.classify import ENGINES, TTA_VIEWS
 from emotion_analyzer.cli import (non_negative_float, non_negative_int, number_type, positive_float, positive_int,
                                   probability, run_cli)
-from emotion_analyzer.detect import DEFAULT_FRAMING, STILL_DETECTOR, DetectorSettings, Framing
+from emotion_analyzer.detect import (DEFAULT_FRAMING, STILL_DETECTOR, DetectorSettings, cascade_from_flag,
+                                     framing_from_flags)
 from emotion_analyzer.smoothing import Smoothing
 
 above_one = number_type(float, lambda v: v > 1, "a number above 1, such as 1.1")
@@ -89,7 +90,8 @@ def parse_args(argv):
     reading.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=None,
                          help="average each face's probabilities over test-time views: flip = the face and its"
                               " mirror (twice the CNN work), shifts = 5 shifts and their mirrors (10 times);"
-                              f" --tta alone means flip (default: {STILL_TTA} for photos, {LIVE_TTA} otherwise)")
+                              f" --tta alone means flip (default: {STILL_TTA} for photos, {LIVE_TTA} for videos and"
+                              " cameras)")
     parser.add_argument("--engine", choices=ENGINES, default=defaults.engine,
                         help="what runs the CNN: auto = TensorFlow on a GPU, TensorFlow Lite on the CPU"
                              " (about twice as fast there); tflite or tf to choose (default: %(default)s)")
@@ -100,11 +102,8 @@ def parse_args(argv):
 
 
 def options_from_args(args):
-    framing = None
-    if args.margin is not None or args.offset is not None:
-        framing = Framing(DEFAULT_FRAMING.margin if args.margin is None else args.margin,
-                          DEFAULT_FRAMING.offset if args.offset is None else args.offset)
-    fallback = None if str(args.fallback_cascade).lower() == "none" else args.fallback_cascade
+    framing = framing_from_flags(args.margin, args.offset)
+    fallback = cascade_from_flag(args.fallback_cascade)
     return AnalyzerOptions(
         source=args.source, model=args.model, output=args.output, csv=args.csv, display=args.display,
         realtime=args.realtime, max_frames=args.max_frames, detect_every=args.detect_every,

@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from emotion_analyzer import config  # noqa: E402
 from emotion_analyzer.analyze import STILL_TTA, AnalyzerOptions  # noqa: E402
-from emotion_analyzer.detect import DEFAULT_FRAMING, STILL_DETECTOR, DetectorSettings, Framing  # noqa: E402
+from emotion_analyzer.detect import (STILL_DETECTOR, DetectorSettings, Framing, cascade_from_flag,  # noqa: E402
+                                     framing_from_flags)
 from emotion_analyzer.images import list_image_files  # noqa: E402
 from emotion_analyzer.labels import canonical_emotion  # noqa: E402
 
@@ -112,11 +113,8 @@ def main(argv=None):
 
     start_tensorflow()
     labels = load_model_info(args.model)["labels"]
-    framing = None
-    if args.margin is not None or args.offset is not None:
-        framing = Framing(DEFAULT_FRAMING.margin if args.margin is None else args.margin,
-                          DEFAULT_FRAMING.offset if args.offset is None else args.offset)
-    fallback = None if str(args.fallback_cascade).lower() == "none" else args.fallback_cascade
+    framing = framing_from_flags(args.margin, args.offset)
+    fallback = cascade_from_flag(args.fallback_cascade)
     still_detector = replace(STILL_DETECTOR, scale_factor=args.still_scale_factor,
                              min_neighbors=args.still_min_neighbors, fallback=fallback)
     today = AnalyzerOptions(model=args.model, tta=args.tta, framing=framing, still_detector=still_detector)

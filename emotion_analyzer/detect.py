@@ -180,6 +180,20 @@ class Framing:
 DEFAULT_FRAMING = Framing(margin=0.1, offset=-0.05)
 
 
+def framing_from_flags(margin, offset):
+    """The Framing that --margin and --offset ask for (the other from DEFAULT_FRAMING), or None when
+    neither is given, so the model's JSON decides."""
+    if margin is None and offset is None:
+        return None
+    return Framing(DEFAULT_FRAMING.margin if margin is None else margin,
+                   DEFAULT_FRAMING.offset if offset is None else offset)
+
+
+def cascade_from_flag(text):
+    """A --fallback-cascade value: a cascade name or path, or None for 'none'."""
+    return None if text is None or str(text).lower() == "none" else text
+
+
 def square_crop(gray, box):
     """The square `box` of `gray`, the parts outside the frame filled by repeating its edge."""
     x, y, side, _ = box
