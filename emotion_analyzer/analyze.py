@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from emotion_analyzer import config
 from emotion_analyzer.capture import ThreadedCapture, open_source, parse_source
 from emotion_analyzer.cli import exit_code, progress
@@ -44,6 +46,7 @@ class AnalyzerOptions:
     still_detector: DetectorSettings = STILL_DETECTOR                      # for images and folders
     framing: Framing | None = None  # None: the model's JSON says, else detect.DEFAULT_FRAMING
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
+    progress: bool = True           # a progress bar for files read without a window
 
 
 # Test-time views by default: the face and its mirror. For photos always; for live sources because
@@ -65,10 +68,10 @@ def summary_plot_path(kept):
     return Path(kept).with_name(Path(kept).stem + "_summary.png")
 
 
-def input_files(options):
+def input_files(options, source):
     """Every file the run reads: the model, its JSON, and the source's file or the images of its folder."""
     inputs = [Path(options.model), config.model_info_path(options.model)]
-    source = Path(str(options.source))
+    source = Path(str(source))
     if source.is_dir():
         inputs += list_image_files(source)[0]
     elif source.exists():
@@ -76,15 +79,16 @@ def input_files(options):
     return inputs
 
 
-def check_output_paths(options):
-    """Before any work: every output can be written and none is an input or another output of the run."""
+def check_output_paths(options, source=None):
+    """Before any work: every output can be written and none is an input or another output of the run
+    (of options.source unless another `source` is given)."""
     outputs = {"--output": options.output, "--csv": options.csv}
     outputs = {flag: Path(path) for flag, path in outputs.items() if path}
     if options.output:
         check_video_name(options.output)
     if outputs:
         outputs["summary chart"] = summary_plot_path(options.csv or options.output)
-    inputs = {path.resolve(): path for path in input_files(options)}
+    inputs = {path.resolve(): path for path in input_files(options, options.source if source is None else source)}
     seen = {}
     for flag, path in outputs.items():
         resolved = path.resolve()
@@ -98,9 +102,14 @@ def check_output_paths(options):
 
 
 class Analyzer:
-    """Everything needed per frame, built once: model, compiled classifier, cascade, tracker."""
+    """Everything needed per frame, built once: model, compiled classifier, cascade, tracker.
 
-    def __init__(self, options, log=print):
+    Photos (images, folders) and videos (files, cameras, streams) each have their own detector settings
+    and test-time views; those of options.source are built at once, the other kind's when first used
+    (the library's EmotionRecognizer reads both with one Analyzer).
+    """
+
+    def __init__(self, options, log=print, still=None):
         from emotion_analyzer.model import load_trained_model
 
         self.options = options
@@ -109,33 +118,62 @@ class Analyzer:
             raise UserError(f"--detect-every {options.detect_every}: expected at least 1")
         if options.max_frames is not None and options.max_frames < 1:
             raise UserError(f"--max-frames {options.max_frames}: expected a positive number")
-        model, info = load_trained_model(options.model)
+        self.model, info = load_trained_model(options.model)
         self.labels = info["labels"]
-        still = is_still_source(options.source)
-        tta = options.tta or (STILL_TTA if still else LIVE_TTA)
-        self.classifier = EmotionClassifier(model, self.labels, tta=tta, engine=options.engine, log=log)
-        self.classifier.warm_up()
-        self.detector = FaceDetector(options.still_detector if still else options.detector)
         self.framing = options.framing or Framing(**info.get("framing", asdict(DEFAULT_FRAMING)))
+        self._classifiers, self._detectors = {}, {}
+        self.use_settings_for(is_still_source(options.source) if still is None else still)
         self.tracker = FaceTracker(options.smoothing)
         self.fps_estimate = 0.0
         self.detection_pool = None
         self.pending_detection = None
 
+    def use_settings_for(self, still):
+        """Classify and detect as photos (`still`) or videos are: their views per face and detector settings."""
+        options = self.options
+        tta = options.tta or (STILL_TTA if still else LIVE_TTA)
+        if tta not in self._classifiers:
+            classifier = EmotionClassifier(self.model, self.labels, tta=tta, engine=options.engine, log=self.log)
+            classifier.warm_up()
+            self._classifiers[tta] = classifier
+        if still not in self._detectors:
+            self._detectors[still] = FaceDetector(options.still_detector if still else options.detector)
+        self.classifier, self.detector = self._classifiers[tta], self._detectors[still]
+
     def _timed_detect(self, gray):
         started = time.perf_counter()
         return self.detector.detect(gray), time.perf_counter() - started
 
-    def find_faces(self, gray, frame_number, still_images, stats):
-        """Tracks to classify in this frame.
+    def read_photos(self, images, stats):
+        """Every face of each photo as (box, probabilities), the faces of all photos classified in one call.
 
-        Photos and the first frame are detected on the spot. In a video, every --detect-every frames
-        the cascade starts on a worker thread and runs while this frame is classified and drawn (on
-        the other core); its boxes are applied by finish_detection() and used from the next frame.
+        Photos are separate: nothing is followed or smoothed between them.
         """
-        if still_images or frame_number == 0:
-            if still_images:
-                self.tracker = FaceTracker()  # separate photos: nothing to follow or smooth between them
+        if not images:
+            return []
+        crops = []
+        for image in images:
+            gray = to_gray_uint8(image)
+            boxes, seconds = self._timed_detect(gray)
+            stats.add_stage("detect", seconds)
+            crops.append(crop_faces(gray, boxes, self.framing))
+        started = time.perf_counter()
+        probabilities = self.classifier.classify(np.concatenate([batch for batch, _, _ in crops]))
+        stats.add_stage("classify", time.perf_counter() - started)
+        faces, start = [], 0
+        for batch, _, boxes in crops:
+            faces.append(list(zip(boxes, probabilities[start:start + len(batch)])))
+            start += len(batch)
+        return faces
+
+    def find_faces(self, gray, frame_number, stats):
+        """Tracks to classify in this video frame.
+
+        The first frame is detected on the spot. Then every --detect-every frames the cascade starts on
+        a worker thread and runs while this frame is classified and drawn (on the other core); its boxes
+        are applied by finish_detection() and used from the next frame.
+        """
+        if frame_number == 0:
             boxes, seconds = self._timed_detect(gray)
             stats.add_stage("detect", seconds)
             return self.tracker.update(boxes)
@@ -151,41 +189,56 @@ class Analyzer:
         stats.add_stage("detect", seconds)
         self.tracker.update(boxes)
 
-    def process(self, frame, frame_number, still_images, stats):
-        """Detect, classify and draw one frame; return the annotated canvas and per-face results."""
+    def read_video_frame(self, frame, frame_number, stats):
+        """The faces of one video frame as (face id, box, smoothed probabilities, shown label index)."""
         gray = to_gray_uint8(frame.image)
-        tracks = self.find_faces(gray, frame_number, still_images, stats)
-        t1 = time.perf_counter()
+        tracks = self.find_faces(gray, frame_number, stats)
+        started = time.perf_counter()
         batch, used, boxes = crop_faces(gray, [t.box for t in tracks], self.framing)
         kept = [tracks[i] for i in used]
         smoothed = self.tracker.add_probabilities(kept, self.classifier.classify(batch), frame.time_s)
-        t2 = time.perf_counter()
+        stats.add_stage("classify", time.perf_counter() - started)
+        return [(track.face_id, box, probs, shown) for track, box, (probs, shown) in zip(kept, boxes, smoothed)]
+
+    def process(self, frame, frame_number, still_images, stats):
+        """Detect, classify and draw one frame; return the annotated canvas and its faces as (face id, box,
+        probabilities, shown label index)."""
+        if still_images:
+            faces = [(face_id, box, probs, int(np.argmax(probs)))
+                     for face_id, (box, probs) in enumerate(self.read_photos([frame.image], stats)[0], start=1)]
+        else:
+            faces = self.read_video_frame(frame, frame_number, stats)
+        started = time.perf_counter()
         canvas = as_bgr(frame.image)
-        faces = [(track, box, probs, shown) for track, box, (probs, shown) in zip(kept, boxes, smoothed)]
-        for track, box, probs, shown in faces:
-            draw_face(canvas, box, probs, self.labels, track.face_id, shown)
+        for face_id, box, probs, shown in faces:
+            draw_face(canvas, box, probs, self.labels, face_id, shown)
         draw_status(canvas, self.fps_estimate, len(faces))
-        t3 = time.perf_counter()
+        drawn = time.perf_counter()
         self.finish_detection(stats)
-        stats.add_stage("classify", t2 - t1)
-        stats.add_stage("draw", t3 - t2)
-        stats.add_stage("wait for detection", time.perf_counter() - t3)
+        stats.add_stage("draw", drawn - started)
+        stats.add_stage("wait for detection", time.perf_counter() - drawn)
         return canvas, faces
 
-    def run(self, opened_source=None):
-        """Analyze options.source (or an already opened (kind, reader) pair); return RunStats."""
+    def run(self, opened_source=None, source=None, rows=None):
+        """Analyze options.source, or `source`, or an already opened (kind, reader) pair; return RunStats.
+
+        `rows`, when given, receives every CSV row as well (results.RowTable).
+        """
         options, log = self.options, self.log
+        source = options.source if source is None else source
         if options.display:
             check_display_available()
-        check_output_paths(options)
-        kind, reader = opened_source or open_source(options.source)
+        check_output_paths(options, source)
+        kind, reader = opened_source or open_source(source)
         live = kind in ("camera", "stream")
         still_images = kind in ("image", "folder")
+        self.use_settings_for(still_images)
+        self.tracker = FaceTracker(options.smoothing)  # each run follows its own faces
         window = csv_log = video = None
         summary = Summary(self.labels)
         stats = RunStats()
         smoothing = options.smoothing if not still_images else None
-        log(f"device: {describe_device()}, CNN on {self.classifier.engine_name}; source: {options.source} ({kind});"
+        log(f"device: {describe_device()}, CNN on {self.classifier.engine_name}; source: {source} ({kind});"
             f" labels: {', '.join(self.labels)}")
         log(f"views per face: {self.classifier.tta}; crop: {self.framing}; smoothing:"
             f" {smoothing or 'off'}")
@@ -196,9 +249,10 @@ class Analyzer:
             window = Window(options.snapshot_dir, log) if options.display else None
             csv_log = CsvLog(options.csv, self.labels) if options.csv else None
             video = VideoOutput(options.output, reader.fps) if options.output else None
+            tables = [table for table in (csv_log, rows) if table is not None]
             with capture:
                 try:
-                    self._loop(capture, window, csv_log, video, summary, stats, still_images)
+                    self._loop(capture, window, tables, video, summary, stats, still_images)
                 except KeyboardInterrupt as exc:  # Ctrl-C, and SIGTERM/SIGHUP through cli.handle_stop_signals
                     stats.interrupted, stats.exit_code = str(exc) or "SIGINT", exit_code(exc)
                 stats.ended_early = capture.error
@@ -222,7 +276,7 @@ class Analyzer:
             stats.peak_rss_mb = peak_rss_mb()
         if stats.frames == 0 and not stats.interrupted:
             what = {"video": "cannot decode video", "image": "cannot read image", "folder": "no readable image in"}
-            raise UserError(f"{what.get(kind, 'no frame from')} {options.source}"
+            raise UserError(f"{what.get(kind, 'no frame from')} {source}"
                             + (f": {stats.ended_early}" if stats.ended_early else "")
                             + (f" ({len(stats.skipped)} file(s) unreadable)" if stats.skipped else ""))
         self._report(stats, summary)
@@ -230,22 +284,22 @@ class Analyzer:
 
     def _progress_bar(self, reader, window):
         """A progress bar for files processed without a window (a live window shows its own FPS)."""
-        if window is not None:
+        if window is not None or not self.options.progress:
             return None
         total = getattr(reader, "frame_count", None)
         if self.options.max_frames:
             total = min(total or self.options.max_frames, self.options.max_frames)
         return progress(total=total, desc="analyzing", unit="frame")
 
-    def _loop(self, capture, window, csv_log, video, summary, stats, still_images):
+    def _loop(self, capture, window, tables, video, summary, stats, still_images):
         bar = self._progress_bar(capture.reader, window)
         try:
-            self._loop_frames(capture, window, csv_log, video, summary, stats, still_images, bar)
+            self._loop_frames(capture, window, tables, video, summary, stats, still_images, bar)
         finally:
             if bar is not None:
                 bar.close()
 
-    def _loop_frames(self, capture, window, csv_log, video, summary, stats, still_images, bar):
+    def _loop_frames(self, capture, window, tables, video, summary, stats, still_images, bar):
         last = time.perf_counter()
         while self.options.max_frames is None or stats.frames < self.options.max_frames:
             t0 = time.perf_counter()
@@ -254,10 +308,10 @@ class Analyzer:
                 break
             stats.add_stage("capture", time.perf_counter() - t0)
             canvas, faces = self.process(frame, stats.frames, still_images, stats)
-            for track, box, probs, shown in faces:
-                face_key = f"{frame.name}#{track.face_id}" if still_images else track.face_id
-                if csv_log:
-                    csv_log.write(frame.name, frame.index, frame.time_s, track.face_id, box, probs, shown)
+            for face_id, box, probs, shown in faces:
+                face_key = f"{frame.name}#{face_id}" if still_images else face_id
+                for table in tables:
+                    table.write(frame.name, frame.index, frame.time_s, face_id, box, probs, shown)
                 summary.add(face_key, frame.time_s, shown)
             if video:
                 video.write(canvas)

@@ -2,7 +2,13 @@
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+_CHECKOUT = PACKAGE_DIR.parent
+# In a checkout the scripts sit beside the package and their folders (data/, runs/, res/) are there.
+# Installed by pip (pyproject.toml), the package sits alone in site-packages with the shipped model
+# inside it, and the folders a run writes are the current folder's.
+IN_CHECKOUT = (_CHECKOUT / "analyzer.py").is_file()
+PROJECT_ROOT = _CHECKOUT if IN_CHECKOUT else Path()
 
 # The canonical emotion vocabulary. A dataset's classes are numbered in alphabetical order of these
 # names (the order of the original's folders: Angry Fear Happy Neutral Sad Surprise).
@@ -22,7 +28,8 @@ DEFAULT_RAW_DIR = PROJECT_ROOT / "raw data"
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 RES_DIR = PROJECT_ROOT / "res"
 DEFAULT_RUNS_DIR = PROJECT_ROOT / "runs"
-DEFAULT_MODEL_PATH = RES_DIR / "emotion_model.keras"
+# pyproject.toml installs res/'s model and its JSON as the package's res/ folder.
+DEFAULT_MODEL_PATH = (RES_DIR if IN_CHECKOUT else PACKAGE_DIR / "res") / "emotion_model.keras"
 DEFAULT_SNAPSHOT_DIR = PROJECT_ROOT / "snapshots"
 
 CATEGORIES_FILE = "categories.json"

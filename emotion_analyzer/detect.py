@@ -61,11 +61,12 @@ class FaceDetector:
         self.fallback = load_cascade(self.settings.fallback) if self.settings.fallback else None
 
     def detect(self, gray):
-        """(N, 4) int array of x, y, w, h: the first cascade's faces, else the fallback's."""
+        """(N, 4) int array of x, y, w, h, left to right: the first cascade's faces, else the fallback's."""
         boxes = self._detect_with(self.cascade, gray)
         if len(boxes) == 0 and self.fallback is not None:
             boxes = self._detect_with(self.fallback, gray)
-        return boxes
+        # The cascade's threads return faces in any order; in order, results and new face ids are repeatable.
+        return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))]
 
     def _detect_with(self, cascade, gray):
         height, width = gray.shape[:2]

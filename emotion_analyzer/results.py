@@ -18,9 +18,21 @@ from emotion_analyzer.fileio import commit_temp, signals_deferred, temp_path_bes
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 
 
+def result_columns(labels):
+    """The columns of a row per face per frame: source, frame, time_s, face, x, y, w, h, a column per
+    emotion, emotion (what the window shows: the smoothed probabilities and the label the hysteresis keeps)."""
+    return ["source", "frame", "time_s", "face", "x", "y", "w", "h", *labels, "emotion"]
+
+
+def result_row(labels, source, frame, time_s, face, box, probabilities, shown=None):
+    """One face in one frame as the values of result_columns()."""
+    shown = int(np.argmax(probabilities)) if shown is None else shown
+    return [source, frame, float(time_s), face, *(int(v) for v in box), *(float(p) for p in probabilities),
+            labels[shown]]
+
+
 class CsvLog:
-    """One row per face per frame: source, frame, time_s, face, x, y, w, h, a column per emotion, emotion
-    (what the window shows: the smoothed probabilities and the label the hysteresis keeps)."""
+    """The rows of result_columns() in a CSV file (--csv)."""
 
     def __init__(self, path, labels):
         self.path = Path(path)
@@ -28,19 +40,40 @@ class CsvLog:
         self.tmp = temp_path_beside(self.path)
         self.handle = open(self.tmp, "w", newline="")
         self.writer = csv.writer(self.handle)
-        self.writer.writerow(["source", "frame", "time_s", "face", "x", "y", "w", "h", *self.labels, "emotion"])
+        self.writer.writerow(result_columns(self.labels))
         self.rows = 0
 
-    def write(self, source, frame, time_s, face, box, probabilities, shown=None):
-        shown = int(np.argmax(probabilities)) if shown is None else shown
+    def write(self, *face):
+        row = result_row(self.labels, *face)
+        row[2] = f"{row[2]:.3f}"  # time_s to the millisecond; the probabilities to 4 decimals
+        row = [f"{value:.4f}" if isinstance(value, float) else value for value in row]
         with signals_deferred():  # so the count of rows written is the number in the file
-            self.writer.writerow([source, frame, f"{time_s:.3f}", face, *box,
-                                  *(f"{p:.4f}" for p in probabilities), self.labels[shown]])
+            self.writer.writerow(row)
             self.rows += 1
 
     def close(self):
         self.handle.close()
         commit_temp(self.tmp, self.path)
+
+
+class RowTable:
+    """The rows of result_columns() kept in memory, as a pandas DataFrame (EmotionRecognizer.analyze_video)."""
+
+    def __init__(self, labels):
+        self.labels = list(labels)
+        self.values = []
+
+    @property
+    def rows(self):
+        return len(self.values)
+
+    def write(self, *face):
+        self.values.append(result_row(self.labels, *face))
+
+    def to_dataframe(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.values, columns=result_columns(self.labels))
 
 
 def check_video_name(path):

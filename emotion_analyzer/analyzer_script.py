@@ -1,0 +1,136 @@
+"""Read the emotion on every face, live: webcam, video file, image, folder of images or stream URL.
+
+Finds faces with OpenCV's Haar cascade, classifies all faces of a frame in one call of the trained
+CNN (TensorFlow Lite on the CPU, TensorFlow on a GPU), and draws a box, the top emotion, its
+confidence and a probability bar chart per face. Keys in the window: q/Esc quit, p pause, s save a snapshot.
+--csv and --output keep the results; a summary plot is saved beside them. Ctrl-C, SIGTERM and
+SIGHUP end a run cleanly: the CSV and video keep every frame processed until then.
+
+examples:
+  %(prog)s                                   # the webcam, live
+  %(prog)s --source clip.mp4 --output annotated.mp4 --csv faces.csv --no-display
+  %(prog)s --source photos/ --csv photos.csv --no-display
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+from emotion_analyzer import config
+from emotion_analyzer.analyze import LIVE_TTA, STILL_TTA, AnalyzerOptions
+from emotion_analyzer.classify import ENGINES, TTA_VIEWS
+from emotion_analyzer.cli import (non_negative_float, non_negative_int, number_type, positive_float, positive_int,
+                                  probability, run_cli)
+from emotion_analyzer.detect import (DEFAULT_FRAMING, STILL_DETECTOR, DetectorSettings, cascade_from_flag,
+                                     framing_from_flags)
+from emotion_analyzer.smoothing import Smoothing
+
+above_one = number_type(float, lambda v: v > 1, "a number above 1, such as 1.1")
+
+
+def parse_args(argv, prog=None):
+    defaults, detector, smoothing = AnalyzerOptions(), DetectorSettings(), Smoothing()
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", default="0",
+                        help="webcam index, video file, image file, folder of images or stream URL"
+                             " (default: %(default)s)")
+    parser.add_argument("--model", type=Path, default=config.DEFAULT_MODEL_PATH,
+                        help="trained .keras model; its .json beside it gives the labels (default: %(default)s)")
+    parser.add_argument("--output", type=Path, default=None, help="write the annotated video here (.mp4 or .avi)")
+    parser.add_argument("--csv", type=Path, default=None, help="write one row per face per frame here")
+    parser.add_argument("--no-display", dest="display", action="store_false",
+                        help="do not open a window (for files, servers and tests)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="for files: behave like a camera and skip frames when behind (default: every frame)")
+    parser.add_argument("--max-frames", type=positive_int, default=None,
+                        help="stop after N frames (default: run to the end)")
+    steady = parser.add_argument_group("steady labels (videos, cameras, streams)")
+    steady.add_argument("--no-smooth", dest="smooth", action="store_false",
+                        help="show each frame's probabilities and top emotion as they come")
+    steady.add_argument("--smooth-seconds", type=positive_float, default=smoothing.seconds,
+                        help="time constant of each face's running average of probabilities (default: %(default)s)")
+    steady.add_argument("--switch-margin", type=probability, default=smoothing.margin,
+                        help="another emotion must lead the shown one by this much probability... (default:"
+                             " %(default)s)")
+    steady.add_argument("--switch-hold", type=non_negative_float, default=smoothing.hold,
+                        help="...for this many seconds before the label changes (default: %(default)s)")
+    live = parser.add_argument_group("face detection in videos, cameras and streams (fast)")
+    live.add_argument("--detect-every", type=positive_int, default=defaults.detect_every,
+                      help="run the face detector every N frames and follow faces in between (default: %(default)s)")
+    live.add_argument("--scale-factor", type=above_one, default=detector.scale_factor,
+                      help="Haar cascade scale step between sizes; larger is faster (default: %(default)s)")
+    live.add_argument("--min-neighbors", type=non_negative_int, default=detector.min_neighbors,
+                      help="Haar cascade neighbours a face needs; larger means fewer false faces"
+                           " (default: %(default)s)")
+    live.add_argument("--min-size", type=positive_int, default=detector.min_size,
+                      help="smallest face to look for, in pixels (default: %(default)s)")
+    live.add_argument("--detect-width", type=positive_int, default=detector.detect_width,
+                      help="shrink frames to this width before detection (default: %(default)s)")
+    stills = parser.add_argument_group("face detection in images and folders (thorough)")
+    stills.add_argument("--still-scale-factor", type=above_one, default=STILL_DETECTOR.scale_factor,
+                        help="cascade scale step for photos (default: %(default)s)")
+    stills.add_argument("--still-min-neighbors", type=non_negative_int, default=STILL_DETECTOR.min_neighbors,
+                        help="cascade neighbours a face in a photo needs (default: %(default)s)")
+    stills.add_argument("--still-detect-width", type=non_negative_int, default=STILL_DETECTOR.detect_width,
+                        help="shrink photos to this width before detection, 0 = full resolution"
+                             " (default: %(default)s)")
+    stills.add_argument("--still-relative-neighbors", type=probability, default=STILL_DETECTOR.relative_neighbors,
+                        help="drop faces with fewer neighbouring detections than this share of the strongest"
+                             " face's, 0 = keep all (default: %(default)s)")
+    stills.add_argument("--fallback-cascade", default=STILL_DETECTOR.fallback,
+                        help="a cascade opencv-python ships (or a path) tried on a photo where the first finds no"
+                             " face; 'none' for none (default: %(default)s)")
+    reading = parser.add_argument_group("reading the face")
+    reading.add_argument("--margin", type=non_negative_float, default=None,
+                         help="the crop the CNN reads adds this share of the face box on each side (default: the"
+                              f" model's JSON, else {DEFAULT_FRAMING.margin})")
+    reading.add_argument("--offset", type=float, default=None,
+                         help="and moves down by this share of the box's height (default: the model's JSON, else"
+                              f" {DEFAULT_FRAMING.offset})")
+    reading.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=None,
+                         help="average each face's probabilities over test-time views: flip = the face and its"
+                              " mirror (twice the CNN work), shifts = 5 shifts and their mirrors (10 times);"
+                              f" --tta alone means flip (default: {STILL_TTA} for photos, {LIVE_TTA} for videos and"
+                              " cameras)")
+    parser.add_argument("--engine", choices=ENGINES, default=defaults.engine,
+                        help="what runs the CNN: auto = TensorFlow on a GPU, TensorFlow Lite on the CPU"
+                             " (about twice as fast there); tflite or tf to choose (default: %(default)s)")
+    parser.add_argument("--snapshots", type=Path, default=defaults.snapshot_dir,
+                        help="where the s key saves snapshots (default: %(default)s)")
+    parser.add_argument("--cpu", action="store_true", help="hide GPUs and classify on the CPU")
+    return parser.parse_args(argv)
+
+
+def options_from_args(args):
+    framing = framing_from_flags(args.margin, args.offset)
+    fallback = cascade_from_flag(args.fallback_cascade)
+    return AnalyzerOptions(
+        source=args.source, model=args.model, output=args.output, csv=args.csv, display=args.display,
+        realtime=args.realtime, max_frames=args.max_frames, detect_every=args.detect_every,
+        smoothing=Smoothing(args.smooth_seconds, args.switch_margin, args.switch_hold) if args.smooth else None,
+        tta=args.tta, engine=args.engine, framing=framing,
+        detector=DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.detect_width),
+        still_detector=DetectorSettings(args.still_scale_factor, args.still_min_neighbors, args.min_size,
+                                        args.still_detect_width, fallback, args.still_relative_neighbors),
+        snapshot_dir=args.snapshots)
+
+
+def analyze(args):
+    if args.cpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
+    from emotion_analyzer.analyze import Analyzer
+    from emotion_analyzer.device import start_tensorflow
+
+    start_tensorflow()
+    stats = Analyzer(options_from_args(args)).run()
+    return stats.exit_code
+
+
+def main(argv=None, prog=None) -> int:
+    """The command: `emotion-analyzer` when installed; analyzer.py passes prog="python analyzer.py"."""
+    return run_cli(analyze, parse_args(argv, prog))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
