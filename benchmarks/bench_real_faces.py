@@ -9,6 +9,7 @@ reading is its largest face (more than one face in a portrait is a false face).
 
     python benchmarks/bench_real_faces.py london-faces
     python benchmarks/bench_real_faces.py london-faces --margin 0.2 --offset 0.1   # try another framing
+    python benchmarks/bench_real_faces.py london-faces --no-equalize               # crops as they are
 """
 
 import argparse
@@ -42,7 +43,7 @@ def read_folder(analyzer_options, folder):
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "faces.csv"
-        options = replace(analyzer_options, source=str(folder), csv=out, display=False)
+        options = replace(analyzer_options, source=str(folder), csv=out, display=False, progress=False)
         stats = Analyzer(options, log=lambda *_: None).run()
         faces = {path.name: [] for path in list_image_files(folder)[0]}
         with open(out, newline="") as handle:
@@ -98,6 +99,8 @@ def main(argv=None):
     parser.add_argument("--model", type=Path, default=config.DEFAULT_MODEL_PATH, help="(default: %(default)s)")
     parser.add_argument("--margin", type=float, default=None, help="framing margin to measure as today's")
     parser.add_argument("--offset", type=float, default=None, help="framing offset to measure as today's")
+    parser.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
+                        help="equalized crops or not, to measure as today's")
     parser.add_argument("--tta", default=STILL_TTA, help="test-time views to measure as today's (default: %(default)s)")
     parser.add_argument("--still-scale-factor", type=float, default=STILL_DETECTOR.scale_factor)
     parser.add_argument("--still-min-neighbors", type=int, default=STILL_DETECTOR.min_neighbors)
@@ -113,7 +116,7 @@ def main(argv=None):
 
     start_tensorflow()
     labels = load_model_info(args.model)["labels"]
-    framing = framing_from_flags(args.margin, args.offset)
+    framing = framing_from_flags(args.margin, args.offset, args.equalize)
     fallback = cascade_from_flag(args.fallback_cascade)
     still_detector = replace(STILL_DETECTOR, scale_factor=args.still_scale_factor,
                              min_neighbors=args.still_min_neighbors, fallback=fallback)

@@ -88,7 +88,8 @@ def raw_readings(pairs, model):
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "raw.csv"
-        options = AnalyzerOptions(source="london-clips", model=model, csv=out, display=False, smoothing=None)
+        options = AnalyzerOptions(source="london-clips", model=model, csv=out, display=False, progress=False,
+                                  smoothing=None)
         analyzer = Analyzer(options, log=lambda *_: None)
         analyzer.run(opened_source=("video", PairClips(pairs)))
         readings = defaultdict(list)

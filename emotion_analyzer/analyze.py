@@ -7,7 +7,7 @@ largest cost, need not run on every frame.
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,8 @@ from emotion_analyzer import config
 from emotion_analyzer.capture import ThreadedCapture, open_source, parse_source
 from emotion_analyzer.cli import exit_code, progress
 from emotion_analyzer.classify import EmotionClassifier
-from emotion_analyzer.detect import (DEFAULT_FRAMING, STILL_DETECTOR, DetectorSettings, FaceDetector, FaceTracker,
-                                     Framing, crop_faces)
+from emotion_analyzer.detect import (STILL_DETECTOR, DetectorSettings, FaceDetector, FaceTracker, Framing, crop_faces,
+                                     framing_of_model)
 from emotion_analyzer.device import describe_device
 from emotion_analyzer.draw import as_bgr, draw_face, draw_status
 from emotion_analyzer.errors import UserError
@@ -40,11 +40,12 @@ class AnalyzerOptions:
     max_frames: int | None = None
     smoothing: Smoothing | None = field(default_factory=Smoothing)  # None: each frame as it comes
     detect_every: int = 3           # run the cascade every N frames, follow faces in between
+    follow: bool = True             # move boxes with the faces' optical flow between detections (else hold them)
     tta: str | None = None          # test-time views per face (classify.TTA_VIEWS); None: STILL_TTA / LIVE_TTA
     engine: str = "auto"            # auto | tflite | tf: what runs the CNN (see classify.py)
     detector: DetectorSettings = field(default_factory=DetectorSettings)    # for videos, cameras, streams
     still_detector: DetectorSettings = STILL_DETECTOR                      # for images and folders
-    framing: Framing | None = None  # None: the model's JSON says, else detect.DEFAULT_FRAMING
+    framing: Framing | None = None  # None: the model's JSON says, else detect.DEFAULT_FRAMING (framing_of_model)
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
     progress: bool = True           # a progress bar for files read without a window
 
@@ -120,7 +121,7 @@ class Analyzer:
             raise UserError(f"--max-frames {options.max_frames}: expected a positive number")
         self.model, info = load_trained_model(options.model)
         self.labels = info["labels"]
-        self.framing = options.framing or Framing(**info.get("framing", asdict(DEFAULT_FRAMING)))
+        self.framing = options.framing or framing_of_model(info)
         self._classifiers, self._detectors = {}, {}
         self.use_settings_for(is_still_source(options.source) if still is None else still)
         self.tracker = FaceTracker(options.smoothing)
@@ -192,6 +193,10 @@ class Analyzer:
     def read_video_frame(self, frame, frame_number, stats):
         """The faces of one video frame as (face id, box, smoothed probabilities, shown label index)."""
         gray = to_gray_uint8(frame.image)
+        if self.options.follow:
+            started = time.perf_counter()
+            self.tracker.follow(gray)
+            stats.add_stage("follow", time.perf_counter() - started)
         tracks = self.find_faces(gray, frame_number, stats)
         started = time.perf_counter()
         batch, used, boxes = crop_faces(gray, [t.box for t in tracks], self.framing)

@@ -58,6 +58,9 @@ def parse_args(argv, prog=None):
     live = parser.add_argument_group("face detection in videos, cameras and streams (fast)")
     live.add_argument("--detect-every", type=positive_int, default=defaults.detect_every,
                       help="run the face detector every N frames and follow faces in between (default: %(default)s)")
+    live.add_argument("--no-follow", dest="follow", action="store_false",
+                      help="hold each box where the last detection put it instead of moving it with the face's"
+                           " optical flow between detections (a little faster; boxes lag moving faces)")
     live.add_argument("--scale-factor", type=above_one, default=detector.scale_factor,
                       help="Haar cascade scale step between sizes; larger is faster (default: %(default)s)")
     live.add_argument("--min-neighbors", type=non_negative_int, default=detector.min_neighbors,
@@ -88,6 +91,9 @@ def parse_args(argv, prog=None):
     reading.add_argument("--offset", type=float, default=None,
                          help="and moves down by this share of the box's height (default: the model's JSON, else"
                               f" {DEFAULT_FRAMING.offset})")
+    reading.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
+                         help="equalize the histogram of the crop the CNN reads (default: the model's JSON, else"
+                              f" {'on' if DEFAULT_FRAMING.equalize else 'off'})")
     reading.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=None,
                          help="average each face's probabilities over test-time views: flip = the face and its"
                               " mirror (twice the CNN work), shifts = 5 shifts and their mirrors (10 times);"
@@ -103,11 +109,11 @@ def parse_args(argv, prog=None):
 
 
 def options_from_args(args):
-    framing = framing_from_flags(args.margin, args.offset)
+    framing = framing_from_flags(args.margin, args.offset, args.equalize)
     fallback = cascade_from_flag(args.fallback_cascade)
     return AnalyzerOptions(
         source=args.source, model=args.model, output=args.output, csv=args.csv, display=args.display,
-        realtime=args.realtime, max_frames=args.max_frames, detect_every=args.detect_every,
+        realtime=args.realtime, max_frames=args.max_frames, detect_every=args.detect_every, follow=args.follow,
         smoothing=Smoothing(args.smooth_seconds, args.switch_margin, args.switch_hold) if args.smooth else None,
         tta=args.tta, engine=args.engine, framing=framing,
         detector=DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.detect_width),

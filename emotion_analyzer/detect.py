@@ -1,7 +1,7 @@
 """Face detection with OpenCV's Haar cascade, following faces from frame to frame, and cutting out
 the crops the CNN reads."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -106,12 +106,46 @@ def iou(a, b):
     return inter / union if union else 0.0
 
 
+# Faces are followed between detections with sparse optical flow (pyramidal Lucas-Kanade) in frames
+# shrunk to FLOW_FRAME_WIDTH: up to FLOW_CORNERS corners per face, found in its box when it is detected
+# and carried along from frame to frame; the box moves by their median motion.
+FLOW_FRAME_WIDTH = 320
+FLOW_CORNERS = 12
+FLOW_MIN_CORNERS = 4
+FLOW_RETURN_PIXELS = 1.0
+FLOW_SETTINGS = {"winSize": (11, 11), "maxLevel": 1}
+
+
+def corners_in(gray, box):
+    """(N, 1, 2) float32 corners inside `box` of `gray`, N possibly 0."""
+    x, y, w, h = box
+    x0, y0 = max(x, 0), max(y, 0)
+    patch = gray[y0:max(y + h, 0), x0:max(x + w, 0)]
+    if min(patch.shape) < FLOW_MIN_CORNERS:
+        return np.zeros((0, 1, 2), np.float32)
+    corners = cv2.goodFeaturesToTrack(patch, FLOW_CORNERS, qualityLevel=0.01, minDistance=3)
+    if corners is None:
+        return np.zeros((0, 1, 2), np.float32)
+    return corners + np.array([x0, y0], np.float32)
+
+
+def follow_corners(previous, current, corners):
+    """Where each corner of `previous` is in `current`, and whether it was followed: only corners that lead
+    back to where they started (within FLOW_RETURN_PIXELS) count, so a face covered, gone or cut to another
+    scene loses its corners and its box stays."""
+    moved, found, _ = cv2.calcOpticalFlowPyrLK(previous, current, corners, None, **FLOW_SETTINGS)
+    back, found_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, moved, None, **FLOW_SETTINGS)
+    returned = np.linalg.norm((back - corners).reshape(-1, 2), axis=1) < FLOW_RETURN_PIXELS
+    return moved, (found.ravel() == 1) & (found_back.ravel() == 1) & returned
+
+
 @dataclass
 class Track:
     face_id: int
     box: tuple
     smoother: LabelSmoother
     missed: int = 0
+    corners: np.ndarray | None = None  # followed since the last detection, in the tracker's flow frame
 
 
 class FaceTracker:
@@ -124,6 +158,7 @@ class FaceTracker:
         self.max_missed = max_missed
         self.tracks = []
         self._next_id = 1
+        self._flow_frame = None  # the last frame follow() saw, shrunk, and its scale
 
     def update(self, boxes):
         """Match new detections to tracks (greedy by overlap); return the live tracks in box order."""
@@ -149,10 +184,42 @@ class FaceTracker:
                 track = Track(self._next_id, tuple(int(v) for v in box), LabelSmoother(self.smoothing))
                 self._next_id += 1
             track.box, track.missed = tuple(int(v) for v in box), 0
+            track.corners = None  # found afresh in the detected box
             current.append(track)
         # Faces missed for a frame or two keep their history but are not drawn until seen again.
         self.tracks = current + [t for t in survivors if t not in current]
         return current
+
+    def follow(self, gray):
+        """Move the box of every face seen in the last frame given with its motion into this gray frame."""
+        scale = min(1.0, FLOW_FRAME_WIDTH / gray.shape[1])
+        current = gray if scale == 1.0 else cv2.resize(gray, (round(gray.shape[1] * scale),
+                                                              round(gray.shape[0] * scale)),
+                                                       interpolation=cv2.INTER_AREA)
+        previous, self._flow_frame = self._flow_frame, current
+        tracks = [track for track in self.tracks if track.missed == 0]
+        if previous is None or previous.shape != current.shape or not tracks:
+            return
+        for track in tracks:
+            if track.corners is None or len(track.corners) < FLOW_MIN_CORNERS:
+                track.corners = corners_in(previous, tuple(int(round(v * scale)) for v in track.box))
+        counts = [len(track.corners) for track in tracks]
+        if not sum(counts):
+            return
+        # All faces' corners in one call each way: the frames' pyramids are built once.
+        corners = np.concatenate([track.corners for track in tracks])
+        moved, followed = follow_corners(previous, current, corners)
+        motion = (moved - corners).reshape(-1, 2)
+        start = 0
+        for track, count in zip(tracks, counts):
+            part = slice(start, start + count)
+            start += count
+            good = followed[part]
+            track.corners = moved[part][good]
+            if good.sum() >= FLOW_MIN_CORNERS:
+                dx, dy = np.median(motion[part][good], axis=0) / scale
+                x, y, w, h = track.box
+                track.box = (int(round(x + dx)), int(round(y + dy)), w, h)
 
     def add_probabilities(self, tracks, probabilities, time_s):
         """Each track's smoothed probabilities and shown label index after this frame's `probabilities`."""
@@ -163,10 +230,12 @@ class FaceTracker:
 class Framing:
     """How a detected face box becomes the square crop the CNN reads. A Haar box is tighter than
     FER2013's faces, which show forehead, chin and cheeks: the crop adds `margin` of the box's size on
-    each side and moves down by `offset` of its height. Chosen on real photos (docs/real_faces.md) and
-    recorded in a trained model's JSON."""
+    each side and moves down by `offset` of its height. `equalize`: the 48x48 crop's histogram is
+    equalized, as evenly lit studio and webcam faces have less contrast than FER2013's. Chosen on real
+    photos (docs/real_faces.md) and recorded in a trained model's JSON."""
     margin: float = 0.0
     offset: float = 0.0
+    equalize: bool = False
 
     def crop_box(self, box):
         x, y, w, h = box
@@ -176,18 +245,22 @@ class Framing:
                 int(round(side)))
 
 
-# A tenth of the box more on each side, raised by a twentieth of its height (more forehead): chosen on
-# the London portraits, alike on both halves of its people (docs/real_faces.md).
-DEFAULT_FRAMING = Framing(margin=0.1, offset=-0.05)
+# A tenth of the box more on each side, raised by a twentieth of its height (more forehead), and
+# equalized: chosen on the London portraits, each better on both halves of its people (docs/real_faces.md).
+DEFAULT_FRAMING = Framing(margin=0.1, offset=-0.05, equalize=True)
 
 
-def framing_from_flags(margin, offset):
-    """The Framing that --margin and --offset ask for (the other from DEFAULT_FRAMING), or None when
-    neither is given, so the model's JSON decides."""
-    if margin is None and offset is None:
-        return None
-    return Framing(DEFAULT_FRAMING.margin if margin is None else margin,
-                   DEFAULT_FRAMING.offset if offset is None else offset)
+def framing_of_model(info):
+    """The Framing a model's JSON records; what it leaves out (older models) is DEFAULT_FRAMING's."""
+    return replace(DEFAULT_FRAMING, **info.get("framing", {}))
+
+
+def framing_from_flags(margin, offset, equalize=None):
+    """The Framing that --margin, --offset and --equalize/--no-equalize ask for (the rest from
+    DEFAULT_FRAMING), or None when none is given, so the model's JSON decides."""
+    flags = {"margin": margin, "offset": offset, "equalize": equalize}
+    given = {name: value for name, value in flags.items() if value is not None}
+    return replace(DEFAULT_FRAMING, **given) if given else None
 
 
 def cascade_from_flag(text):
@@ -216,7 +289,8 @@ def crop_faces(gray, boxes, framing=DEFAULT_FRAMING):
         clamped = clamp_box(box, width, height)
         if clamped is None:
             continue
-        crops.append(to_model_input(square_crop(gray, framing.crop_box(box))))
+        crop = to_model_input(square_crop(gray, framing.crop_box(box)))
+        crops.append(cv2.equalizeHist(crop) if framing.equalize else crop)
         used.append(index)
         clamped_boxes.append(clamped)
     size = config.IMAGE_SIZE

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 # "detect" is the cascade's own time (mostly overlapped); "wait for detection" is what it adds to a frame.
-STAGES = ("capture", "detect", "classify", "draw", "wait for detection")
+STAGES = ("capture", "follow", "detect", "classify", "draw", "wait for detection")
 
 # Percentiles come from the most recent frames only, so a day-long webcam run keeps flat memory.
 LATENCY_WINDOW = 100_000

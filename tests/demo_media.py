@@ -76,3 +76,43 @@ def write_face_video(path, frames=60, faces=3, width=640, height=480, size=150, 
     finally:
         writer.release()
     return expected
+
+
+MOVING_FPS, MOVING_WIDTH, MOVING_HEIGHT, MOVING_HEAD = 30.0, 640, 480, 130
+
+
+class MovingHeads:
+    """Heads moving in straight lines at `speed` pixels a frame, bouncing off the edges, with sensor noise,
+    as a video reader the analyzer takes; `frames` keeps each frame's image."""
+
+    def __init__(self, speed, frames, heads=3, seed=0):
+        self.rng = np.random.default_rng(seed)
+        self.head = astronaut_face(MOVING_HEAD)
+        self.backdrop = background(MOVING_WIDTH, MOVING_HEIGHT, seed)
+        angles = (0.3, 2.2, 4.1)[:heads]
+        self.positions = np.array([(60.0 + 200 * k, 60.0 + 80 * k) for k in range(heads)])
+        self.velocities = speed * np.array([(np.cos(a), np.sin(a)) for a in angles])
+        self.fps, self.skipped, self.frame_count, self.position = MOVING_FPS, [], frames, 0
+        self.frames = []
+
+    def _move(self):
+        self.positions += self.velocities
+        for axis, limit in ((0, MOVING_WIDTH - MOVING_HEAD), (1, MOVING_HEIGHT - MOVING_HEAD)):
+            out = (self.positions[:, axis] < 0) | (self.positions[:, axis] > limit)
+            self.velocities[out, axis] *= -1
+            self.positions[:, axis] = np.clip(self.positions[:, axis], 0, limit)
+
+    def read(self):
+        if self.position >= self.frame_count:
+            return None
+        frame = self.backdrop.copy()
+        for x, y in self.positions.round().astype(int):
+            frame[y:y + MOVING_HEAD, x:x + MOVING_HEAD] = self.head
+        noisy = np.clip(frame + self.rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
+        self.frames.append(noisy)
+        index, self.position = self.position, self.position + 1
+        self._move()
+        return index, noisy, "moving heads"
+
+    def release(self):
+        pass

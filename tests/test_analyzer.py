@@ -371,4 +371,39 @@ def test_photos_are_read_with_mirror_views_and_the_models_framing(fresh_model, t
     photo = write_image(tmp_path / "photo.png", compose_frame(0, faces=1)[0])
     assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display"]) == 0
     log = capsys.readouterr().out
-    assert "views per face: flip; crop: Framing(margin=0.2, offset=0.1); smoothing: off" in log
+    # What the JSON leaves out (equalize: it predates the setting) is the default framing's.
+    assert "views per face: flip; crop: Framing(margin=0.2, offset=0.1, equalize=True); smoothing: off" in log
+    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--no-equalize"]) == 0
+    assert "crop: Framing(margin=0.1, offset=-0.05, equalize=False)" in capsys.readouterr().out
+
+
+def test_boxes_follow_a_moving_face_between_detections(fresh_model):
+    from dataclasses import replace
+
+    from demo_media import MovingHeads
+
+    from emotion_analyzer.detect import FaceDetector, DetectorSettings
+    from emotion_analyzer.images import to_gray_uint8
+    from emotion_analyzer.results import RowTable
+
+    from emotion_analyzer.analyzer_script import options_from_args, parse_args
+
+    assert options_from_args(parse_args(["--no-follow"])).follow is False
+    assert options_from_args(parse_args([])).follow is True
+    options = analyze_module.AnalyzerOptions(model=fresh_model, display=False, progress=False)
+    engine = analyze_module.Analyzer(options, log=lambda *_: None)
+    overlaps = {}
+    for follow in (True, False):
+        engine.options = replace(options, follow=follow)
+        clip = MovingHeads(speed=10, frames=30, heads=1)
+        rows = RowTable(engine.labels)
+        engine.run(opened_source=("video", clip), rows=rows)
+        detector = FaceDetector(DetectorSettings())
+        table = rows.to_dataframe()
+        # Against where the cascade finds the face in that very frame.
+        overlaps[follow] = [max((iou(tuple(row[["x", "y", "w", "h"]]), tuple(box))
+                                 for box in detector.detect(to_gray_uint8(clip.frames[row["frame"]]))), default=0)
+                            for _, row in table.iterrows()]
+        assert len(table) >= 28  # the face in (nearly) every frame
+    assert np.mean(overlaps[True]) > 0.85 and min(overlaps[True]) > 0.6
+    assert np.mean(overlaps[False]) < 0.7  # held boxes lag a face moving 10 pixels a frame

@@ -1,8 +1,8 @@
 import numpy as np
 
 from conftest import london_photos, requires_london_faces
-from emotion_analyzer.detect import (STILL_DETECTOR, DetectorSettings, FaceDetector, FaceTracker, Framing,
-                                     crop_faces, square_crop)
+from emotion_analyzer.detect import (DEFAULT_FRAMING, STILL_DETECTOR, DetectorSettings, FaceDetector, FaceTracker,
+                                     Framing, crop_faces, framing_from_flags, framing_of_model, square_crop)
 from emotion_analyzer.smoothing import Smoothing
 
 
@@ -36,6 +36,51 @@ def test_framing_widens_and_lowers_the_crop_and_pads_at_the_edge():
     assert edge.shape == (30, 30)
     np.testing.assert_array_equal(edge[:, :10], np.repeat(gray[:30, :1], 10, axis=1))
     np.testing.assert_array_equal(edge[:, 10:], gray[:30, :20])
+
+
+def test_a_followed_box_moves_with_its_face_and_stays_without_corners():
+    from demo_media import MovingHeads
+
+    from emotion_analyzer.images import to_gray_uint8
+
+    clip = MovingHeads(speed=8, frames=2, heads=1)
+    first, second = (to_gray_uint8(clip.read()[1]) for _ in range(2))
+    step = clip.velocities[0]  # where the head went between the two frames
+    tracker = FaceTracker()
+    (track,) = tracker.update(FaceDetector(DetectorSettings()).detect(first))
+    start = track.box
+    tracker.follow(first)
+    tracker.follow(second)
+    assert abs(track.box[0] - start[0] - step[0]) <= 1.5 and abs(track.box[1] - start[1] - step[1]) <= 1.5
+    assert track.box[2:] == start[2:]
+    flat = np.full_like(second, 128)  # nothing to follow: the box stays where it was
+    tracker.follow(flat)
+    tracker.follow(flat)
+    assert abs(track.box[0] - start[0] - step[0]) <= 1.5
+
+
+def test_an_equalized_crop_spreads_a_dim_face_over_the_whole_range():
+    from demo_media import FACE_IN_REGION, astronaut_face
+
+    from emotion_analyzer.images import to_gray_uint8
+
+    dim = (100 + to_gray_uint8(astronaut_face(150)) // 6).astype(np.uint8)  # a face lit flat: grey levels 100-142
+    box = [FACE_IN_REGION]
+    plain = crop_faces(dim, box, Framing(0.1, -0.05))[0][0, ..., 0]
+    equalized = crop_faces(dim, box, Framing(0.1, -0.05, equalize=True))[0][0, ..., 0]
+    assert plain.min() >= 100 and plain.max() <= 143
+    assert equalized.min() < 10 and equalized.max() == 255
+    # Equalizing keeps the order of grey levels: darker stays darker.
+    order = np.argsort(plain, axis=None, kind="stable")
+    assert np.all(np.diff(equalized.ravel()[order].astype(int)) >= 0)
+
+
+def test_a_models_framing_fills_what_its_json_leaves_out_from_the_default():
+    assert framing_of_model({}) == DEFAULT_FRAMING
+    assert framing_of_model({"framing": {"margin": 0.2, "offset": 0.1}}) == Framing(0.2, 0.1, DEFAULT_FRAMING.equalize)
+    assert framing_of_model({"framing": {"margin": 0.0, "offset": 0.0, "equalize": False}}) == Framing(0.0, 0.0)
+    assert framing_from_flags(None, None, None) is None  # nothing asked: the model's JSON decides
+    assert framing_from_flags(None, None, False) == Framing(DEFAULT_FRAMING.margin, DEFAULT_FRAMING.offset, False)
 
 
 @requires_london_faces

@@ -36,7 +36,8 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
     info = json.loads(model_path.with_suffix(".json").read_text())
     assert info["labels"] == EMOTIONS6
     assert info["input_shape"] == [48, 48, 1]
-    assert info["framing"] == {"margin": DEFAULT_FRAMING.margin, "offset": DEFAULT_FRAMING.offset}
+    assert info["framing"] == {"margin": DEFAULT_FRAMING.margin, "offset": DEFAULT_FRAMING.offset,
+                               "equalize": DEFAULT_FRAMING.equalize}
     assert info["dataset"] == {"data_dir": str(prepared_data), "train": 216, "validation": 24, "test": 60}
     metrics = info["test_metrics"]
     assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == set(EMOTIONS6)
