@@ -95,6 +95,15 @@ def test_bad_input_raises_the_error_the_command_prints(recognizer, photos, tmp_p
         EmotionRecognizer(csv="faces.csv")  # a setting of the command, not of the library
 
 
+def test_importing_the_package_loads_nothing_heavy():
+    heavy = "sorted(m for m in ('tensorflow', 'keras', 'cv2') if m in sys.modules)"
+    code = f"import sys, emotion_analyzer; print({heavy}); emotion_analyzer.EmotionRecognizer; print({heavy})"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # The scripts import the package: nothing. The API's class: OpenCV; TensorFlow waits for a recognizer.
+    assert result.stdout.splitlines() == ["[]", "['cv2']"]
+
+
 INSTALLED_CHECK = """
 import sys
 from pathlib import Path
