@@ -1,8 +1,8 @@
 """The live analyzer: capture -> detect/follow faces -> classify all faces at once -> draw -> keep.
 
-One detection (every --detect-every frames) and one classification call per frame. Faces are
-followed by box overlap between detections, so labels are smoothed per face and the cascade, the
-largest cost, need not run on every frame.
+One detection (every --detect-every frames) and one classification call per frame. Between
+detections boxes move with the faces' optical flow, and detections are matched to faces by box overlap,
+so labels are smoothed per face and the cascade, the largest cost, need not run on every frame.
 """
 
 import time
