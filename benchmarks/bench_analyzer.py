@@ -154,7 +154,7 @@ def main(argv=None):
     parser.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=LIVE_TTA,
                         help="our pipeline with test-time views, flip or shifts; alone: flip (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default=AnalyzerOptions.engine,
-                        help="what runs our CNN: auto, tflite or tf (default: %(default)s)")
+                        help=f"what runs our CNN: {', '.join(ENGINES)} (default: %(default)s)")
     parser.add_argument("--memory-frames", type=int, default=0,
                         help="also run this many frames and report peak RSS (e.g. 10000)")
     args = parser.parse_args(argv)

@@ -1,9 +1,12 @@
 """All faces of a frame classified in one compiled call.
 
-Two engines run the same model: on the CPU a TensorFlow Lite copy of it (XNNPACK kernels, about
-twice as fast as TensorFlow for a handful of 48x48 faces), and TensorFlow itself on a GPU or when
-asked. Both take the uint8 batch and return probabilities; test-time views (the mirror image, small
-shifts) are made and averaged inside the call. Training evaluates with the same function.
+Three engines run the same model: on the CPU a TensorFlow Lite copy of it with its weights stored as
+int8 (XNNPACK's int8 kernels: 3.7x float32 TensorFlow Lite's speed for one face, 5.6x for three faces
+with their mirrors, and the same top emotion for 99.6% of FER2013's test faces; bench_engines.py in
+docs/benchmarks.md), float32 TensorFlow Lite or TensorFlow when asked, and TensorFlow on a GPU. All
+take the uint8 batch and return probabilities; test-time views (the mirror image, small shifts) are
+made and averaged inside the call. Training evaluates with the same function on TensorFlow, so the
+accuracy it reports is the float32 model's.
 """
 
 import os
@@ -15,7 +18,7 @@ from emotion_analyzer import config
 from emotion_analyzer.device import gpu_names, quiet_native_log
 from emotion_analyzer.errors import UserError
 
-ENGINES = ("auto", "tflite", "tf")
+ENGINES = ("auto", "tflite-int8", "tflite", "tf")
 
 # Test-time augmentation: the views of each face whose probabilities are averaged, as
 # (dx, dy, mirrored). Shifts are of TTA_SHIFT pixels, about what light augmentation trains with.
@@ -100,8 +103,9 @@ class TensorFlowEngine:
         return self._probabilities(batch).numpy()[:n]
 
 
-def to_tflite(model, probabilities):
-    """The probability function converted to a TensorFlow Lite flatbuffer (weights frozen in)."""
+def to_tflite(model, probabilities, int8_weights=False):
+    """The probability function converted to a TensorFlow Lite flatbuffer (weights frozen in), with
+    `int8_weights` quantized per channel to int8 (activations stay float, so no calibration data)."""
     import tensorflow as tf
 
     size = config.IMAGE_SIZE
@@ -111,15 +115,15 @@ def to_tflite(model, probabilities):
     holder = tf.Module()
     holder.variables_ = [weight.value for weight in model.weights]
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
+    if int8_weights:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic-range quantization
     return converter.convert()
 
 
 class TFLiteEngine:
     """The model as TensorFlow Lite on the CPU; the input is resized to each batch (cheap once warm)."""
 
-    name = "TensorFlow Lite"
-
-    def __init__(self, flatbuffer, threads):
+    def __init__(self, flatbuffer, threads, name="TensorFlow Lite"):
         import tensorflow as tf
 
         with warnings.catch_warnings():
@@ -130,6 +134,7 @@ class TFLiteEngine:
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = None
         self.threads = threads
+        self.name = name
 
     def __call__(self, batch):
         if len(batch) != self._batch:
@@ -142,7 +147,7 @@ class TFLiteEngine:
 
 
 def make_engine(model, tta="none", engine="auto", log=None):
-    """The fastest engine for this machine: TensorFlow on a GPU, TensorFlow Lite on the CPU."""
+    """The fastest engine for this machine: TensorFlow on a GPU, TensorFlow Lite with int8 weights on the CPU."""
     import tensorflow as tf
 
     if engine not in ENGINES:
@@ -151,20 +156,22 @@ def make_engine(model, tta="none", engine="auto", log=None):
     if engine == "tf" or (engine == "auto" and gpu_names()):
         return TensorFlowEngine(probabilities)
     if not hasattr(tf, "lite"):
-        if engine == "tflite":
-            raise UserError("--engine tflite: this TensorFlow has no tf.lite; use --engine tf")
+        if engine != "auto":
+            raise UserError(f"--engine {engine}: this TensorFlow has no tf.lite; use --engine tf")
         return TensorFlowEngine(probabilities)
+    int8_weights = engine in ("auto", "tflite-int8")
     try:
         with quiet_native_log():  # the converter logs each step of its SavedModel round trip
-            flatbuffer = to_tflite(model, probabilities)
+            flatbuffer = to_tflite(model, probabilities, int8_weights)
     except Exception as exc:  # the converter raises many kinds of errors for ops it cannot handle
-        if engine == "tflite":
-            raise UserError(f"--engine tflite: the model cannot be converted ({type(exc).__name__}: {exc});"
+        if engine != "auto":
+            raise UserError(f"--engine {engine}: the model cannot be converted ({type(exc).__name__}: {exc});"
                             " use --engine tf") from None
         if log:
             log(f"TensorFlow Lite conversion failed ({type(exc).__name__}); classifying with TensorFlow")
         return TensorFlowEngine(probabilities)
-    return TFLiteEngine(flatbuffer, threads=max(1, min(os.cpu_count() or 1, 4)))
+    return TFLiteEngine(flatbuffer, threads=max(1, min(os.cpu_count() or 1, 4)),
+                        name="TensorFlow Lite, int8 weights" if int8_weights else "TensorFlow Lite")
 
 
 class EmotionClassifier:
