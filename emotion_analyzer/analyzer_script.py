@@ -1,10 +1,10 @@
 """Read the emotion on every face, live: webcam, video file, image, folder of images or stream URL.
 
 Finds faces with OpenCV's Haar cascade, classifies all faces of a frame in one call of the trained
-CNN (TensorFlow Lite on the CPU, TensorFlow on a GPU), and draws a box, the top emotion, its
-confidence and a probability bar chart per face. Keys in the window: q/Esc quit, p pause, s save a snapshot.
---csv and --output keep the results; a summary plot is saved beside them. Ctrl-C, SIGTERM and
-SIGHUP end a run cleanly: the CSV and video keep every frame processed until then.
+CNN (TensorFlow Lite with int8 weights on the CPU, TensorFlow on a GPU), and draws a box, the top
+emotion, its confidence and a probability bar chart per face. Keys in the window: q/Esc quit, p pause,
+s save a snapshot. --csv and --output keep the results; a summary plot is saved beside them. Ctrl-C,
+SIGTERM and SIGHUP end a run cleanly: the CSV and video keep every frame processed until then.
 
 examples:
   %(prog)s                                   # the webcam, live
