@@ -88,7 +88,7 @@ def main(argv=None):
     if args.data:
         from emotion_analyzer.prep import load_prepared
 
-        _, _, x_test, y_test, categories, _ = load_prepared(args.data)
+        _, _, x_test, y_test, _, _ = load_prepared(args.data)
         predictions = {engine: np.concatenate([classifiers[engine].classify(x_test[i:i + 64])
                                                for i in range(0, len(x_test), 64)]).argmax(axis=1)
                        for engine in engines}
