@@ -20,7 +20,7 @@ from pathlib import Path
 from emotion_analyzer import config
 from emotion_analyzer.classify import TTA_SHIFT, TTA_VIEWS
 from emotion_analyzer.cli import (exit_code, non_negative_float, non_negative_int, positive_float, positive_int,
-                                  probability, run_cli)
+                                  probability, run_cli, stop_signals_at_safe_points)
 from emotion_analyzer.fileio import check_output_folder, check_output_path
 from emotion_analyzer.model import INPUT_SCALINGS
 from emotion_analyzer.pipeline import ERASE_AREA
@@ -127,10 +127,12 @@ def run_training(args):
 
     start_tensorflow()
     try:
-        if args.resume:
-            resume(args.data, args.runs, args.run_dir, args.model, requested_fields(args))
-        else:
-            train(args.data, args.model or config.DEFAULT_MODEL_PATH, recipe, args.runs, args.run_dir, args.limit)
+        with stop_signals_at_safe_points():  # Keras stops at the end of the batch (callbacks.StopAtBatchEnd)
+            if args.resume:
+                resume(args.data, args.runs, args.run_dir, args.model, requested_fields(args))
+            else:
+                train(args.data, args.model or config.DEFAULT_MODEL_PATH, recipe, args.runs, args.run_dir,
+                      args.limit)
     except KeyboardInterrupt as exc:
         print("interrupted: every finished epoch is checkpointed; continue with `python training.py --resume`",
               file=sys.stderr)

@@ -20,7 +20,7 @@ from emotion_analyzer import config
 from emotion_analyzer.analyze import LIVE_TTA, STILL_TTA, AnalyzerOptions
 from emotion_analyzer.classify import ENGINES, TTA_VIEWS
 from emotion_analyzer.cli import (non_negative_float, non_negative_int, number_type, positive_float, positive_int,
-                                  probability, run_cli)
+                                  probability, run_cli, stop_signals_at_safe_points)
 from emotion_analyzer.detect import (DEFAULT_FRAMING, STILL_DETECTOR, DetectorSettings, cascade_from_flag,
                                      framing_from_flags)
 from emotion_analyzer.smoothing import Smoothing
@@ -131,7 +131,9 @@ def analyze(args):
     from emotion_analyzer.device import start_tensorflow
 
     start_tensorflow()
-    stats = Analyzer(options_from_args(args)).run()
+    with stop_signals_at_safe_points():  # building the engine converts the model with TensorFlow
+        analyzer = Analyzer(options_from_args(args))
+    stats = analyzer.run()
     return stats.exit_code
 
 

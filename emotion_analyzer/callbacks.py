@@ -10,6 +10,7 @@ import math
 import keras
 import numpy as np
 
+from emotion_analyzer.cli import raise_if_stopped
 from emotion_analyzer.fileio import signals_deferred, write_json_atomic, write_text_atomic
 from emotion_analyzer.model import save_model_atomic
 from emotion_analyzer.runs import BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, STATE_FILE
@@ -72,6 +73,22 @@ class EpochCheckpoint(keras.callbacks.Callback):
             write_json_atomic(self.run_dir / STATE_FILE, self.state)
 
 
+class StopAtBatchEnd(keras.callbacks.Callback):
+    """Stop at the end of a batch when a stop signal came during it (see cli.stop_signals_at_safe_points).
+
+    Last in the list, so an epoch that has just ended is checkpointed first.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        raise_if_stopped()
+
+    def on_test_batch_end(self, batch, logs=None):
+        raise_if_stopped()
+
+    def on_epoch_end(self, epoch, logs=None):
+        raise_if_stopped()
+
+
 def make_callbacks(recipe, run_dir, state, validating):
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if recipe.schedule == "cosine":
@@ -82,4 +99,5 @@ def make_callbacks(recipe, run_dir, state, validating):
     callbacks.append(EpochCheckpoint(run_dir, state, validating))  # after the plateau, so it saves the new rate
     if recipe.patience and validating:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=recipe.patience, mode="max"))
+    callbacks.append(StopAtBatchEnd())
     return callbacks

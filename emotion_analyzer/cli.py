@@ -2,12 +2,16 @@
 and argument types that refuse impossible numbers at parse time."""
 
 import argparse
+import contextlib
+import os
 import signal
 import sys
+import threading
 
 from tqdm import tqdm
 
 from emotion_analyzer.errors import UserError
+from emotion_analyzer.fileio import STOP_SIGNALS
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT
@@ -34,6 +38,51 @@ def handle_stop_signals():
     """Make SIGTERM and SIGHUP interrupt the main thread as Ctrl-C does, so every script's cleanup runs."""
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, raise_stopped)
+
+
+_pending_stops = []  # stop signals received inside stop_signals_at_safe_points, not yet raised
+
+
+def _record_stop(signum, _frame):
+    if _pending_stops:  # asked twice: the user wants out now
+        raise Stopped(signum)
+    _pending_stops.append(signum)
+    # os.write, not print: a print here could interrupt a print of the main thread and fail as reentrant.
+    os.write(sys.stderr.fileno(), f"\n{signal.Signals(signum).name}: stopping at the next safe point;"
+                                  " send it again to stop at once\n".encode())
+
+
+def raise_if_stopped():
+    """Raise, as Stopped, a stop signal that arrived inside stop_signals_at_safe_points (else nothing)."""
+    if _pending_stops:
+        signum = _pending_stops[0]
+        _pending_stops.clear()
+        raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_signals_at_safe_points():
+    """Inside this block a stop signal is only recorded; raise_if_stopped() (and the block's end) raise it.
+
+    For TensorFlow work: a KeyboardInterrupt raised while TensorFlow traces a function or converts a
+    model is caught inside it and comes out as an unrelated error (seen: "TypeError: Failed to convert
+    elements of (None,) to Tensor" from model.fit), so the run would end in a traceback instead of
+    stopping cleanly. Code in the block calls raise_if_stopped() where stopping is safe (between
+    batches). Only the main thread receives signals, so elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _record_stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        pending = _pending_stops[:1]
+        _pending_stops.clear()
+    if pending:  # the block ended before a safe point came
+        raise Stopped(pending[0])
 
 
 def run_cli(work, args):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_analyzer.cli import raise_if_stopped
 from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
 
 
@@ -13,8 +14,11 @@ def predict_with_views(model, images, tta, batch_size=256):
     from emotion_analyzer.classify import probability_function
 
     probabilities = probability_function(model, tta)
-    return np.concatenate([probabilities(images[start:start + batch_size]).numpy()
-                           for start in range(0, len(images), batch_size)])
+    batches = []
+    for start in range(0, len(images), batch_size):
+        batches.append(probabilities(images[start:start + batch_size]).numpy())
+        raise_if_stopped()
+    return np.concatenate(batches)
 
 
 def evaluate(model, x_test, y_test, categories, leak, tta):

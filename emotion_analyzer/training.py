@@ -12,6 +12,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from emotion_analyzer import config
+from emotion_analyzer.cli import raise_if_stopped
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.fileio import signals_deferred, write_json_atomic
 from emotion_analyzer.recipe import (CHANGEABLE_ON_RESUME, PRECISIONS, SGD_MOMENTUM, changed_fields, option_name,
@@ -207,6 +208,7 @@ def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_tr
         "run_dir": config.portable_path(run_dir),
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
     }
+    raise_if_stopped()  # a stop asked for during the evaluation: leave the model at --model as it was
     # The model first, then evidence: a plotting error must never cost a training run.
     with signals_deferred():
         save_trained_model(best, model_path, info)
