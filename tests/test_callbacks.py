@@ -47,7 +47,43 @@ def test_checkpoint_writes_each_epoch_as_one_unit(tmp_path):
 @pytest.mark.slow
 def test_a_nan_epoch_writes_nothing_and_is_reported(tmp_path):
     callbacks, state = tiny_fit(tmp_path, lambda model: [nan_loss_at(epoch=1, batch=1)], epochs=3)
-    checkpoint = callbacks[-1]
+    from emotion_analyzer.callbacks import EpochCheckpoint
+
+    checkpoint = next(c for c in callbacks if isinstance(c, EpochCheckpoint))
     assert checkpoint.diverged_in == 2
     assert json.loads((tmp_path / "state.json").read_text())["epochs_done"] == 1  # the last good epoch
     assert len(read_history(tmp_path / "history.csv")["loss"]) == 1
+
+
+@pytest.mark.slow
+def test_a_stop_signal_during_a_batch_stops_fit_as_the_batch_ends_after_the_last_whole_epoch(tmp_path):
+    import os
+    import signal
+
+    import keras
+
+    from emotion_analyzer.cli import exit_code, stop_signals_at_safe_points
+
+    class SignalDuringBatch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch, self.batches_ended = 0, 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            if (self.epoch, batch) == (1, 1):
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches_ended += 1  # called after make_callbacks' stop check, which comes first in the list
+
+    during = SignalDuringBatch()
+    with pytest.raises(KeyboardInterrupt) as stopped, stop_signals_at_safe_points():
+        tiny_fit(tmp_path, lambda model: [during], epochs=3)
+    assert exit_code(stopped.value) == 128 + signal.SIGTERM
+    # 32 images in batches of 8: the first epoch's 4 and the next one's first; the second batch of the
+    # second epoch ran to its end, where the stop came.
+    assert during.batches_ended == 4 + 1
+    assert json.loads((tmp_path / "state.json").read_text())["epochs_done"] == 1
