@@ -1,8 +1,7 @@
 """All faces of a frame classified in one compiled call.
 
 Three engines run the same model: on the CPU a TensorFlow Lite copy of it with its weights stored as
-int8 (XNNPACK's int8 kernels: 3.7x float32 TensorFlow Lite's speed for one face, 5.6x for three faces
-with their mirrors, and the same top emotion for 99.6% of FER2013's test faces; bench_engines.py in
+int8 (XNNPACK's int8 kernels; speed and agreement with float32 measured by bench_engines.py, in
 docs/benchmarks.md), float32 TensorFlow Lite or TensorFlow when asked, and TensorFlow on a GPU. All
 take the uint8 batch and return probabilities; test-time views (the mirror image, small shifts) are
 made and averaged inside the call. Training evaluates with the same function on TensorFlow, so the

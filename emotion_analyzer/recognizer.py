@@ -66,7 +66,7 @@ class EmotionRecognizer:
 
     `model`: a .keras file from training.py (its .json beside it), default the shipped model. The other
     settings are analyze.AnalyzerOptions' (the analyzer's options), default the analyzer's defaults:
-    `tta` (views per face: "none", "flip", "shifts"), `engine` ("auto", "tflite-int8", "tflite", "tf"), `framing`,
+    `tta` (views per face: "none", "flip", "shifts"), `engine` (one of classify.ENGINES), `framing`,
     `smoothing` (for videos; None for each frame as it comes), `detect_every`, `follow` (move boxes with
     the faces between detections), `detector` (videos) and `still_detector` (photos). `verbose` prints
     what the analyzer prints and shows a progress bar. The model is loaded once, here; nothing happens at
