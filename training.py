@@ -3,7 +3,7 @@
 The default run trains the original architecture with a better recipe (augmentation, validation
 split, cosine learning rate, best checkpoint, test-time views: mirror and shifts); --original repeats the
 original run exactly. Every epoch is checkpointed: --resume continues an interrupted run with its own
-recipe and model path (only --epochs and --tta may change).
+recipe and model path (only --epochs, --tta and --precision may change).
 
 examples:
   python training.py                                  # the default recipe, saved to res/emotion_model.keras
@@ -19,11 +19,12 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.classify import TTA_SHIFT, TTA_VIEWS
-from emotion_analyzer.cli import (exit_code, non_negative_float, non_negative_int, positive_float, positive_int,
-                                  probability, run_cli, stop_signals_at_safe_points)
+from emotion_analyzer.cli import (non_negative_float, non_negative_int, positive_float, positive_int,
+                                  probability, run_cli)
 from emotion_analyzer.fileio import check_output_folder, check_output_path
 from emotion_analyzer.model import INPUT_SCALINGS
 from emotion_analyzer.pipeline import ERASE_AREA
+from emotion_analyzer.stops import at_safe_points, exit_code
 from emotion_analyzer.recipe import (AUGMENTATIONS, OPTION_FOR_FIELD, OPTIMIZERS, PRECISIONS, SCHEDULES, SGD_MOMENTUM,
                                      STRATEGIES, Recipe)
 
@@ -44,7 +45,7 @@ def parse_args(argv):
                         help="continue the latest (or --run-dir) run from its last checkpoint, with its recipe")
     parser.add_argument("--original", action="store_true",
                         help="the original run exactly: batch 64, 12 epochs, no augmentation, constant Adam 1e-3")
-    recipe = parser.add_argument_group("recipe (saved with the run; --resume refuses changes but to --epochs, --tta)")
+    recipe = parser.add_argument_group("recipe (saved with the run; --resume refuses changes but to --epochs, --tta, --precision)")
     recipe.add_argument("--epochs", type=positive_int, default=None, help=f"epochs in all (default: {default.epochs})")
     recipe.add_argument("--batch-size", type=positive_int, default=None,
                         help=f"batch size (default: {default.batch_size})")
@@ -83,10 +84,14 @@ def parse_args(argv):
     recipe.add_argument("--scaling", choices=tuple(INPUT_SCALINGS), default=None,
                         help="how the model normalises its 0-255 input: unit = 0..1, center = -1..1,"
                              f" standardize = each image to mean 0, standard deviation 1 (default: {default.scaling})")
+    recipe.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
+                        help="train and test on histogram-equalized faces, as the analyzer reads them"
+                             f" (default: {default.equalize})")
     recipe.add_argument("--precision", choices=tuple(PRECISIONS), default=None,
                         help="bfloat16 = mixed precision: bfloat16 compute, float32 weights; faster only where the"
-                             " hardware has bfloat16 units (AVX-512 BF16, AMX, recent GPUs), much slower elsewhere;"
-                             f" the saved model is float32 (default: {default.precision})")
+                             " CPU computes bfloat16 natively (AMX, AVX-512 BF16), much slower elsewhere; auto ="
+                             " bfloat16 there and float32 elsewhere, the choice printed and saved with the run;"
+                             f" the saved model is float32 either way (default: {default.precision})")
     recipe.add_argument("--strategy", choices=STRATEGIES, default=None,
                         help="tf.distribute strategy: one device, all local GPUs, or several machines via"
                              f" TF_CONFIG (default: {default.strategy})")
@@ -127,7 +132,7 @@ def run_training(args):
 
     start_tensorflow()
     try:
-        with stop_signals_at_safe_points():  # Keras stops at the end of the batch (callbacks.StopAtBatchEnd)
+        with at_safe_points():  # Keras stops at the end of the batch (callbacks.StopAtBatchEnd)
             if args.resume:
                 resume(args.data, args.runs, args.run_dir, args.model, requested_fields(args))
             else:
@@ -145,4 +150,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

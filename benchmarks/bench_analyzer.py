@@ -28,7 +28,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import LIVE_TTA, Analyzer, AnalyzerOptions  # noqa: E402
+from emotion_analyzer.analyze import Analyzer, AnalyzerSettings, RunOutputs  # noqa: E402
 from emotion_analyzer.stats import peak_rss_mb  # noqa: E402
 from emotion_analyzer.capture import VideoStream  # noqa: E402
 from emotion_analyzer.classify import ENGINES, TTA_VIEWS  # noqa: E402
@@ -125,11 +125,11 @@ def ensure_model(args, folder):
 
 def run_ours(video, model_path, frames, args):
     detector = DetectorSettings(scale_factor=args.scale_factor, detect_width=args.detect_width)
-    options = AnalyzerOptions(source=str(video), model=model_path, display=False, progress=False, max_frames=frames,
-                              detect_every=args.detect_every, follow=args.follow, tta=args.tta, engine=args.engine,
-                              detector=detector)
-    analyzer = Analyzer(options, log=lambda *_: None)
-    return analyzer.run(("video", LoopingVideo(video, frames)))
+    settings = AnalyzerSettings(model=model_path, detect_every=args.detect_every, follow=args.follow, tta=args.tta,
+                                engine=args.engine, detector=detector)
+    analyzer = Analyzer(settings, log=lambda *_: None)
+    return analyzer.run(str(video), RunOutputs(display=False, progress=False, max_frames=frames),
+                        opened=("video", LoopingVideo(video, frames)))
 
 
 def main(argv=None):
@@ -143,7 +143,7 @@ def main(argv=None):
                         help="measure both loops this many times, alternating; the ratio is the median"
                              " (default: %(default)s)")
     parser.add_argument("--faces", type=int, default=3, help="faces in the video (default: %(default)s)")
-    parser.add_argument("--detect-every", type=int, default=AnalyzerOptions.detect_every,
+    parser.add_argument("--detect-every", type=int, default=AnalyzerSettings.detect_every,
                         help="our detection interval (default: %(default)s)")
     parser.add_argument("--no-follow", dest="follow", action="store_false",
                         help="our pipeline holding boxes between detections instead of following the faces")
@@ -151,9 +151,9 @@ def main(argv=None):
                         help="our cascade scale step (default: %(default)s)")
     parser.add_argument("--detect-width", type=int, default=DetectorSettings.detect_width,
                         help="our detection width (default: %(default)s)")
-    parser.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=LIVE_TTA,
+    parser.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=AnalyzerSettings.tta,
                         help="our pipeline with test-time views, flip or shifts; alone: flip (default: %(default)s)")
-    parser.add_argument("--engine", choices=ENGINES, default=AnalyzerOptions.engine,
+    parser.add_argument("--engine", choices=ENGINES, default=AnalyzerSettings.engine,
                         help=f"what runs our CNN: {', '.join(ENGINES)} (default: %(default)s)")
     parser.add_argument("--memory-frames", type=int, default=0,
                         help="also run this many frames and report peak RSS (e.g. 10000)")

@@ -24,8 +24,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import LIVE_TTA  # noqa: E402
-from emotion_analyzer.classify import ENGINES, TTA_VIEWS, EmotionClassifier  # noqa: E402
+from emotion_analyzer.classify import DEFAULT_TTA, ENGINES, TTA_VIEWS, EmotionClassifier  # noqa: E402
 from emotion_analyzer.images import to_model_input  # noqa: E402
 from demo_media import astronaut_face  # noqa: E402  (tests/demo_media.py)
 
@@ -51,7 +50,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=config.DEFAULT_MODEL_PATH, help="model (default: %(default)s)")
     parser.add_argument("--faces", type=int, default=3, help="faces per call (default: %(default)s)")
-    parser.add_argument("--tta", choices=tuple(TTA_VIEWS), default=LIVE_TTA,
+    parser.add_argument("--tta", choices=tuple(TTA_VIEWS), default=DEFAULT_TTA,
                         help="test-time views per face (default: %(default)s, the live default)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="time every engine this many times, alternating; ratios are medians"

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import STILL_TTA, AnalyzerOptions  # noqa: E402
-from emotion_analyzer.detect import (STILL_DETECTOR, DetectorSettings, Framing, cascade_from_flag,  # noqa: E402
-                                     framing_from_flags)
+from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs  # noqa: E402
+from emotion_analyzer.detect import STILL_DETECTOR, DetectorSettings, cascade_from_flag  # noqa: E402
+from emotion_analyzer.framing import Framing, framing_from_flags  # noqa: E402
 from emotion_analyzer.images import list_image_files  # noqa: E402
 from emotion_analyzer.labels import canonical_emotion  # noqa: E402
 
@@ -37,14 +37,14 @@ from emotion_analyzer.labels import canonical_emotion  # noqa: E402
 BEFORE = {"still_detector": DetectorSettings(), "framing": Framing(0.0, 0.0), "tta": "none"}
 
 
-def read_folder(analyzer_options, folder):
+def read_folder(settings, folder):
     """{photo name: [(box area, emotion), ...]} for every photo in `folder`, and seconds per photo."""
     from emotion_analyzer.analyze import Analyzer
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "faces.csv"
-        options = replace(analyzer_options, source=str(folder), csv=out, display=False, progress=False)
-        stats = Analyzer(options, log=lambda *_: None).run()
+        outputs = RunOutputs(csv=out, display=False, progress=False)
+        stats = Analyzer(settings, log=lambda *_: None).run(str(folder), outputs)
         faces = {path.name: [] for path in list_image_files(folder)[0]}
         with open(out, newline="") as handle:
             for row in csv.DictReader(handle):
@@ -52,12 +52,12 @@ def read_folder(analyzer_options, folder):
     return faces, stats.wall_seconds / max(stats.frames, 1)
 
 
-def measure(name, options, folders):
+def measure(name, settings, folders):
     """Counts for one configuration over every emotion folder."""
     result = {"name": name, "photos": 0, "found": 0, "false": 0, "correct": 0, "seconds": [],
               "per_emotion": {}, "confusion": Counter()}
     for emotion, folder in folders.items():
-        faces, seconds = read_folder(options, folder)
+        faces, seconds = read_folder(settings, folder)
         found = [sorted(f)[-1][1] for f in faces.values() if f]
         correct = sum(predicted == emotion for predicted in found)
         result["per_emotion"][emotion] = (len(faces), len(found), correct)
@@ -101,7 +101,7 @@ def main(argv=None):
     parser.add_argument("--offset", type=float, default=None, help="framing offset to measure as today's")
     parser.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
                         help="equalized crops or not, to measure as today's")
-    parser.add_argument("--tta", default=STILL_TTA, help="test-time views to measure as today's (default: %(default)s)")
+    parser.add_argument("--tta", default=AnalyzerSettings.tta, help="test-time views to measure as today's (default: %(default)s)")
     parser.add_argument("--still-scale-factor", type=float, default=STILL_DETECTOR.scale_factor)
     parser.add_argument("--still-min-neighbors", type=int, default=STILL_DETECTOR.min_neighbors)
     parser.add_argument("--fallback-cascade", default=STILL_DETECTOR.fallback)
@@ -120,9 +120,9 @@ def main(argv=None):
     fallback = cascade_from_flag(args.fallback_cascade)
     still_detector = replace(STILL_DETECTOR, scale_factor=args.still_scale_factor,
                              min_neighbors=args.still_min_neighbors, fallback=fallback)
-    today = AnalyzerOptions(model=args.model, tta=args.tta, framing=framing, still_detector=still_detector)
+    today = AnalyzerSettings(model=args.model, tta=args.tta, framing=framing, still_detector=still_detector)
     started = time.perf_counter()
-    results = [measure("before", AnalyzerOptions(model=args.model, **BEFORE), folders),
+    results = [measure("before", AnalyzerSettings(model=args.model, **BEFORE), folders),
                measure("today", today, folders)]
     print(f"{args.folder}: {sum(len(list_image_files(f)[0]) for f in folders.values())} photos in"
           f" {', '.join(folders)}; today's settings: {today.still_detector}, framing"

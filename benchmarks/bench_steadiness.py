@@ -27,7 +27,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import AnalyzerOptions  # noqa: E402
+from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs  # noqa: E402
+from emotion_analyzer.capture import Reader  # noqa: E402
 from emotion_analyzer.smoothing import LabelSmoother, Smoothing  # noqa: E402
 
 FPS = 30.0
@@ -36,13 +37,14 @@ SETTLE_SECONDS = 0.5   # switches are counted while the expression holds, from t
 CANVAS, FACE = (480, 360), 300
 
 
-class PairClips:
+class PairClips(Reader):
     """Frames of every person's clip in turn, made on the fly, as a video reader the analyzer takes."""
 
     def __init__(self, pairs, seed=0):
         self.pairs, self.rng = pairs, np.random.default_rng(seed)
         self.frames = [(person, i) for person in range(len(pairs)) for i in range(self.clip_frames + GAP_FRAMES)]
-        self.fps, self.skipped, self.position, self.frame_count = FPS, [], 0, len(self.frames)
+        super().__init__()
+        self.fps, self.frame_count = FPS, len(self.frames)
         self.images = {}
 
     @property
@@ -72,9 +74,6 @@ class PairClips:
         canvas += self.rng.normal(0, 3, canvas.shape)  # sensor noise
         return index, np.clip(canvas, 0, 255).astype(np.uint8), self.pairs[person][0]
 
-    def release(self):
-        pass
-
 
 def london_pairs(folder, people):
     neutral = {p.name.split("_")[0]: p for p in (folder / "neutral").glob("*.jpg")}
@@ -88,10 +87,9 @@ def raw_readings(pairs, model):
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "raw.csv"
-        options = AnalyzerOptions(source="london-clips", model=model, csv=out, display=False, progress=False,
-                                  smoothing=None)
-        analyzer = Analyzer(options, log=lambda *_: None)
-        analyzer.run(opened_source=("video", PairClips(pairs)))
+        analyzer = Analyzer(AnalyzerSettings(model=model, smoothing=None), log=lambda *_: None)
+        analyzer.run("london-clips", RunOutputs(csv=out, display=False, progress=False),
+                     opened=("video", PairClips(pairs)))
         readings = defaultdict(list)
         clip_frames = PairClips(pairs).clip_frames
         with open(out, newline="") as handle:

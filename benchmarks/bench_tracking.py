@@ -26,13 +26,13 @@ sys.path.insert(0, str(ROOT / "tests"))  # demo_media: real faces for generated 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import AnalyzerOptions  # noqa: E402
-from emotion_analyzer.detect import iou  # noqa: E402
+from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs  # noqa: E402
+from emotion_analyzer.track import iou  # noqa: E402
 
 SLIPPED = 0.7
 
 
-def measure(options, speed, frames):
+def measure(settings, speed, frames):
     """Mean IoU with the face found in the same frame, share of faces slipped under SLIPPED, faces per frame."""
     from demo_media import MovingHeads
 
@@ -42,11 +42,11 @@ def measure(options, speed, frames):
     from emotion_analyzer.results import RowTable
 
     clip = MovingHeads(speed, frames)
-    analyzer = Analyzer(options, log=lambda *_: None)
+    analyzer = Analyzer(settings, log=lambda *_: None)
     rows = RowTable(analyzer.labels)
-    analyzer.run(opened_source=("video", clip), rows=rows)
+    analyzer.run("moving heads", RunOutputs(table=rows, display=False, progress=False), opened=("video", clip))
     table = rows.to_dataframe()
-    detector = FaceDetector(options.detector)
+    detector = FaceDetector(settings.detector)
     found_now = [detector.detect(to_gray_uint8(image)) for image in clip.frames]
     overlaps = [max((iou(tuple(row[["x", "y", "w", "h"]]), tuple(box)) for box in found_now[row["frame"]]),
                     default=0.0) for _, row in table.iterrows()]
@@ -59,21 +59,21 @@ def main(argv=None):
     parser.add_argument("--speeds", type=float, nargs="+", default=[2, 5, 10, 15],
                         help="head speeds in pixels a frame at 640x480, 30 frames/s (default: %(default)s)")
     parser.add_argument("--frames", type=int, default=150, help="frames per clip (default: %(default)s)")
-    parser.add_argument("--detect-every", type=int, default=AnalyzerOptions().detect_every,
+    parser.add_argument("--detect-every", type=int, default=AnalyzerSettings.detect_every,
                         help="(default: %(default)s)")
     args = parser.parse_args(argv)
 
     from emotion_analyzer.device import start_tensorflow
 
     start_tensorflow()
-    base = AnalyzerOptions(model=args.model, display=False, progress=False, detect_every=args.detect_every)
+    base = AnalyzerSettings(model=args.model, detect_every=args.detect_every)
     settings = {"hold (before)": replace(base, follow=False), "follow (today)": replace(base, follow=True)}
     print(f"{args.frames} frames of 3 heads per speed, --detect-every {args.detect_every}; IoU of the"
           f" analyzer's box with the face the cascade finds in the same frame; slipped: IoU under {SLIPPED}")
     print(f"{'px/frame':>8} {'boxes':>15} {'mean IoU':>9} {'slipped':>8} {'faces/frame':>11}")
     for speed in args.speeds:
-        for name, options in settings.items():
-            mean_iou, slipped, found = measure(options, speed, args.frames)
+        for name, reading in settings.items():
+            mean_iou, slipped, found = measure(reading, speed, args.frames)
             print(f"{speed:8g} {name:>15} {mean_iou:9.3f} {slipped:8.1%} {found:11.2f}", flush=True)
     return 0
 

@@ -5,7 +5,7 @@ Both train the same architecture for the same number of steps on the real pickle
 generated images when there are none), in one run, and print images/s, seconds per epoch and the ratio.
 
     python benchmarks/bench_training.py --steps 30 --rounds 3
-    python benchmarks/bench_training.py --precision bfloat16     # mixed bfloat16 beside float32, same rounds
+    python benchmarks/bench_training.py --precision float32      # float32 beside the default (auto), same rounds
     python benchmarks/bench_training.py --optimizer sgd --batch-norm --augment mild --erase 0.25
 """
 
@@ -90,6 +90,7 @@ def main(argv=None):
 
     import keras
 
+    from emotion_analyzer.device import choose_precision
     from emotion_analyzer.model import build_model
     from emotion_analyzer.training import build_for_training, compile_model
 
@@ -99,6 +100,8 @@ def main(argv=None):
     train_images = int(28_273 * (1 - recipe.val_split))
     print(f"data: {where}; {args.steps} steps per variant in each of {args.rounds} rounds (median);"
           f" {os.cpu_count()} CPU cores")
+    for label, measured in (("measured recipe", recipe), ("default recipe", Recipe())):
+        print(f"{label}: precision {measured.precision} -> %s (%s)" % choose_precision(measured.precision))
 
     keras.utils.set_random_seed(0)
     plain = build_model((48, 48, 1), 6)
@@ -110,7 +113,7 @@ def main(argv=None):
 
     def recipe_fit(measured, augment=True):
         """A fit function for `measured` (a Recipe) on its own freshly built model."""
-        model = build_for_training(measured, 6)
+        model = build_for_training(measured, 6, choose_precision(measured.precision)[0])
         fed = measured if augment else replace(measured, augment="none", erase=0.0)
 
         def fit(warmup):

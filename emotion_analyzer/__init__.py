@@ -1,14 +1,14 @@
 """EmotionAnalyzer: the code shared by clean_data.py, prep_data.py, training.py and analyzer.py, and the
 library API, `from emotion_analyzer import EmotionRecognizer` (recognizer.py)."""
 
-__all__ = ["EmotionRecognizer", "UserError"]
+__all__ = ["AnalysisStopped", "EmotionRecognizer", "UserError"]
 
 
 def __getattr__(name):
     # Imported when first used, so importing the package (as every script does) loads nothing heavy.
-    if name == "EmotionRecognizer":
-        from emotion_analyzer.recognizer import EmotionRecognizer
-        return EmotionRecognizer
+    if name in ("EmotionRecognizer", "AnalysisStopped"):
+        from emotion_analyzer import recognizer
+        return getattr(recognizer, name)
     if name == "UserError":
         from emotion_analyzer.errors import UserError
         return UserError

@@ -17,19 +17,20 @@ import os
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.analyze import LIVE_TTA, STILL_TTA, AnalyzerOptions
-from emotion_analyzer.classify import ENGINES, TTA_VIEWS
+from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs
+from emotion_analyzer.classify import DEFAULT_TTA, ENGINES, TTA_VIEWS
 from emotion_analyzer.cli import (non_negative_float, non_negative_int, number_type, positive_float, positive_int,
-                                  probability, run_cli, stop_signals_at_safe_points)
-from emotion_analyzer.detect import (DEFAULT_FRAMING, STILL_DETECTOR, DetectorSettings, cascade_from_flag,
-                                     framing_from_flags)
+                                  probability, run_cli)
+from emotion_analyzer.detect import STILL_DETECTOR, DetectorSettings, cascade_from_flag
+from emotion_analyzer.framing import DEFAULT_FRAMING, framing_from_flags
 from emotion_analyzer.smoothing import Smoothing
+from emotion_analyzer.stops import at_safe_points
 
 above_one = number_type(float, lambda v: v > 1, "a number above 1, such as 1.1")
 
 
 def parse_args(argv, prog=None):
-    defaults, detector, smoothing = AnalyzerOptions(), DetectorSettings(), Smoothing()
+    defaults, outputs, detector, smoothing = AnalyzerSettings(), RunOutputs(), DetectorSettings(), Smoothing()
     parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", default="0",
@@ -94,47 +95,51 @@ def parse_args(argv, prog=None):
     reading.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
                          help="equalize the histogram of the crop the CNN reads (default: the model's JSON, else"
                               f" {'on' if DEFAULT_FRAMING.equalize else 'off'})")
-    reading.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=None,
-                         help="average each face's probabilities over test-time views: flip = the face and its"
-                              " mirror (twice the CNN work), shifts = 5 shifts and their mirrors (10 times);"
-                              f" --tta alone means flip (default: {STILL_TTA} for photos, {LIVE_TTA} for videos and"
-                              " cameras)")
+    reading.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=DEFAULT_TTA,
+                         help="average each face's probabilities over test-time views: none, flip = the face and"
+                              " its mirror (twice the CNN work), shifts = 5 shifts and their mirrors (10 times);"
+                              " --tta alone means flip (default: %(default)s)")
     parser.add_argument("--engine", choices=ENGINES, default=defaults.engine,
                         help="what runs the CNN: auto = TensorFlow on a GPU, else TensorFlow Lite with int8"
-                             " weights (tflite-int8: 4-6x the speed of float32 tflite on a CPU, the same top"
-                             " emotion for 99.6%% of FER2013 test faces); tflite-int8, tflite or tf to choose"
+                             " weights; tflite-int8, tflite (float32) or tf to choose; their speed and agreement"
+                             " are measured by benchmarks/bench_engines.py (docs/benchmarks.md)"
                              " (default: %(default)s)")
-    parser.add_argument("--snapshots", type=Path, default=defaults.snapshot_dir,
+    parser.add_argument("--snapshots", type=Path, default=outputs.snapshot_dir,
                         help="where the s key saves snapshots (default: %(default)s)")
     parser.add_argument("--cpu", action="store_true", help="hide GPUs and classify on the CPU")
     return parser.parse_args(argv)
 
 
-def options_from_args(args):
-    framing = framing_from_flags(args.margin, args.offset, args.equalize)
+def settings_from_args(args):
+    """How faces are read, as the flags say."""
     fallback = cascade_from_flag(args.fallback_cascade)
-    return AnalyzerOptions(
-        source=args.source, model=args.model, output=args.output, csv=args.csv, display=args.display,
-        realtime=args.realtime, max_frames=args.max_frames, detect_every=args.detect_every, follow=args.follow,
+    return AnalyzerSettings(
+        model=args.model, detect_every=args.detect_every, follow=args.follow,
         smoothing=Smoothing(args.smooth_seconds, args.switch_margin, args.switch_hold) if args.smooth else None,
-        tta=args.tta, engine=args.engine, framing=framing,
+        tta=args.tta, engine=args.engine, framing=framing_from_flags(args.margin, args.offset, args.equalize),
         detector=DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.detect_width),
         still_detector=DetectorSettings(args.still_scale_factor, args.still_min_neighbors, args.min_size,
-                                        args.still_detect_width, fallback, args.still_relative_neighbors),
-        snapshot_dir=args.snapshots)
+                                        args.still_detect_width, fallback, args.still_relative_neighbors))
+
+
+def outputs_from_args(args):
+    """Where this run writes and how it shows, as the flags say."""
+    return RunOutputs(csv=args.csv, video=args.output, display=args.display, realtime=args.realtime,
+                      max_frames=args.max_frames, snapshot_dir=args.snapshots)
 
 
 def analyze(args):
     if args.cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
-    from emotion_analyzer.analyze import Analyzer
+    from emotion_analyzer.analyze import Analyzer, check_run
     from emotion_analyzer.device import start_tensorflow
 
+    settings, outputs = settings_from_args(args), outputs_from_args(args)
+    check_run(settings.model, args.source, outputs)  # a wrong path is said at once, not after TensorFlow starts
     start_tensorflow()
-    with stop_signals_at_safe_points():  # building the engine converts the model with TensorFlow
-        analyzer = Analyzer(options_from_args(args))
-    stats = analyzer.run()
-    return stats.exit_code
+    with at_safe_points():  # building the engine converts the model with TensorFlow
+        analyzer = Analyzer(settings)
+    return analyzer.run(args.source, outputs).exit_code
 
 
 def main(argv=None, prog=None) -> int:

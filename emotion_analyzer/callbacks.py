@@ -10,8 +10,8 @@ import math
 import keras
 import numpy as np
 
-from emotion_analyzer.cli import raise_if_stopped
-from emotion_analyzer.fileio import signals_deferred, write_json_atomic, write_text_atomic
+from emotion_analyzer.stops import deferred, raise_if_stopped
+from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
 from emotion_analyzer.model import save_model_atomic
 from emotion_analyzer.runs import BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, STATE_FILE
 
@@ -63,7 +63,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         val_accuracy = float(logs["val_accuracy"]) if self.validating else None
         improved = not self.validating or val_accuracy > self.state["best_val_accuracy"]
         history = history_with(self.run_dir / HISTORY_FILE, {"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
-        with signals_deferred():
+        with deferred():
             if improved:
                 save_model_atomic(self.model, self.run_dir / BEST_CHECKPOINT)
                 self.state.update(best_val_accuracy=val_accuracy, best_epoch=epoch + 1)
@@ -74,7 +74,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 class StopAtBatchEnd(keras.callbacks.Callback):
-    """Stop at the end of a batch when a stop signal came during it (see cli.stop_signals_at_safe_points).
+    """Stop at the end of a batch when a stop signal came during it (see stops.at_safe_points).
 
     Last in the list, so an epoch that has just ended is checkpointed first.
     """

@@ -6,6 +6,7 @@ sees a stale frame. For files it hands frames over through a two-slot buffer, so
 decoded while the current one is processed and no frame is dropped.
 """
 
+import contextlib
 import queue
 import threading
 import time
@@ -45,14 +46,35 @@ def parse_source(text):
     return ("image" if is_image_name(path) else "video"), path
 
 
-class ImageFiles:
+class Reader:
+    """What ThreadedCapture reads from: `read()` gives (index, image, name) until it gives None at the
+    end; `why_ended()` says then whether the source ended before it should have."""
+    fps = DEFAULT_FPS
+    frame_count = None      # frames the source announces, when it does
+    position = 0            # frames read so far
+
+    def __init__(self):
+        self.skipped = []   # (path, reason) of files that could not be read
+
+    def read(self):
+        raise NotImplementedError
+
+    def why_ended(self):
+        """Why the source ended early (cut short, damaged), or None when it simply ended."""
+        return None
+
+    def release(self):
+        pass
+
+
+class ImageFiles(Reader):
     """An image or a folder of images as a frame sequence; unreadable files are counted and skipped."""
 
+    fps = 1.0
+
     def __init__(self, paths):
+        super().__init__()
         self.paths = list(paths)
-        self.skipped = []  # (path, reason)
-        self.fps = 1.0
-        self.position = 0
         self.frame_count = len(self.paths)
 
     @classmethod
@@ -73,27 +95,24 @@ class ImageFiles:
                 self.skipped.append((path, str(exc)))
         return None
 
-    def release(self):
-        pass
 
-
-class VideoStream:
+class VideoStream(Reader):
     """A cv2.VideoCapture over a camera, file or URL, opened and checked."""
 
     def __init__(self, kind, target):
+        super().__init__()
         self.kind = kind
         if kind == "camera":
             self.name = f"camera {target}"
         else:
             self.name = Path(str(target)).name if kind == "video" else str(target)
-        self.capture = cv2.VideoCapture(target)
+        with opencv_log_silenced():  # backends tried in turn each log their failure before ours says it once
+            self.capture = cv2.VideoCapture(target)
         if not self.capture.isOpened():
             self.capture.release()
             raise UserError(self._open_error(target))
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 1 <= fps <= 240 else DEFAULT_FPS
-        self.skipped = []
-        self.position = 0
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
         self.frame_count = count if count > 0 else None
 
@@ -102,7 +121,8 @@ class VideoStream:
             return (f"cannot open camera {target}: check it is connected and not in use by another program,"
                     f" try another index (--source {target + 1}), or pass a video file with --source")
         if self.kind == "video":
-            return f"cannot decode video {target}: not a video OpenCV can read (try converting it to .mp4)"
+            return (f"cannot decode video {target}: not a video OpenCV can read, or cut short or damaged;"
+                    " re-encode it (for example `ffmpeg -i INPUT out.mp4`) or pass another file")
         return f"cannot open stream {target}: check the URL and that the stream is live"
 
     def read(self):
@@ -113,8 +133,25 @@ class VideoStream:
         self.position += 1
         return index, image, self.name
 
+    def why_ended(self):
+        if self.kind == "video" and self.frame_count and self.position < self.frame_count:
+            return (f"the video ended after {self.position:,} of the {self.frame_count:,} frames its header"
+                    " announces (cut short or damaged)")
+        return None
+
     def release(self):
         self.capture.release()  # safe to call twice
+
+
+@contextlib.contextmanager
+def opencv_log_silenced():
+    """OpenCV's own log (V4L, FFMPEG, obsensor warnings) off inside the block."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 def open_source(text):
@@ -188,12 +225,7 @@ class ThreadedCapture:
             if self._sequence == 0:
                 return "the source delivered no frame"
             return f"the source stopped delivering frames after {self._sequence:,}"
-        expected = getattr(self.reader, "frame_count", None)
-        position = getattr(self.reader, "position", self._sequence)
-        if isinstance(self.reader, VideoStream) and expected and position < expected:
-            return (f"the video ended after {position:,} of the {expected:,} frames its header announces"
-                    " (cut short or damaged)")
-        return None
+        return self.reader.why_ended()
 
     def _wait_until(self, stamp):
         delay = stamp - (time.monotonic() - self._started)

@@ -29,6 +29,15 @@ TTA_VIEWS = {
     "shifts": tuple((dx, dy, mirrored) for mirrored in (False, True) for dx, dy in _SHIFTS),
 }
 
+# The views the analyzer averages by default, for photos and videos alike: the face and its mirror,
+# chosen on the London portraits; live, benchmarks/bench_analyzer.py still measures over 30 frames/s
+# and 15x the original loop with them (docs/real_faces.md).
+DEFAULT_TTA = "flip"
+
+# TensorFlow Lite's threads: one per core, at most this many; a batch of a few 48x48 faces is too small
+# to share among more (and on this project's 2-core machines the detector needs the other core).
+MAX_TFLITE_THREADS = 4
+
 # TensorFlow's compiled function is traced once per batch shape, so batches are padded up to one of
 # these sizes; small counts stay exact because they are the common case.
 BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -43,9 +52,7 @@ def bucket_size(n):
 
 
 def tta_name(tta):
-    """A TTA_VIEWS key; True/False as saved by older runs and callers mean flip/none."""
-    if isinstance(tta, bool):
-        return "flip" if tta else "none"
+    """`tta`, checked to be a TTA_VIEWS key."""
     if tta not in TTA_VIEWS:
         raise UserError(f"test-time augmentation '{tta}': expected one of {', '.join(TTA_VIEWS)}")
     return tta
@@ -169,7 +176,7 @@ def make_engine(model, tta="none", engine="auto", log=None):
         if log:
             log(f"TensorFlow Lite conversion failed ({type(exc).__name__}); classifying with TensorFlow")
         return TensorFlowEngine(probabilities)
-    return TFLiteEngine(flatbuffer, threads=max(1, min(os.cpu_count() or 1, 4)),
+    return TFLiteEngine(flatbuffer, threads=max(1, min(os.cpu_count() or 1, MAX_TFLITE_THREADS)),
                         name="TensorFlow Lite, int8 weights" if int8_weights else "TensorFlow Lite")
 
 

@@ -65,6 +65,38 @@ def gpu_names():
     return [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
 
 
+# CPU flags (Linux /proc/cpuinfo) of the units that compute bfloat16 natively; without them TensorFlow
+# emulates it, several times slower than float32 (docs/benchmarks.md, bench_training.py).
+NATIVE_BFLOAT16_FLAGS = frozenset({"amx_bf16", "avx512_bf16"})
+
+
+def cpu_flags(cpuinfo="/proc/cpuinfo"):
+    """The CPU's feature flags as the kernel lists them; empty where there is no such file."""
+    try:
+        with open(cpuinfo) as lines:
+            for line in lines:
+                if line.startswith("flags"):
+                    return set(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return set()
+
+
+def choose_precision(requested, flags=None, gpus=None):
+    """(precision, reason): `requested` as asked, or for auto bfloat16 where the CPU computes it
+    natively and float32 elsewhere (a GPU's bfloat16 speed is not measured here, so float32)."""
+    if requested != "auto":
+        return requested, f"--precision {requested} asked for"
+    if gpus is None:
+        gpus = gpu_names()
+    if gpus:
+        return "float32", "auto: training on a GPU, where bfloat16 has not been measured"
+    native = sorted(NATIVE_BFLOAT16_FLAGS & (cpu_flags() if flags is None else flags))
+    if native:
+        return "bfloat16", f"auto: the CPU computes bfloat16 natively ({', '.join(native)})"
+    return "float32", "auto: the CPU has no AMX or AVX-512 BF16, so bfloat16 would be emulated and slow"
+
+
 def describe_device():
     """'CPU', or 'GPU (names)' when TensorFlow sees one."""
     gpus = gpu_names()

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion_analyzer.cli import raise_if_stopped
+from emotion_analyzer.stops import raise_if_stopped
 from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
 
 

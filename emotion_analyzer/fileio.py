@@ -5,9 +5,7 @@ import io
 import json
 import os
 import pickle
-import signal
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -46,27 +44,6 @@ def atomic_path(path):
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-# The signals that stop a run: Ctrl-C, kill/timeout/docker stop, and a closed terminal.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def signals_deferred():
-    """Hold the stop signals back until the block ends, so files that belong together are all written.
-
-    A signal that arrives meanwhile is delivered when the block ends. Only the main thread receives
-    signals in Python, so elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def check_output_path(path, flag):

@@ -79,10 +79,26 @@ def decode_image_bytes(path, data):
     return image
 
 
+# The pixel types an image array may hold: what OpenCV decodes (8 and 16 bits) and floats.
+PIXEL_TYPES = (np.uint8, np.uint16, np.float32, np.float64)
+
+
+def unreadable_pixels(image):
+    """Why an image array's pixels cannot be read (its type, NaN or infinite values), or None."""
+    if image.dtype not in PIXEL_TYPES:
+        return (f"pixels of type {image.dtype}: expected uint8 or uint16 (as cv2.imread gives), or float32 or"
+                " float64")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        return "NaN or infinite pixels: a face cannot be read from them"
+    return None
+
+
 def to_gray_uint8(image):
-    """Any decoded frame or image (gray, BGR, BGRA, 16-bit) as 8-bit grayscale."""
+    """Any decoded frame or image (gray, BGR, BGRA; 8-bit, 16-bit or float) as 8-bit grayscale."""
     if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
+        # 16-bit files, and 10- or 12-bit camera data stored in 16 bits, scaled by the bits the data uses.
+        shift = max(int(image.max()).bit_length() - 8, 0)
+        image = (image >> shift).astype(np.uint8)
     elif image.dtype != np.uint8:
         image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
     if image.ndim == 3 and image.shape[2] == 1:
@@ -100,6 +116,15 @@ def to_model_input(gray):
         return gray
     interpolation = cv2.INTER_AREA if min(gray.shape[:2]) > IMAGE_SIZE else cv2.INTER_LINEAR
     return cv2.resize(gray, (IMAGE_SIZE, IMAGE_SIZE), interpolation=interpolation)
+
+
+def equalize(faces):
+    """Histogram-equalized copies of uint8 face crops, one (H, W) crop or a batch (N, H, W[, 1]): how
+    the analyzer reads a face and how the model is trained and tested on one, so all three agree."""
+    faces = np.asarray(faces, dtype=np.uint8)
+    if faces.ndim == 2:
+        return cv2.equalizeHist(faces)
+    return np.stack([cv2.equalizeHist(face.reshape(face.shape[:2])).reshape(face.shape) for face in faces])
 
 
 def read_face_image(path):

@@ -2,6 +2,7 @@
 
 import json
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -134,25 +135,46 @@ def load_model_info(model_path):
     return info
 
 
-def load_trained_model(model_path):
-    """(model, info) for a .keras file and its JSON; errors say how to get a model."""
-    import keras
-
+def check_model_file(model_path):
+    """`model_path` as a Path, checked to be a .keras file with its JSON beside it, without TensorFlow."""
     model_path = Path(model_path)
     if not model_path.is_file():
         raise UserError(f"model {model_path} not found: train one with `python training.py --model {model_path}`"
                         " or use the shipped res/emotion_model.keras")
+    if not zipfile.is_zipfile(model_path):
+        raise UserError(f"model {model_path} is not a .keras model (a .keras file is a zip archive): give the"
+                        " .keras file training.py saved, or restore it from git")
+    load_model_info(model_path)
+    return model_path
+
+
+def load_trained_model(model_path):
+    """(model, info) for a .keras file and its JSON; errors say how to get a model."""
+    import keras
+
+    model_path = check_model_file(model_path)
     info = load_model_info(model_path)
     try:
         model = keras.models.load_model(model_path, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged zip or config
         raise UserError(f"model {model_path} cannot be loaded ({type(exc).__name__}: {str(exc)[:200]});"
                         " retrain it with training.py or restore it from git") from None
+    check_input_shape(model, model_path)
     outputs = model.output_shape[-1]
     if outputs != len(info["labels"]):
         raise UserError(f"{model_path}: the model has {outputs} outputs but its JSON lists"
                         f" {len(info['labels'])} labels")
     return model, info
+
+
+def check_input_shape(model, model_path):
+    """Refuse a model that does not read 48x48 grayscale faces, the crops the analyzer makes."""
+    size = config.IMAGE_SIZE
+    shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if shape != (size, size, 1):
+        raise UserError(f"{model_path}: the model takes input of shape {shape or model.input_shape}, but the analyzer"
+                        f" reads {size}x{size} grayscale faces, shape ({size}, {size}, 1); train one with"
+                        " training.py")
 
 
 def describe_layers(model):

@@ -71,7 +71,7 @@ def augmentation_layers(kind, seed):
     settings = AUGMENTATIONS[kind]
     if settings is None:
         return None
-    flip, shift, rotation, zoom = settings
+    flip, shift, rotation, zoom, _camera = settings
     stack = [layers.RandomFlip("horizontal", seed=seed)] if flip else []
     stack.append(layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed))
     if rotation:
@@ -105,9 +105,30 @@ def erase_rectangles(images, probability):
     return tf.where(mask, mean, images)
 
 
+def as_the_analyzer_reads(recipe, training):
+    """A function from a float batch to the faces the model learns from: uint8 again (the analyzer's
+    crops are), degraded like a camera's (the `real` augmentation, training only), then equalized
+    when the recipe equalizes, by the analyzer's own function; None when none of it applies."""
+    settings = AUGMENTATIONS[recipe.augment]
+    camera = training and settings is not None and settings[4]
+    if not (camera or recipe.equalize):
+        return None
+    from emotion_analyzer.degrade import degrade
+    from emotion_analyzer.images import equalize
+
+    rng = np.random.default_rng(recipe.seed)
+
+    def read(batch):
+        faces = np.clip(np.rint(batch), 0, 255).astype(np.uint8)
+        if camera:
+            faces = degrade(faces, rng)
+        return (equalize(faces) if recipe.equalize else faces).astype(np.float32)
+    return read
+
+
 def make_dataset(x, y, recipe, num_classes, training):
-    """A tf.data pipeline: shuffle, batch, augment and erase on the fly in parallel (training only),
-    and one-hot labels when the recipe smooths them."""
+    """A tf.data pipeline: shuffle, batch, augment, equalize and erase on the fly in parallel
+    (augmenting and erasing for training only), and one-hot labels when the recipe smooths them."""
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
@@ -118,6 +139,12 @@ def make_dataset(x, y, recipe, num_classes, training):
     augment = augmentation_layers(recipe.augment, recipe.seed) if training else None
     if augment is not None:
         dataset = dataset.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+    read = as_the_analyzer_reads(recipe, training)
+    if read is not None:
+        def read_in_graph(a, b):
+            faces = tf.numpy_function(read, [a], tf.float32, stateful=True)
+            return tf.ensure_shape(faces, a.shape), b
+        dataset = dataset.map(read_in_graph, num_parallel_calls=tf.data.AUTOTUNE)
     if training and recipe.erase:
         dataset = dataset.map(lambda a, b: (erase_rectangles(a, recipe.erase), b),
                               num_parallel_calls=tf.data.AUTOTUNE)

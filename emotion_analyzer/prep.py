@@ -17,9 +17,9 @@ import numpy as np
 from emotion_analyzer import config
 from emotion_analyzer.cli import progress
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import (commit_temp, load_array_pickle, signals_deferred, temp_path_beside,
-                                    write_json_atomic)
+from emotion_analyzer.fileio import commit_temp, load_array_pickle, temp_path_beside, write_json_atomic
 from emotion_analyzer.images import BadImage, list_image_files, read_face_image
+from emotion_analyzer.stops import deferred
 
 
 # The files of a prepared set, in the order load_prepared returns them.
@@ -196,7 +196,7 @@ def write_prepared_set(data_dir, x_train, y_train, x_test, y_test, leak_test, ca
         for name, data in contents.items():
             staged[name] = temp_path_beside(data_dir / name)
             staged[name].write_bytes(data)
-        with signals_deferred():
+        with deferred():
             for name, tmp in staged.items():
                 commit_temp(tmp, data_dir / name)
             write_json_atomic(data_dir / config.PREPARED_MANIFEST, manifest)

@@ -12,27 +12,33 @@ from emotion_analyzer.errors import UserError
 from emotion_analyzer.model import INPUT_SCALINGS
 
 AUGMENTATIONS = {
-    # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction)
+    # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction, camera
+    # degradations: blur, noise and JPEG as degrade.py draws them)
     "none": None,
-    "light": (True, 0.05, 0.0, 0.0),
-    "mild": (True, 0.1, 0.03, 0.05),
-    "strong": (True, 0.1, 0.05, 0.1),
+    "light": (True, 0.05, 0.0, 0.0, False),
+    "mild": (True, 0.1, 0.03, 0.05, False),
+    "strong": (True, 0.1, 0.05, 0.1, False),
+    # Faces as webcams and web photos frame them: a box off by a few pixels, a head tilted up to 15
+    # degrees, a face 15% nearer or farther, and the camera's own blur, noise and compression.
+    "real": (True, 0.08, 15 / 360, 0.15, True),
 }
 SCHEDULES = ("cosine", "plateau", "constant")
 OPTIMIZERS = ("adam", "sgd")
 SGD_MOMENTUM = 0.9
-PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16"}  # --precision: its Keras dtype policy
+# --precision: its Keras dtype policy; auto is resolved per machine (device.choose_precision).
+PRECISIONS = {"auto": None, "float32": "float32", "bfloat16": "mixed_bfloat16"}
 STRATEGIES = ("default", "mirrored", "multiworker")
 
-# What --resume may change: the length of the schedule and the test-time views of the evaluation.
-CHANGEABLE_ON_RESUME = ("epochs", "tta")
+# What --resume may change: the length of the schedule, the test-time views of the evaluation, and
+# the precision of the arithmetic (the weights are float32 either way; the next machine may differ).
+CHANGEABLE_ON_RESUME = ("epochs", "tta", "precision")
 
 # Options retired because their experiments lost (docs/experiments.md), with the value that meant
 # "off": a run saved with them off resumes; a run that used one needs the version that started it.
 RETIRED_OPTIONS = {"padding": "valid", "init": "glorot", "ema": 0.0, "warmup": 0, "self_distill": 0.0, "mixup": 0.0}
 # A run saved before an option existed trained with what was then the only choice.
 BEFORE_OPTION_EXISTED = {"scaling": "unit", "weight_decay": 0.0, "erase": 0.0, "optimizer": "adam",
-                         "batch_norm": False, "precision": "float32"}
+                         "batch_norm": False, "precision": "float32", "equalize": False}
 
 
 @dataclass
@@ -53,7 +59,8 @@ class Recipe:
     patience: int = 6               # early stopping on validation accuracy; 0 = off
     tta: str = "shifts"             # test-time views averaged in evaluation: none | flip | shifts
     scaling: str = "standardize"    # input normalisation inside the model: standardize (per image) | center | unit
-    precision: str = "float32"      # float32 | bfloat16 (mixed: bfloat16 compute, float32 weights and output)
+    equalize: bool = True           # train and test on histogram-equalized faces, as the analyzer reads them
+    precision: str = "auto"         # auto | float32 | bfloat16 (mixed: bfloat16 compute, float32 weights and output)
     strategy: str = "default"
     seed: int = config.DEFAULT_SEED
 
@@ -61,7 +68,7 @@ class Recipe:
     def original(cls):
         """The original project's run: batch 64, 12 epochs, no augmentation, no validation tricks."""
         return cls(epochs=12, batch_size=64, learning_rate=1e-3, schedule="constant", augment="none",
-                   label_smoothing=0.0, patience=0, tta="none", scaling="unit")
+                   label_smoothing=0.0, patience=0, tta="none", scaling="unit", equalize=False, precision="float32")
 
     def check(self):
         """Raise a UserError naming the first setting out of range."""

@@ -10,21 +10,19 @@ for photos, fast for videos), framing, test-time views and smoothing, so the API
 same boxes and probabilities. Problems raise UserError with the message the command prints.
 """
 
-from dataclasses import replace
+import numbers
+import signal
+import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from emotion_analyzer import config
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import BadImage, decode_image_bytes
+from emotion_analyzer.images import BadImage, decode_image_bytes, unreadable_pixels
 from emotion_analyzer.results import RowTable
 from emotion_analyzer.stats import RunStats
-
-
-# The analyzer's options that belong to one run of the command (given per call here, or not at all).
-COMMAND_ONLY_OPTIONS = {"source", "model", "output", "csv", "display", "realtime", "max_frames", "snapshot_dir",
-                        "progress"}
 
 
 def read_image(path):
@@ -47,6 +45,9 @@ def as_image(image):
         return read_image(image)
     if isinstance(image, np.ndarray) and image.size and (image.ndim == 2 or (image.ndim == 3
                                                                             and image.shape[2] in (1, 3, 4))):
+        why = unreadable_pixels(image)
+        if why:
+            raise UserError(f"image array of shape {image.shape}: {why}")
         return image
     shape = getattr(image, "shape", None)
     raise UserError(f"expected an image path or an array as cv2.imread gives (height x width, gray, BGR or"
@@ -61,32 +62,50 @@ def face_result(labels, box, probabilities):
             "emotion": labels[top], "confidence": float(probabilities[top])}
 
 
+class AnalysisStopped(KeyboardInterrupt):
+    """analyze_video stopped by Ctrl-C, SIGTERM or SIGHUP: `rows` holds the faces read until then (a
+    DataFrame as analyze_video returns), `signum` the signal; raised as the KeyboardInterrupt it is."""
+
+    def __init__(self, signum, rows):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.rows = rows
+
+
+def check_max_frames(max_frames):
+    if max_frames is None:
+        return None
+    if isinstance(max_frames, bool) or not isinstance(max_frames, numbers.Integral) or max_frames < 1:
+        raise UserError(f"max_frames {max_frames!r}: expected a whole number of at least 1, or None for all")
+    return int(max_frames)
+
+
 class EmotionRecognizer:
     """Reads the emotion on every face of photos and videos with a trained model.
 
     `model`: a .keras file from training.py (its .json beside it), default the shipped model. The other
-    settings are analyze.AnalyzerOptions' (the analyzer's options), default the analyzer's defaults:
-    `tta` (views per face: "none", "flip", "shifts"), `engine` (one of classify.ENGINES), `framing`,
-    `smoothing` (for videos; None for each frame as it comes), `detect_every`, `follow` (move boxes with
-    the faces between detections), `detector` (videos) and `still_detector` (photos). `verbose` prints
-    what the analyzer prints and shows a progress bar. The model is loaded once, here; nothing happens at
-    import.
+    settings are analyze.AnalyzerSettings' fields, default the analyzer's defaults: `tta` (views per face:
+    "none", "flip", "shifts"), `engine` (one of classify.ENGINES), `framing`, `smoothing` (for videos;
+    None for each frame as it comes), `detect_every`, `follow` (move boxes with the faces between
+    detections), `detector` (videos) and `still_detector` (photos); a wrong name raises TypeError.
+    `verbose` prints what the analyzer prints and shows a progress bar. The model is loaded once, here;
+    nothing happens at import.
+
+    One recognizer may be shared by threads (a web service, a batch runner): its calls take turns, since
+    the detector, the TensorFlow Lite interpreter and the faces followed in a video each hold state.
+    The CNN and the cascade already use both cores within a call, so turns cost little throughput; a
+    recognizer per thread runs calls side by side at the price of a model in memory each.
     """
 
     def __init__(self, model=None, verbose=False, **settings):
-        from emotion_analyzer.analyze import Analyzer, AnalyzerOptions
+        from emotion_analyzer.analyze import Analyzer, AnalyzerSettings
         from emotion_analyzer.device import start_tensorflow
 
-        known = set(AnalyzerOptions.__dataclass_fields__) - COMMAND_ONLY_OPTIONS
-        unknown = sorted(set(settings) - known)
-        if unknown:
-            raise TypeError(f"EmotionRecognizer() got unknown setting(s) {', '.join(unknown)};"
-                            f" expected some of {', '.join(sorted(known))}")
+        settings = AnalyzerSettings(model=Path(model or config.DEFAULT_MODEL_PATH), **settings)
         start_tensorflow()
-        options = AnalyzerOptions(model=Path(model or config.DEFAULT_MODEL_PATH), display=False, progress=verbose,
-                                  **settings)
-        # Photo settings first; a video's are built by its first analyze_video.
-        self._analyzer = Analyzer(options, log=print if verbose else _silent, still=True)
+        self._analyzer = Analyzer(settings, log=print if verbose else _silent, warn=_silent)  # warnings.warn instead
+        self._verbose = verbose
+        self._turn = threading.Lock()
         self.labels = list(self._analyzer.labels)
 
     def detect_emotions(self, image):
@@ -98,8 +117,8 @@ class EmotionRecognizer:
         """
         batch = isinstance(image, (list, tuple))
         images = [as_image(item) for item in (image if batch else [image])]
-        self._analyzer.use_settings_for(still=True)
-        faces = self._analyzer.read_photos(images, RunStats())
+        with self._turn:
+            faces = self._analyzer.read_photos(images, RunStats())
         results = [[face_result(self.labels, box, probs) for box, probs in photo] for photo in faces]
         return results if batch else results[0]
 
@@ -108,18 +127,26 @@ class EmotionRecognizer:
         images), as a pandas DataFrame with the columns of analyzer.py's --csv: source, frame, time_s,
         face, x, y, w, h, a column per emotion, and the emotion shown (the steady label).
 
-        Every frame of a file is read; a camera or stream runs until `max_frames` (or Ctrl-C, which is
-        raised again once the frames read so far are put away).
+        Every frame of a file is read; a camera or stream runs until `max_frames`. A video that ends
+        before the frames its header announces (cut short, damaged) gives the rows read, a warning, and
+        `table.attrs["ended_early"]` saying why (None when the video was read whole). Ctrl-C, SIGTERM or
+        SIGHUP raise AnalysisStopped, a KeyboardInterrupt whose `rows` are the faces read until then.
         """
-        analyzer = self._analyzer
-        if max_frames is not None and max_frames < 1:
-            raise UserError(f"max_frames {max_frames}: expected a positive number")
-        analyzer.options = replace(analyzer.options, max_frames=max_frames)
+        from emotion_analyzer.analyze import RunOutputs
+
         table = RowTable(self.labels)
-        stats = analyzer.run(source=str(source), rows=table)
+        outputs = RunOutputs(table=table, display=False, progress=self._verbose,
+                             max_frames=check_max_frames(max_frames))
+        with self._turn:
+            stats = self._analyzer.run(str(source), outputs)
+        rows = table.to_dataframe()
+        rows.attrs["ended_early"] = stats.ended_early
         if stats.interrupted:
-            raise KeyboardInterrupt(stats.interrupted)
-        return table.to_dataframe()
+            raise AnalysisStopped(stats.exit_code - 128, rows)
+        if stats.ended_early:
+            warnings.warn(f"{source}: {stats.ended_early}; the table holds the {len(rows):,} rows read",
+                          RuntimeWarning, stacklevel=2)
+        return rows
 
 
 def _silent(*_):

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import commit_temp, signals_deferred, temp_path_beside
+from emotion_analyzer.fileio import commit_temp, temp_path_beside
+from emotion_analyzer.stops import deferred
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 
@@ -47,7 +48,7 @@ class CsvLog:
         row = result_row(self.labels, *face)
         row[2] = f"{row[2]:.3f}"  # time_s to the millisecond; the probabilities to 4 decimals
         row = [f"{value:.4f}" if isinstance(value, float) else value for value in row]
-        with signals_deferred():  # so the count of rows written is the number in the file
+        with deferred():  # so the count of rows written is the number in the file
             self.writer.writerow(row)
             self.rows += 1
 
@@ -107,7 +108,7 @@ class VideoOutput:
             self.tmp, self.writer = tmp, writer
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size)  # image folders mix sizes; a video has one
-        with signals_deferred():  # so the count of frames written is the number in the file
+        with deferred():  # so the count of frames written is the number in the file
             self.writer.write(frame)
             self.frames += 1
 

@@ -45,3 +45,18 @@ class LabelSmoother:
         if self.challenger is not None and time_s - self.leading_since >= self.settings.hold:
             self.shown, self.challenger, self.leading_since = self.challenger, None, None
         return self.mean, self.shown
+
+
+class FaceSmoothers:
+    """A LabelSmoother per face of a video, by face id; `settings` None passes frames through."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self._by_face = {}
+
+    def update(self, face_ids, probabilities, time_s, remembered):
+        """(smoothed probabilities, shown label index) per face after this frame's `probabilities`;
+        faces no longer `remembered` (ids) are forgotten."""
+        self._by_face = {face_id: smoother for face_id, smoother in self._by_face.items() if face_id in remembered}
+        return [self._by_face.setdefault(face_id, LabelSmoother(self.settings)).update(probs, time_s)
+                for face_id, probs in zip(face_ids, probabilities)]

@@ -11,7 +11,8 @@ import cv2
 from emotion_analyzer import config
 from emotion_analyzer.cli import progress
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import signals_deferred, write_json_atomic
+from emotion_analyzer.fileio import write_json_atomic
+from emotion_analyzer.stops import deferred
 from emotion_analyzer.images import check_image_file
 
 MANIFEST_FILE = ".clean_data.json"
@@ -78,7 +79,7 @@ def write_output(items, out, categories, force, description, workers=4):
                 if problem:
                     skipped.append((item.path, problem))
         counts = count_output(partial, categories)
-        with signals_deferred():
+        with deferred():
             for old in replace:
                 os.replace(old, partial / f"old-{old.name}")
             for split in config.SPLITS:

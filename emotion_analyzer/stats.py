@@ -1,7 +1,9 @@
 """What a run of the analyzer measured: frames, faces, time per stage, latency and memory."""
 
+import contextlib
 import resource
 import sys
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -12,6 +14,10 @@ STAGES = ("capture", "follow", "detect", "classify", "draw", "wait for detection
 
 # Percentiles come from the most recent frames only, so a day-long webcam run keeps flat memory.
 LATENCY_WINDOW = 100_000
+
+# The frame rate shown live is an exponential average of each frame's rate with this weight on the
+# newest: about the last ten frames, steady enough to read and quick to show a slowdown.
+FPS_WEIGHT = 0.1
 
 
 @dataclass
@@ -29,11 +35,34 @@ class RunStats:
     peak_rss_mb: float = 0.0
     csv_rows: int = 0
     video_frames: int = 0
+    fps_estimate: float = 0.0       # the live rate, shown in the window
+    _last_frame_end: float | None = None
 
     def add_stage(self, stage, seconds):
         total = self.stage_totals[stage]
         total[0] += seconds
         total[1] += 1
+
+    @contextlib.contextmanager
+    def stage(self, name):
+        """Time the block as one call of stage `name`."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add_stage(name, time.perf_counter() - started)
+
+    def frame_done(self, started, faces):
+        """Count a frame begun at perf_counter() `started` with `faces` faces: its latency and the live rate."""
+        now = time.perf_counter()
+        self.frames += 1
+        self.faces += faces
+        self.latencies.append(now - started)
+        if self._last_frame_end is not None:
+            instant = 1 / max(now - self._last_frame_end, 1e-6)
+            self.fps_estimate = (self.fps_estimate + FPS_WEIGHT * (instant - self.fps_estimate)
+                                 if self.fps_estimate else instant)
+        self._last_frame_end = now
 
     @property
     def fps(self):

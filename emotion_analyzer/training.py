@@ -12,9 +12,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.cli import raise_if_stopped
+from emotion_analyzer.stops import raise_if_stopped
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import signals_deferred, write_json_atomic
+from emotion_analyzer.fileio import write_json_atomic
+from emotion_analyzer.stops import deferred
 from emotion_analyzer.recipe import (CHANGEABLE_ON_RESUME, PRECISIONS, SGD_MOMENTUM, changed_fields, option_name,
                                      recipe_from_saved)
 from emotion_analyzer.runs import (BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, STATE_FILE, latest_resumable_run,
@@ -41,13 +42,13 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
-def build_for_training(recipe, num_classes):
-    """The recipe's model, compiled, in its precision (the dtype policy applies while layers are built)."""
+def build_for_training(recipe, num_classes, precision):
+    """The recipe's model, compiled, in `precision` (the dtype policy applies while layers are built)."""
     import keras
 
     from emotion_analyzer.model import build_model
 
-    keras.config.set_dtype_policy(PRECISIONS[recipe.precision])
+    keras.config.set_dtype_policy(PRECISIONS[precision])
     try:
         model = build_model(INPUT_SHAPE, num_classes, recipe.scaling, recipe.batch_norm)
     finally:
@@ -72,6 +73,19 @@ def compile_model(model, recipe):
     else:
         optimizer = keras.optimizers.Adam(recipe.learning_rate, weight_decay=decay)
     model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+
+
+def in_precision(model, recipe, num_classes, precision):
+    """`model` (a checkpoint) computing in `precision`: itself when it already does, else the same
+    weights and optimizer state in a model built for it (a run resumed on a machine of another kind)."""
+    if model.get_layer("conv_50").dtype_policy.name == PRECISIONS[precision]:
+        return model
+    converted = build_for_training(recipe, num_classes, precision)
+    converted.set_weights(model.get_weights())
+    converted.optimizer.build(converted.trainable_variables)
+    for target, source in zip(converted.optimizer.variables, model.optimizer.variables):
+        target.assign(source)
+    return converted
 
 
 def inference_model(trained, recipe, num_classes):
@@ -133,7 +147,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     import keras
 
     from emotion_analyzer.callbacks import make_callbacks
-    from emotion_analyzer.device import describe_device
+    from emotion_analyzer.device import choose_precision, describe_device
     from emotion_analyzer.pipeline import balanced_class_weights, make_dataset, stratified_validation_split
 
     categories, num_classes = data["categories"], len(data["categories"])
@@ -147,6 +161,10 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
 
     keras.utils.set_random_seed(recipe.seed + state["epochs_done"])
     log(f"device: {describe_device()}; run folder: {run_dir}; model: {model_path}")
+    precision, reason = choose_precision(recipe.precision)
+    log(f"precision: {precision} ({reason})")
+    state.setdefault("precision_by_session", []).append(
+        {"from_epoch": state["epochs_done"], "precision": precision, "reason": reason})
     log(f"train {len(train_idx):,}, validation {len(val_idx):,}, test {len(data['y_test']):,} images;"
         f" {num_classes} emotions: {', '.join(categories)}")
     if not validating:
@@ -154,12 +172,12 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
 
     with make_strategy(recipe.strategy).scope():
         if resuming:
-            model = keras.models.load_model(run_dir / LAST_CHECKPOINT)
+            model = in_precision(keras.models.load_model(run_dir / LAST_CHECKPOINT), recipe, num_classes, precision)
             so_far = (f"best validation accuracy so far {state['best_val_accuracy']:.4f}" if validating
                       else "no validation")
             log(f"resuming after epoch {state['epochs_done']} ({so_far})")
         else:
-            model = build_for_training(recipe, num_classes)
+            model = build_for_training(recipe, num_classes, precision)
 
     callbacks = make_callbacks(recipe, run_dir, state, validating)
     started = datetime.datetime.now()
@@ -184,22 +202,27 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
 def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_train, n_val, seconds, log):
     import keras
 
-    from emotion_analyzer.detect import DEFAULT_FRAMING
+    from emotion_analyzer.framing import DEFAULT_FRAMING
     from emotion_analyzer.evaluation import evaluate, format_metrics, read_history, write_evidence
     from emotion_analyzer.model import plot_architecture, save_trained_model
 
+    from emotion_analyzer.images import equalize
+
     categories = data["categories"]
     best = inference_model(keras.models.load_model(run_dir / BEST_CHECKPOINT), recipe, len(categories))
-    metrics = evaluate(best, data["x_test"], data["y_test"], categories, data["leak"], recipe.tta)
+    x_test = equalize(data["x_test"]) if recipe.equalize else data["x_test"]  # as the model was trained
+    metrics = evaluate(best, x_test, data["y_test"], categories, data["leak"], recipe.tta)
     metrics["best_epoch"] = state["best_epoch"]
     metrics["best_val_accuracy"] = state["best_val_accuracy"] if validating else None
     info = {
         "labels": list(categories),
         "input_shape": list(INPUT_SHAPE),
         "input_range": "uint8 0-255 grayscale; the model normalises",
-        "framing": asdict(DEFAULT_FRAMING),  # how the analyzer crops a face box to look like the training faces
-        "tta": recipe.tta,
+        # how the analyzer crops a face box to look like the training faces; always equalized for a model
+        # trained on equalized faces
+        "framing": asdict(replace(DEFAULT_FRAMING, equalize=True) if recipe.equalize else DEFAULT_FRAMING),
         "recipe": asdict(recipe),
+        "precision_by_session": state.get("precision_by_session", []),
         "dataset": {"data_dir": config.portable_path(data["data_dir"]), "train": int(n_train),
                     "validation": int(n_val), "test": int(len(data["y_test"]))},
         "test_metrics": {k: v for k, v in metrics.items() if k != "confusion_matrix"},
@@ -210,7 +233,7 @@ def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_tr
     }
     raise_if_stopped()  # a stop asked for during the evaluation: leave the model at --model as it was
     # The model first, then evidence: a plotting error must never cost a training run.
-    with signals_deferred():
+    with deferred():
         save_trained_model(best, model_path, info)
     history = read_history(run_dir / HISTORY_FILE)
     write_evidence(run_dir, metrics, history, categories)

@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from emotion_analyzer.capture import Reader  # noqa: E402  (after the checkout is on the path)
+
 # The shared datasets (never committed): ../shared/datasets/ beside the project, or wherever
 # EMOTION_ANALYZER_DATASETS points.
 DATASETS = Path(os.environ.get("EMOTION_ANALYZER_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -131,14 +133,13 @@ def nan_loss_at(epoch, batch):
     return MakeNaN()
 
 
-class StoppingCamera:
+class StoppingCamera(Reader):
     """A camera that delivers `frames` frames of two drifting heads, then nothing."""
 
     def __init__(self, frames):
+        super().__init__()
         self.frames = frames
-        self.position = 0
         self.fps = 30.0
-        self.skipped = []
         self.released = False
 
     def read(self):

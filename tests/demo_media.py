@@ -9,6 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion_analyzer.capture import Reader
+
 # Where the astronaut's face is in the 512x512 photo, with some margin so the cascade sees a head.
 FACE_REGION = (150, 35, 150, 150)  # x, y, w, h
 FACE_IN_REGION = (27, 31, 95, 95)  # the detected face box inside that region
@@ -81,7 +83,7 @@ def write_face_video(path, frames=60, faces=3, width=640, height=480, size=150, 
 MOVING_FPS, MOVING_WIDTH, MOVING_HEIGHT, MOVING_HEAD = 30.0, 640, 480, 130
 
 
-class MovingHeads:
+class MovingHeads(Reader):
     """Heads moving in straight lines at `speed` pixels a frame, bouncing off the edges, with sensor noise,
     as a video reader the analyzer takes; `frames` keeps each frame's image."""
 
@@ -92,7 +94,8 @@ class MovingHeads:
         angles = (0.3, 2.2, 4.1)[:heads]
         self.positions = np.array([(60.0 + 200 * k, 60.0 + 80 * k) for k in range(heads)])
         self.velocities = speed * np.array([(np.cos(a), np.sin(a)) for a in angles])
-        self.fps, self.skipped, self.frame_count, self.position = MOVING_FPS, [], frames, 0
+        super().__init__()
+        self.fps, self.frame_count = MOVING_FPS, frames
         self.frames = []
 
     def _move(self):
@@ -113,6 +116,3 @@ class MovingHeads:
         index, self.position = self.position, self.position + 1
         self._move()
         return index, noisy, "moving heads"
-
-    def release(self):
-        pass

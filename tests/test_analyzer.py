@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 
 import cv2
 import numpy as np
@@ -18,7 +19,7 @@ import analyzer
 from conftest import EMOTIONS6, ROOT, StoppingCamera, write_image
 from emotion_analyzer import analyze as analyze_module
 from demo_media import compose_frame, write_face_video
-from emotion_analyzer.detect import iou
+from emotion_analyzer.track import iou
 
 COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", *EMOTIONS6, "emotion"]
 
@@ -142,10 +143,10 @@ def test_face_half_out_of_frame_is_still_classified(fresh_model, tmp_path):
     ("7", "cannot open camera 7"),
     ("nowhere.mp4", "not found"),
 ])
-def test_sources_that_cannot_open_give_one_line(fresh_model, capsys, source, message):
+def test_sources_that_cannot_open_give_one_line(fresh_model, capfd, source, message):
     assert run(fresh_model, source) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
+    err = capfd.readouterr().err  # OpenCV's own log included: its backends warn on the file descriptor
+    assert message in err and err.count("\n") == 1, err
 
 
 def test_undecodable_video(fresh_model, tmp_path, capsys):
@@ -161,6 +162,11 @@ def test_missing_or_corrupt_model_says_how_to_get_one(fresh_model, face_video, t
     corrupt = copy_of(fresh_model)
     shutil.copy(fresh_model.with_suffix(".json"), corrupt.with_suffix(".json"))
     corrupt.write_bytes(corrupt.read_bytes()[:5000])
+    assert run(corrupt, face_video[0]) == 2
+    err = capsys.readouterr().err
+    assert "is not a .keras model (a .keras file is a zip archive)" in err and "Traceback" not in err
+    with zipfile.ZipFile(corrupt, "w") as archive:  # a zip, but not a model
+        archive.writestr("config.json", "{not json")
     assert run(corrupt, face_video[0]) == 2
     err = capsys.readouterr().err
     assert "cannot be loaded" in err and "retrain" in err and "Traceback" not in err
@@ -180,8 +186,9 @@ def test_camera_that_stops_mid_run_finishes_cleanly(fresh_model, tmp_path, monke
     camera = StoppingCamera(12)
     monkeypatch.setattr(analyze_module, "open_source", lambda source: ("camera", camera))
     assert run(fresh_model, "0", "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.avi") == 0
-    log = capsys.readouterr().out
-    assert "stopped delivering frames after 12" in log
+    captured = capsys.readouterr()
+    log = captured.out
+    assert "stopped delivering frames after 12" in captured.err  # a warning, on stderr
     processed = int(re.search(r"^([\d,]+) frames in", log, re.M).group(1))
     assert 1 <= processed <= 12 and camera.released
     rows = read_rows(tmp_path / "e.csv")[1]
@@ -205,9 +212,10 @@ def test_stream_url_is_read_live_until_it_ends(fresh_model, face_video, tmp_path
     finally:
         server.shutdown()
         server.server_close()
-    log = capsys.readouterr().out
+    captured = capsys.readouterr()
+    log = captured.out
     assert f"source: {url} (stream)" in log
-    assert "stopped delivering frames after 40" in log  # every frame of the file came over HTTP
+    assert "stopped delivering frames after 40" in captured.err  # every frame of the file came over HTTP
     processed = int(re.search(r"^([\d,]+) frames in", log, re.M).group(1))
     assert 1 <= processed <= 40  # a live source hands over only the newest frame
     rows = read_rows(tmp_path / "e.csv")[1]
@@ -216,16 +224,16 @@ def test_stream_url_is_read_live_until_it_ends(fresh_model, face_video, tmp_path
 
 
 def test_ctrl_c_leaves_complete_csv_and_playable_video(fresh_model, face_video, tmp_path, monkeypatch):
-    real_process = analyze_module.Analyzer.process
+    real_read = analyze_module.Analyzer._read_video_frame
     calls = []
 
     def interrupt_at_ten(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 11:
             raise KeyboardInterrupt
-        return real_process(self, *args, **kwargs)
+        return real_read(self, *args, **kwargs)
 
-    monkeypatch.setattr(analyze_module.Analyzer, "process", interrupt_at_ten)
+    monkeypatch.setattr(analyze_module.Analyzer, "_read_video_frame", interrupt_at_ten)
     out_csv, out_video = tmp_path / "e.csv", tmp_path / "v.mp4"
     assert run(fresh_model, face_video[0], "--csv", out_csv, "--output", out_video) == 130
     rows = read_rows(out_csv)[1]
@@ -277,10 +285,11 @@ def test_a_video_cut_short_is_reported(fresh_model, tmp_path, capsys):
     cut = tmp_path / "cut.avi"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     assert run(fresh_model, cut, "--csv", tmp_path / "e.csv") == 0
-    log = capsys.readouterr().out
-    processed = int(re.search(r"^([\d,]+) frames in", log, re.M).group(1))
+    captured = capsys.readouterr()
+    processed = int(re.search(r"^([\d,]+) frames in", captured.out, re.M).group(1))
     assert processed < 30
-    assert f"the video ended after {processed} of the 30 frames its header announces" in log
+    assert f"warning: the video ended after {processed} of the 30 frames its header announces" in captured.err
+    assert "ended after" not in captured.out  # a warning goes to stderr, with the errors
 
 
 def test_a_sideways_phone_photo_is_turned_upright_and_its_face_found(fresh_model, tmp_path):
@@ -378,26 +387,24 @@ def test_photos_are_read_with_mirror_views_and_the_models_framing(fresh_model, t
 
 
 def test_boxes_follow_a_moving_face_between_detections(fresh_model):
-    from dataclasses import replace
-
     from demo_media import MovingHeads
 
     from emotion_analyzer.detect import FaceDetector, DetectorSettings
     from emotion_analyzer.images import to_gray_uint8
     from emotion_analyzer.results import RowTable
 
-    from emotion_analyzer.analyzer_script import options_from_args, parse_args
+    from emotion_analyzer.analyzer_script import parse_args, settings_from_args
 
-    assert options_from_args(parse_args(["--no-follow"])).follow is False
-    assert options_from_args(parse_args([])).follow is True
-    options = analyze_module.AnalyzerOptions(model=fresh_model, display=False, progress=False)
-    engine = analyze_module.Analyzer(options, log=lambda *_: None)
+    assert settings_from_args(parse_args(["--no-follow"])).follow is False
+    assert settings_from_args(parse_args([])).follow is True
     overlaps = {}
     for follow in (True, False):
-        engine.options = replace(options, follow=follow)
+        settings = analyze_module.AnalyzerSettings(model=fresh_model, follow=follow)
+        engine = analyze_module.Analyzer(settings, log=lambda *_: None)
         clip = MovingHeads(speed=10, frames=30, heads=1)
         rows = RowTable(engine.labels)
-        engine.run(opened_source=("video", clip), rows=rows)
+        engine.run("moving heads", analyze_module.RunOutputs(table=rows, display=False, progress=False),
+                   opened=("video", clip))
         detector = FaceDetector(DetectorSettings())
         table = rows.to_dataframe()
         # Against where the cascade finds the face in that very frame.
@@ -407,3 +414,27 @@ def test_boxes_follow_a_moving_face_between_detections(fresh_model):
         assert len(table) >= 28  # the face in (nearly) every frame
     assert np.mean(overlaps[True]) > 0.85 and min(overlaps[True]) > 0.6
     assert np.mean(overlaps[False]) < 0.7  # held boxes lag a face moving 10 pixels a frame
+
+
+def test_a_wrong_source_is_refused_before_tensorflow_starts(tmp_path):
+    code = ("import sys; from emotion_analyzer.analyzer_script import main;"
+            f" code = main(['--source', {str(tmp_path / 'nowhere.mp4')!r}, '--no-display']);"
+            " print(code, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False"]
+    assert "nowhere.mp4' not found" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_model_that_reads_another_size_is_refused_in_one_line(tmp_path, face_video, capsys):
+    import keras
+
+    from emotion_analyzer.model import save_model_atomic, save_model_info
+
+    big = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(), keras.layers.Dense(6, "softmax")])
+    path = tmp_path / "big.keras"
+    save_model_atomic(big, path)
+    save_model_info(path, {"labels": EMOTIONS6})
+    assert run(path, face_video[0]) == 2
+    err = capsys.readouterr().err
+    assert "takes input of shape (64, 64, 1)" in err and "48x48" in err and err.count("\n") == 1
+

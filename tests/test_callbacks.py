@@ -25,7 +25,7 @@ def tiny_fit(tmp_path, callbacks_for, epochs=2):
 
     recipe = Recipe(epochs=epochs, batch_size=8, augment="none", label_smoothing=0.0, val_split=0.0)
     keras.utils.set_random_seed(0)
-    model = build_for_training(recipe, 6)
+    model = build_for_training(recipe, 6, "float32")
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0}
     callbacks = make_callbacks(recipe, tmp_path, state, validating=False)
     rng = np.random.default_rng(0)
@@ -62,7 +62,7 @@ def test_a_stop_signal_during_a_batch_stops_fit_as_the_batch_ends_after_the_last
 
     import keras
 
-    from emotion_analyzer.cli import exit_code, stop_signals_at_safe_points
+    from emotion_analyzer.stops import at_safe_points, exit_code
 
     class SignalDuringBatch(keras.callbacks.Callback):
         def __init__(self):
@@ -80,7 +80,7 @@ def test_a_stop_signal_during_a_batch_stops_fit_as_the_batch_ends_after_the_last
             self.batches_ended += 1  # called after make_callbacks' stop check, which comes first in the list
 
     during = SignalDuringBatch()
-    with pytest.raises(KeyboardInterrupt) as stopped, stop_signals_at_safe_points():
+    with pytest.raises(KeyboardInterrupt) as stopped, at_safe_points():
         tiny_fit(tmp_path, lambda model: [during], epochs=3)
     assert exit_code(stopped.value) == 128 + signal.SIGTERM
     # 32 images in batches of 8: the first epoch's 4 and the next one's first; the second batch of the

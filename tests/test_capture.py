@@ -1,7 +1,7 @@
 import threading
 
 from conftest import StoppingCamera
-from emotion_analyzer.capture import ThreadedCapture
+from emotion_analyzer.capture import Reader, ThreadedCapture
 
 
 def test_latest_only_capture_hands_out_the_newest_frame():
@@ -16,12 +16,11 @@ def test_latest_only_capture_hands_out_the_newest_frame():
     assert camera.released
 
 
-class StalledStream:
+class StalledStream(Reader):
     """A stream whose read() blocks, as a network stream that stops sending does, until `unblock` is set."""
 
     def __init__(self):
-        self.fps = 30.0
-        self.skipped = []
+        super().__init__()
         self.reading = threading.Event()
         self.unblock = threading.Event()
         self.released_while_reading = None

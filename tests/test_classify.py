@@ -93,20 +93,30 @@ def test_shift_views_average_ten_hand_made_views(shipped, engine):
     assert np.ptp([keras_probabilities(model, shifted_view(batch, *v)) for v in views], axis=0).max() > 1e-3
 
 
-def test_old_true_false_tta_settings_still_mean_flip_and_none(shipped):
-    from emotion_analyzer.classify import tta_name
-
-    assert (tta_name(True), tta_name(False), tta_name("shifts")) == ("flip", "none", "shifts")
+def test_an_unknown_view_set_is_refused_by_name(shipped):
     with pytest.raises(UserError, match="test-time augmentation 'crops'"):
         EmotionClassifier(shipped[0], shipped[1]["labels"], tta="crops")
 
 
 def test_tensorflow_engine_pads_to_buckets_and_trims(shipped):
+    from emotion_analyzer.classify import TensorFlowEngine, probability_function
+
     model, info = shipped
     classifier = EmotionClassifier(model, info["labels"], engine="tf")
     assert classifier.engine_name == "TensorFlow"
-    batch = face_batch(5)  # padded to 6 inside
+    batch = face_batch(5)
     np.testing.assert_allclose(classifier.classify(batch), keras_probabilities(model, batch), atol=1e-5)
+    seen = []
+    real = probability_function(model)
+
+    def recording(padded):
+        seen.append(padded.copy())
+        return real(padded)
+    out = TensorFlowEngine(recording)(batch)
+    assert [len(b) for b in seen] == [6]  # padded to the next bucket, so no new trace for 5 faces
+    assert np.array_equal(seen[0][:5], batch) and not seen[0][5:].any()
+    assert out.shape == (5, len(info["labels"]))
+    np.testing.assert_allclose(out, keras_probabilities(model, batch), atol=1e-5)
 
 
 def test_no_faces_gives_an_empty_result(shipped):

@@ -63,3 +63,24 @@ def test_analyzer_starts_without_native_log_lines(fresh_model, tmp_path):
     assert done.stdout.startswith("device: CPU"), done.stdout
     native = [line for line in done.stderr.splitlines() if "absl" in line or line[:1] in "IWE" and line[1:5].isdigit()]
     assert native == [], done.stderr
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it():
+    from emotion_analyzer.device import choose_precision
+
+    amx = {"avx512f", "amx_tile", "amx_bf16", "avx512_bf16"}
+    precision, reason = choose_precision("auto", flags=amx, gpus=[])
+    assert precision == "bfloat16" and "amx_bf16" in reason
+    assert choose_precision("auto", flags={"avx2", "fma"}, gpus=[])[0] == "float32"
+    assert choose_precision("auto", flags={"avx512f", "avx512_bf16"}, gpus=[])[0] == "bfloat16"
+    assert choose_precision("auto", flags=amx, gpus=["/physical_device:GPU:0"])[0] == "float32"
+    assert choose_precision("bfloat16", flags={"avx2"}, gpus=[]) == ("bfloat16", "--precision bfloat16 asked for")
+
+
+def test_cpu_flags_are_read_from_the_kernels_list(tmp_path):
+    from emotion_analyzer.device import cpu_flags
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "amx_bf16"}
+    assert cpu_flags(tmp_path / "missing") == set()

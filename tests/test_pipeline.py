@@ -58,7 +58,7 @@ def test_random_erasing_reaches_training_batches_only(prepared_data):
 
     x = load_prepared(prepared_data)[0].astype(np.float32)
     index = np.arange(len(x))  # as the "labels", to find each shuffled image's original
-    recipe = Recipe(augment="none", erase=1.0, label_smoothing=0.0, batch_size=len(x))
+    recipe = Recipe(augment="none", erase=1.0, label_smoothing=0.0, batch_size=len(x), equalize=False)
     (train_batch, order), = make_dataset(x, index, recipe, 6, training=True)
     (plain_batch, _), = make_dataset(x, index, recipe, 6, training=False)
     assert np.array_equal(plain_batch.numpy(), x)
@@ -90,3 +90,30 @@ def test_an_emotion_with_no_training_image_is_refused(tmp_path):
     arrays = prepared_arrays(tmp_path, lambda y: np.where(y == 5, 4, y))
     with pytest.raises(UserError, match="no training image of surprise.*--exclude"):
         check_arrays(*arrays, tmp_path)
+
+
+def test_faces_reach_the_model_equalized_by_the_analyzers_own_function(tmp_path):
+    from emotion_analyzer.images import equalize
+    from emotion_analyzer.prep import load_prepared
+
+    x, y = load_prepared(make_prepared_data(tmp_path / "data", n_train=64, n_test=8))[:2]
+    x = (x // 2 + 40).astype(np.uint8)  # a flat, dim set, so equalizing changes every face
+    recipe = Recipe(augment="none", label_smoothing=0.0, batch_size=16)
+    batches = [a.numpy() for a, _ in make_dataset(x, y, recipe, 6, training=False)]
+    assert np.array_equal(np.concatenate(batches).astype(np.uint8), equalize(x))
+    recipe.equalize = False
+    batches = [a.numpy() for a, _ in make_dataset(x, y, recipe, 6, training=False)]
+    assert np.array_equal(np.concatenate(batches).astype(np.uint8), x)
+
+
+def test_the_real_augmentation_degrades_training_faces_only(tmp_path):
+    from emotion_analyzer.images import equalize
+    from emotion_analyzer.prep import load_prepared
+
+    x, y = load_prepared(make_prepared_data(tmp_path / "data", n_train=64, n_test=8))[:2]
+    recipe = Recipe(augment="real", label_smoothing=0.0, batch_size=64)
+    validation = next(iter(make_dataset(x, y, recipe, 6, training=False)))[0].numpy()
+    assert np.array_equal(validation.astype(np.uint8), equalize(x))
+    trained = next(iter(make_dataset(x, y, recipe, 6, training=True)))[0].numpy()
+    assert trained.shape == x.shape and trained.min() >= 0 and trained.max() <= 255
+    assert np.array_equal(trained, np.rint(trained))  # whole grey levels, as a crop the analyzer reads

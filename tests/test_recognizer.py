@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import cv2
@@ -151,3 +152,105 @@ def test_the_installed_package_reads_london_faces_and_videos_from_any_folder(tmp
     help_text = subprocess.run([str(command), "--help"], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert help_text.returncode == 0 and "usage: emotion-analyzer" in help_text.stdout
     assert "--still-scale-factor" in help_text.stdout  # the options of python analyzer.py
+
+
+def test_one_recognizer_shared_by_threads_gives_each_its_own_answers(recognizer, tmp_path):
+    one, three = compose_frame(0, faces=1)[0], compose_frame(7, faces=3)[0]
+    video = tmp_path / "clip.avi"
+    write_face_video(video, frames=12, faces=2)
+    serial = {"one": recognizer.detect_emotions(one), "three": recognizer.detect_emotions(three),
+              "video": recognizer.analyze_video(video)}
+    answers = {name: [] for name in serial}
+
+    def ask(name, image):
+        for _ in range(8):
+            answers[name].append(recognizer.analyze_video(video) if name == "video"
+                                 else recognizer.detect_emotions(image))
+    threads = [threading.Thread(target=ask, args=args) for args in
+               (("one", one), ("three", three), ("one", one), ("video", None))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers["one"]) == 16 and len(answers["three"]) == 8 and len(answers["video"]) == 8
+    for name in ("one", "three"):
+        for faces in answers[name]:
+            assert [face["box"] for face in faces] == [face["box"] for face in serial[name]]
+            for face, expected in zip(faces, serial[name]):
+                assert face["emotions"] == pytest.approx(expected["emotions"], abs=1e-6)
+    for table in answers["video"]:
+        pd.testing.assert_frame_equal(table, serial["video"])
+
+
+def test_an_interrupted_video_keeps_the_rows_read_and_the_signal(recognizer, tmp_path, monkeypatch):
+    import signal
+
+    from emotion_analyzer import AnalysisStopped
+    from emotion_analyzer.results import RowTable
+
+    video = tmp_path / "clip.avi"
+    write_face_video(video, frames=40, faces=3)
+    real_write = RowTable.write
+
+    def stop_after_thirty_rows(self, *face):
+        real_write(self, *face)
+        if self.rows == 30:  # the tenth frame's last face: Ctrl-C arrives while it is written
+            os.kill(os.getpid(), signal.SIGINT)
+    monkeypatch.setattr(RowTable, "write", stop_after_thirty_rows)
+    with pytest.raises(AnalysisStopped) as stopped:
+        recognizer.analyze_video(video)
+    assert isinstance(stopped.value, KeyboardInterrupt) and stopped.value.signum == signal.SIGINT
+    rows = stopped.value.rows
+    assert len(rows) == 30 and sorted(rows["frame"].unique()) == list(range(10))  # whole frames, all kept
+
+
+def test_a_video_cut_short_gives_its_rows_a_warning_and_a_marker(recognizer, tmp_path):
+    video = tmp_path / "clip.avi"
+    write_face_video(video, frames=60, faces=1)
+    whole = recognizer.analyze_video(video)
+    assert whole.attrs["ended_early"] is None and len(whole) == 60
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    with pytest.warns(RuntimeWarning, match="ended after .* of the 60 frames"):
+        cut = recognizer.analyze_video(video)
+    assert "cut short" in cut.attrs["ended_early"] and 0 < len(cut) < 60
+
+
+@pytest.mark.parametrize("max_frames", [2.5, "10", 0, True])
+def test_max_frames_must_be_a_whole_number(recognizer, tmp_path, max_frames):
+    with pytest.raises(UserError, match="max_frames .*: expected a whole number"):
+        recognizer.analyze_video(tmp_path / "any.avi", max_frames=max_frames)
+
+
+@pytest.mark.parametrize("pixels, reason", [
+    (np.zeros((64, 64), bool), "pixels of type bool"),
+    (np.zeros((64, 64), np.float16), "pixels of type float16"),
+    (np.zeros((64, 64), np.complex64), "pixels of type complex64"),
+    (np.zeros((64, 64), object), "pixels of type object"),
+])
+def test_arrays_of_other_pixel_types_are_refused_in_one_line(recognizer, pixels, reason):
+    with pytest.raises(UserError, match=reason):
+        recognizer.detect_emotions(pixels)
+
+
+def test_a_float_image_with_a_nan_pixel_is_refused_and_one_without_is_read(recognizer):
+    photo = compose_frame(0, faces=1)[0]
+    floating = photo.astype(np.float32) / 255
+    assert [f["box"] for f in recognizer.detect_emotions(floating)] == \
+        [f["box"] for f in recognizer.detect_emotions(photo)]
+    floating[5, 5, 0] = np.nan
+    with pytest.raises(UserError, match="NaN or infinite"):
+        recognizer.detect_emotions(floating)
+
+
+def test_twelve_bit_data_in_sixteen_bits_reads_as_the_eight_bit_photo(recognizer):
+    photo = compose_frame(0, faces=3)[0]
+    twelve_bit = photo.astype(np.uint16) << 4  # 0-4080, as a 12-bit camera stores it
+    assert recognizer.detect_emotions(twelve_bit) == recognizer.detect_emotions(photo)
+
+
+def test_a_huge_photo_is_searched_at_a_bounded_size_and_finds_its_one_face(recognizer):
+    photo, boxes = compose_frame(0, faces=1)
+    huge = cv2.resize(photo, None, fx=10, fy=10, interpolation=cv2.INTER_LINEAR)  # 6400 x 4800
+    small, large = recognizer.detect_emotions(photo), recognizer.detect_emotions(huge)
+    assert len(small) == 1 and len(large) == 1
+    assert np.allclose(np.array(large[0]["box"]) / 10, small[0]["box"], atol=6)

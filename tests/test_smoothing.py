@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emotion_analyzer.smoothing import LabelSmoother, Smoothing
+from emotion_analyzer.smoothing import FaceSmoothers, LabelSmoother, Smoothing
 
 NEUTRAL, HAPPY = 3, 2
 
@@ -53,3 +53,18 @@ def test_without_settings_every_frame_shows_as_it_comes():
     for i, leader in enumerate([NEUTRAL, HAPPY, NEUTRAL]):
         smoothed, shown = smoother.update(probabilities(leader), i / 30)
         assert shown == leader and np.array_equal(smoothed, probabilities(leader))
+
+
+def test_each_face_keeps_its_own_smoothing_and_forgotten_faces_start_afresh():
+    smoothers = FaceSmoothers(Smoothing(seconds=0.1))
+    one_hot = np.eye(6)
+    smoothers.update([1, 2], [one_hot[0], one_hot[1]], 0.0, remembered={1, 2})
+    (moved, shown), (kept, _) = smoothers.update([1, 2], [one_hot[2], one_hot[1]], 0.1, remembered={1, 2})
+    weight = 1 - np.exp(-1)  # one time constant later
+    np.testing.assert_allclose(moved, one_hot[0] + weight * (one_hot[2] - one_hot[0]), rtol=1e-6)
+    assert shown == 0  # the new leader has not led for long enough to be shown
+    np.testing.assert_allclose(kept, one_hot[1])
+    smoothers.update([2], [one_hot[1]], 0.2, remembered={2})  # face 1 was dropped by the tracker
+    ((fresh, shown),) = smoothers.update([1], [one_hot[2]], 0.3, remembered={1, 2})
+    np.testing.assert_allclose(fresh, one_hot[2])
+    assert shown == 2

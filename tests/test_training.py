@@ -10,8 +10,9 @@ import pytest
 
 import training
 from conftest import EMOTIONS6, ROOT, make_prepared_data, nan_loss_at
-from emotion_analyzer.detect import DEFAULT_FRAMING
+from emotion_analyzer.framing import DEFAULT_FRAMING
 from emotion_analyzer.evaluation import read_history
+from emotion_analyzer.recipe import recipe_from_saved
 
 FAST = ["--epochs", "1", "--batch-size", "32", "--augment", "mild"]
 slow = pytest.mark.slow  # runs model.fit: skipped by `pytest -m "not slow"`, run by CI
@@ -43,7 +44,7 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
     assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == set(EMOTIONS6)
     assert metrics["test_images_with_train_twin"] == 5
     assert "accuracy_without_train_twins" in metrics
-    assert info["tta"] == metrics["tta"] == "shifts" and "by test-time views: none" in out
+    assert metrics["tta"] == "shifts" and "tta" not in info and "by test-time views: none" in out
     assert list(metrics["accuracy_by_tta"]) == ["none", "flip", "shifts"]
     assert metrics["accuracy"] == metrics["accuracy_by_tta"]["shifts"]
     run = only_run(tmp_path)
@@ -64,6 +65,7 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
 def test_a_finished_run_is_evaluated_again_with_other_views_without_training(prepared_data, tmp_path, capsys):
     import keras
 
+    from emotion_analyzer.images import equalize
     from emotion_analyzer.prep import load_prepared
     assert run_training(prepared_data, tmp_path, *FAST, "--no-tta") == 0
     run = only_run(tmp_path)
@@ -71,10 +73,10 @@ def test_a_finished_run_is_evaluated_again_with_other_views_without_training(pre
     assert "already trained 1 epochs" in capsys.readouterr().out
     assert len((run / "history.csv").read_text().splitlines()) == 2  # header + the one epoch: nothing trained
     info = json.loads((tmp_path / "res" / "model.json").read_text())
-    assert info["tta"] == "flip"
+    assert info["test_metrics"]["tta"] == "flip"
     model = keras.models.load_model(run / "best.keras")
     x_test, y_test = load_prepared(prepared_data)[2:4]
-    x_test = x_test.astype("float32")
+    x_test = equalize(x_test).astype("float32")  # as the run was trained and tested
     both = model.predict(x_test, verbose=0) + model.predict(x_test[:, :, ::-1], verbose=0)
     assert abs((both.argmax(axis=1) == y_test).mean() - info["test_metrics"]["accuracy"]) < 1e-6
 
@@ -215,9 +217,37 @@ def test_resume_keeps_the_runs_model_path_and_recipe(prepared_data, tmp_path, ca
 
 
 @slow
+def test_a_run_resumed_in_another_precision_carries_its_weights_and_momentum(prepared_data, tmp_path, capsys):
+    import keras
+
+    from emotion_analyzer.training import in_precision
+
+    assert run_training(prepared_data, tmp_path, *FAST, "--optimizer", "sgd", "--lr", "0.01", "--no-tta",
+                        "--precision", "float32", "--limit", "120") == 0
+    run = only_run(tmp_path)
+    float32_run = keras.models.load_model(run / "last.keras")
+    recipe = recipe_from_saved(json.loads((run / "state.json").read_text())["recipe"])
+    converted = in_precision(float32_run, recipe, 6, "bfloat16")
+    assert converted.get_layer("conv_50").compute_dtype == "bfloat16"
+    for before, after in zip(float32_run.get_weights(), converted.get_weights()):
+        assert np.array_equal(before, after)
+    momentum = [v for v in float32_run.optimizer.variables if "momentum" in v.path]
+    assert momentum and any(np.abs(np.asarray(v)).sum() > 0 for v in momentum)
+    for before, after in zip(float32_run.optimizer.variables, converted.optimizer.variables):
+        assert np.array_equal(np.asarray(before), np.asarray(after))
+    capsys.readouterr()
+    assert training.main(["--data", str(prepared_data), "--runs", str(tmp_path / "runs"), "--resume",
+                          "--epochs", "2", "--precision", "bfloat16"]) == 0
+    assert "precision: bfloat16 (--precision bfloat16 asked for)" in capsys.readouterr().out
+    sessions = json.loads((run / "state.json").read_text())["precision_by_session"]
+    assert [(s["from_epoch"], s["precision"]) for s in sessions] == [(0, "float32"), (1, "bfloat16")]
+
+
+@slow
 def test_sgd_batch_norm_bfloat16_run_saves_a_float32_model_with_the_original_layers(prepared_data, tmp_path):
     import keras
 
+    from emotion_analyzer.images import equalize
     from emotion_analyzer.model import build_model
     from emotion_analyzer.prep import load_prepared
 
@@ -235,8 +265,9 @@ def test_sgd_batch_norm_bfloat16_run_saves_a_float32_model_with_the_original_lay
     assert shipped.get_layer("conv_50").compute_dtype == "float32"
     # The shipped model is what was evaluated: its test accuracy is the one on record.
     x_test, y_test = load_prepared(prepared_data)[2:4]
-    accuracy = (shipped.predict(x_test.astype("float32"), verbose=0).argmax(axis=1) == y_test).mean()
     info = json.loads((tmp_path / "res" / "model.json").read_text())
+    assert info["recipe"]["equalize"] and info["framing"]["equalize"]  # tested as the analyzer reads faces
+    accuracy = (shipped.predict(equalize(x_test).astype("float32"), verbose=0).argmax(axis=1) == y_test).mean()
     assert accuracy == pytest.approx(info["test_metrics"]["accuracy"], abs=1e-6)
 
 
