@@ -93,8 +93,8 @@ def parse_args(argv):
                              " bfloat16 there and float32 elsewhere, the choice printed and saved with the run;"
                              f" the saved model is float32 either way (default: {default.precision})")
     recipe.add_argument("--strategy", choices=STRATEGIES, default=None,
-                        help="tf.distribute strategy: one device, all local GPUs, or several machines via"
-                             f" TF_CONFIG (default: {default.strategy})")
+                        help="tf.distribute strategy: one device, or all local GPUs (mirrored)"
+                             f" (default: {default.strategy})")
     recipe.add_argument("--seed", type=int, default=None, help=f"random seed (default: {default.seed})")
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="use only the first N training images (quick experiments)")

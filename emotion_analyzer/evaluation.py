@@ -99,10 +99,8 @@ def write_evidence(folder, metrics, history, categories, prefix=""):
 
 
 def read_history(path):
-    """history.csv (Keras CSVLogger) as {column: [values]}, without the columns it leaves NA throughout.
-
-    CSVLogger writes val_accuracy and val_loss as NA when there is no validation set.
-    """
+    """A run's history.csv (written by callbacks.EpochCheckpoint) as {column: [values]}, without the
+    columns that are NA throughout (val_accuracy and val_loss, when there is no validation set)."""
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     columns = {key: [row[key] for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}

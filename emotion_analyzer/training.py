@@ -25,20 +25,13 @@ INPUT_SHAPE = (config.IMAGE_SIZE, config.IMAGE_SIZE, 1)
 
 
 def make_strategy(name):
-    """tf.distribute strategy: one device, all local GPUs (mirrored) or several machines (TF_CONFIG)."""
-    import os
-
+    """tf.distribute strategy: one device, or all local GPUs (mirrored)."""
     import tensorflow as tf
 
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
-    if name == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise UserError("--strategy multiworker needs TF_CONFIG set on every machine (cluster and task);"
-                            " see the TensorFlow multi-worker guide")
-        return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 
