@@ -24,6 +24,7 @@ from emotion_analyzer.cli import (non_negative_float, non_negative_int, positive
 from emotion_analyzer.fileio import check_output_folder, check_output_path
 from emotion_analyzer.model import INPUT_SCALINGS
 from emotion_analyzer.pipeline import ERASE_AREA
+from emotion_analyzer.prep import read_manifest
 from emotion_analyzer.stops import at_safe_points, exit_code
 from emotion_analyzer.recipe import (AUGMENTATIONS, OPTION_FOR_FIELD, OPTIMIZERS, PRECISIONS, SCHEDULES, SGD_MOMENTUM,
                                      STRATEGIES, Recipe)
@@ -125,6 +126,7 @@ def run_training(args):
     if args.model is not None or not args.resume:
         check_output_path(args.model or config.DEFAULT_MODEL_PATH, "--model")
     check_output_folder(args.runs, "--runs")
+    read_manifest(args.data)  # a missing or half-written set is said at once, not after TensorFlow starts
     if args.cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
     from emotion_analyzer.device import start_tensorflow

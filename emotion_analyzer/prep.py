@@ -205,11 +205,13 @@ def write_prepared_set(data_dir, x_train, y_train, x_test, y_test, leak_test, ca
             tmp.unlink(missing_ok=True)
 
 
-def load_prepared(data_dir):
-    """(x_train, y_train, x_test, y_test, categories, leak_test), checked against the set's manifest and
-    loaded through the restricted loader."""
+RERUN_PREP = "Run prep_data.py again (after clean_data.py) to write a complete set."
+
+
+def read_manifest(data_dir):
+    """The prepared set's manifest ({file: size and hash}, categories); a UserError when there is none."""
     data_dir = Path(data_dir)
-    rerun = "Run prep_data.py again (after clean_data.py) to write a complete set."
+    rerun = RERUN_PREP
     manifest_path = data_dir / config.PREPARED_MANIFEST
     if not manifest_path.is_file():
         found = [name for name in PREPARED_FILES if (data_dir / name).is_file()]
@@ -221,6 +223,15 @@ def load_prepared(data_dir):
         categories = list(manifest["categories"])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise UserError(f"{manifest_path}: not a manifest written by prep_data.py ({exc}). {rerun}") from None
+    return expected, categories
+
+
+def load_prepared(data_dir):
+    """(x_train, y_train, x_test, y_test, categories, leak_test), checked against the set's manifest and
+    loaded through the restricted loader."""
+    data_dir = Path(data_dir)
+    rerun = RERUN_PREP
+    expected, categories = read_manifest(data_dir)
     arrays = []
     for name in PREPARED_FILES:
         path = data_dir / name

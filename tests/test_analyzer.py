@@ -325,6 +325,9 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(fresh_model, tmp_path):
     assert 0 < frames < 300
     assert len(read_rows(out_csv)[1]) == rows
     assert count_video_frames(out_video) == frames
+    # The count reported is the frames in the files: a frame is written and counted as one unit.
+    assert int(re.search(r"^([\d,]+) frames in", out, re.M).group(1).replace(",", "")) == frames
+    assert len({row["frame"] for row in read_rows(out_csv)[1]}) == frames
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 

@@ -376,3 +376,12 @@ sys.exit(code)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "replicas 2" in result.stdout and "test accuracy" in result.stdout
     assert (tmp_path / "m.keras").is_file()
+
+
+def test_a_missing_prepared_set_is_said_before_tensorflow_starts(tmp_path):
+    code = ("import sys, training; code = training.main(['--data', sys.argv[1]]);"
+            " print(code, 'tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nothing")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False"]
+    assert "no prepared data" in done.stderr and done.stderr.count("\n") == 1
