@@ -33,7 +33,7 @@ from emotion_analyzer.stats import peak_rss_mb  # noqa: E402
 from emotion_analyzer.capture import VideoStream  # noqa: E402
 from emotion_analyzer.classify import ENGINES, TTA_VIEWS  # noqa: E402
 from demo_media import write_face_video  # noqa: E402  (tests/demo_media.py)
-from emotion_analyzer.detect import DetectorSettings, load_cascade  # noqa: E402
+from emotion_analyzer.detect import DETECTORS, DetectorSettings, load_cascade  # noqa: E402
 
 
 class LoopingVideo(VideoStream):
@@ -126,7 +126,7 @@ def ensure_model(args, folder):
 def run_ours(video, model_path, frames, args):
     detector = DetectorSettings(scale_factor=args.scale_factor, detect_width=args.detect_width)
     settings = AnalyzerSettings(model=model_path, detect_every=args.detect_every, follow=args.follow, tta=args.tta,
-                                engine=args.engine, detector=detector)
+                                engine=args.engine, detector=args.detector, haar=detector)
     analyzer = Analyzer(settings, log=lambda *_: None)
     return analyzer.run(str(video), RunOutputs(display=False, progress=False, max_frames=frames),
                         opened=("video", LoopingVideo(video, frames)))
@@ -145,6 +145,8 @@ def main(argv=None):
     parser.add_argument("--faces", type=int, default=3, help="faces in the video (default: %(default)s)")
     parser.add_argument("--detect-every", type=int, default=AnalyzerSettings.detect_every,
                         help="our detection interval (default: %(default)s)")
+    parser.add_argument("--detector", choices=DETECTORS, default=AnalyzerSettings.detector,
+                        help="what finds our faces (default: %(default)s, Haar for videos)")
     parser.add_argument("--no-follow", dest="follow", action="store_false",
                         help="our pipeline holding boxes between detections instead of following the faces")
     parser.add_argument("--scale-factor", type=float, default=DetectorSettings.scale_factor,

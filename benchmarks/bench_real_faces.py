@@ -1,6 +1,7 @@
 """Benchmark the analyzer on real photos: faces found, false faces, accuracy per emotion, a confusion
-table and time per photo, for the still-image settings before the real-faces work and today's, side by
-side in one run.
+table and time per photo, for the still-image settings before the real-faces work and today's with each
+detector (Haar, MTCNN), side by side in one run; then portraits turned by up to 50 degrees: faces found,
+and how many read as the upright photo does.
 
 FOLDER holds one subfolder of photos per emotion (the layout clean_data.py reads), such as the London
 set (`tar -xzf ../shared/datasets/london-faces.tar.gz`: neutral/ and happy/). Each configuration runs the
@@ -10,6 +11,7 @@ reading is its largest face (more than one face in a portrait is a false face).
     python benchmarks/bench_real_faces.py london-faces
     python benchmarks/bench_real_faces.py london-faces --margin 0.2 --offset 0.1   # try another framing
     python benchmarks/bench_real_faces.py london-faces --no-equalize               # crops as they are
+    python benchmarks/bench_real_faces.py london-faces --detectors mtcnn --turned 0 # MTCNN alone, upright only
 """
 
 import argparse
@@ -22,6 +24,8 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -31,10 +35,13 @@ from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs  # noqa: E402
 from emotion_analyzer.detect import STILL_DETECTOR, DetectorSettings, cascade_from_flag  # noqa: E402
 from emotion_analyzer.framing import Framing, framing_from_flags  # noqa: E402
 from emotion_analyzer.images import list_image_files  # noqa: E402
-from emotion_analyzer.labels import canonical_emotion  # noqa: E402
+from emotion_analyzer.labels import emotion_folders  # noqa: E402
 
-# The still-image path before this work: the live detector's settings, the Haar box as the crop, one view.
-BEFORE = {"still_detector": DetectorSettings(), "framing": Framing(0.0, 0.0), "tta": "none"}
+# The still-image path before the real-faces work: the live detector's settings, the Haar box as the
+# crop, one view.
+BEFORE = {"detector": "haar", "still_haar": DetectorSettings(), "framing": Framing(0.0, 0.0), "tta": "none"}
+# How far the turned-faces run turns each portrait, in degrees (people tilt their heads and phones).
+TURNS = (-50, -35, -20, 20, 35, 50)
 
 
 def read_folder(settings, folder):
@@ -87,27 +94,71 @@ def report(results, labels):
         print(" " * 10 + "".join(f"{label:>9}" for label in shown))
         for true in r["per_emotion"]:
             print(f"{true:<10}" + "".join(f"{r['confusion'][(true, label)]:>9}" for label in shown))
-    before, after = results
-    print(f"ratio: today's settings read {after['correct']} of {after['photos']} photos right against"
-          f" {before['correct']} before ({after['correct'] / max(before['correct'], 1):.2f}x), at"
-          f" {after['seconds_per_photo'] / max(before['seconds_per_photo'], 1e-9):.1f}x the time per photo")
+    before = results[0]
+    for after in results[1:]:
+        print(f"ratio: {after['name']} reads {after['correct']} of {after['photos']} photos right against"
+              f" {before['correct']} before ({after['correct'] / max(before['correct'], 1):.2f}x), at"
+              f" {after['seconds_per_photo'] / max(before['seconds_per_photo'], 1e-9):.1f}x the time per photo")
+
+
+def turned_photos(folders, people, scratch):
+    """Each of the first `people` people of every emotion folder turned by TURNS degrees on a reflected
+    border, in scratch/<emotion>/; returns {turned name: upright name}."""
+    upright_of = {}
+    for emotion, folder in folders.items():
+        out = Path(scratch) / emotion
+        out.mkdir(parents=True, exist_ok=True)
+        for path in list_image_files(folder)[0][:people]:
+            image = cv2.imread(str(path))
+            height, width = image.shape[:2]
+            for degrees in TURNS:
+                matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+                turned = cv2.warpAffine(image, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
+                name = f"{path.stem}_turned{degrees:+d}.png"
+                cv2.imwrite(str(out / name), turned)
+                upright_of[name] = path.name
+    return upright_of
+
+
+def measure_turned(name, settings, folders, people):
+    """Turned portraits: how many have a face, and how many read as their upright photo does."""
+    with tempfile.TemporaryDirectory() as scratch:
+        upright_of = turned_photos(folders, people, scratch)
+        found = same = 0
+        for emotion, folder in folders.items():
+            upright = read_folder(settings, folder)[0]
+            turned = read_folder(settings, Path(scratch) / emotion)[0]
+            for turned_name, faces in turned.items():
+                if not faces:
+                    continue
+                found += 1
+                upright_faces = upright[upright_of[turned_name]]
+                same += bool(upright_faces) and sorted(faces)[-1][1] == sorted(upright_faces)[-1][1]
+    total = len(upright_of)
+    print(f"turned ({', '.join(f'{d:+d}' for d in TURNS)} degrees), {name}: a face in {found} of {total},"
+          f" read as the upright photo in {same} of {total} ({same / max(total, 1):.0%})", flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="one subfolder of photos per emotion")
     parser.add_argument("--model", type=Path, default=config.DEFAULT_MODEL_PATH, help="(default: %(default)s)")
+    parser.add_argument("--detectors", nargs="+", choices=("haar", "mtcnn"), default=["haar", "mtcnn"],
+                        help="today's detectors to measure beside the settings before (default: %(default)s)")
     parser.add_argument("--margin", type=float, default=None, help="framing margin to measure as today's")
     parser.add_argument("--offset", type=float, default=None, help="framing offset to measure as today's")
     parser.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
                         help="equalized crops or not, to measure as today's")
-    parser.add_argument("--tta", default=AnalyzerSettings.tta, help="test-time views to measure as today's (default: %(default)s)")
+    parser.add_argument("--tta", default=AnalyzerSettings.tta,
+                        help="test-time views to measure as today's (default: %(default)s)")
     parser.add_argument("--still-scale-factor", type=float, default=STILL_DETECTOR.scale_factor)
     parser.add_argument("--still-min-neighbors", type=int, default=STILL_DETECTOR.min_neighbors)
     parser.add_argument("--fallback-cascade", default=STILL_DETECTOR.fallback)
+    parser.add_argument("--turned", type=int, default=4, metavar="PEOPLE",
+                        help=f"also turn the first PEOPLE photos of each emotion by {TURNS} degrees and count"
+                             " those read as upright, per detector; 0 = skip (default: %(default)s)")
     args = parser.parse_args(argv)
-    folders = {canonical_emotion(p.name): p for p in sorted(args.folder.iterdir()) if p.is_dir()
-               and canonical_emotion(p.name)}
+    folders = emotion_folders(args.folder)
     if not folders:
         parser.error(f"{args.folder}: expected one subfolder per emotion (neutral/, happy/, ...)")
 
@@ -116,18 +167,22 @@ def main(argv=None):
 
     start_tensorflow()
     labels = load_model_info(args.model)["labels"]
-    framing = framing_from_flags(args.margin, args.offset, args.equalize)
-    fallback = cascade_from_flag(args.fallback_cascade)
-    still_detector = replace(STILL_DETECTOR, scale_factor=args.still_scale_factor,
-                             min_neighbors=args.still_min_neighbors, fallback=fallback)
-    today = AnalyzerSettings(model=args.model, tta=args.tta, framing=framing, still_detector=still_detector)
+    still_haar = replace(STILL_DETECTOR, scale_factor=args.still_scale_factor,
+                         min_neighbors=args.still_min_neighbors, fallback=cascade_from_flag(args.fallback_cascade))
+    today = {kind: AnalyzerSettings(model=args.model, detector=kind, tta=args.tta, still_haar=still_haar,
+                                    framing=framing_from_flags(args.margin, args.offset, args.equalize))
+             for kind in args.detectors}
     started = time.perf_counter()
-    results = [measure("before", AnalyzerSettings(model=args.model, **BEFORE), folders),
-               measure("today", today, folders)]
+    results = [measure("before", AnalyzerSettings(model=args.model, **BEFORE), folders)]
+    results += [measure(kind, settings, folders) for kind, settings in today.items()]
     print(f"{args.folder}: {sum(len(list_image_files(f)[0]) for f in folders.values())} photos in"
-          f" {', '.join(folders)}; today's settings: {today.still_detector}, framing"
-          f" {today.framing or 'from the model JSON'}, views {today.tta}; {time.perf_counter() - started:.0f} s")
+          f" {', '.join(folders)}; Haar for photos: {still_haar}; framing"
+          f" {framing_from_flags(args.margin, args.offset, args.equalize) or 'per detector, from the model JSON'},"
+          f" views {args.tta}; {time.perf_counter() - started:.0f} s")
     report(results, labels)
+    if args.turned:
+        for kind, settings in today.items():
+            measure_turned(kind, settings, folders, args.turned)
     return 0
 
 

@@ -46,7 +46,7 @@ def measure(settings, speed, frames):
     rows = RowTable(analyzer.labels)
     analyzer.run("moving heads", RunOutputs(table=rows, display=False, progress=False), opened=("video", clip))
     table = rows.to_dataframe()
-    detector = FaceDetector(settings.detector)
+    detector = FaceDetector(settings.haar)
     found_now = [detector.detect(to_gray_uint8(image)) for image in clip.frames]
     overlaps = [max((iou(tuple(row[["x", "y", "w", "h"]]), tuple(box)) for box in found_now[row["frame"]]),
                     default=0.0) for _, row in table.iterrows()]

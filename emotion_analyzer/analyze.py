@@ -17,12 +17,12 @@ from emotion_analyzer import config
 from emotion_analyzer.capture import ThreadedCapture, open_source, parse_source
 from emotion_analyzer.classify import DEFAULT_TTA, EmotionClassifier
 from emotion_analyzer.cli import progress, warn
-from emotion_analyzer.detect import STILL_DETECTOR, DetectorSettings, FaceDetector
+from emotion_analyzer.detect import DETECTORS, STILL_DETECTOR, DetectorSettings, FaceDetector, MtcnnDetector
 from emotion_analyzer.device import describe_device
 from emotion_analyzer.draw import as_bgr, draw_face, draw_status
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.fileio import check_output_path
-from emotion_analyzer.framing import Framing, crop_faces, framing_of_model
+from emotion_analyzer.framing import Framing, crop_faces, framings_of_model
 from emotion_analyzer.images import list_image_files, to_gray_uint8
 from emotion_analyzer.model import check_model_file
 from emotion_analyzer.results import CsvLog, Summary, VideoOutput, check_video_name
@@ -37,11 +37,12 @@ from emotion_analyzer.window import Window, check_display_available
 class AnalyzerSettings:
     """How the analyzer reads faces, whatever the source and wherever a run writes."""
     model: Path = config.DEFAULT_MODEL_PATH
-    detector: DetectorSettings = DetectorSettings()     # for videos, cameras, streams
-    still_detector: DetectorSettings = STILL_DETECTOR   # for images and folders
+    detector: str = "auto"          # auto | haar | mtcnn (detect.DETECTORS): auto = MTCNN for photos, Haar for videos
+    haar: DetectorSettings = DetectorSettings()         # Haar for videos, cameras, streams
+    still_haar: DetectorSettings = STILL_DETECTOR       # Haar for images and folders
     detect_every: int = 3           # run the detector every N video frames, follow faces in between
     follow: bool = True             # move boxes with the faces' optical flow between detections (else hold them)
-    framing: Framing | None = None  # None: the model's JSON says, else framing.DEFAULT_FRAMING
+    framing: Framing | None = None  # for every detector; None: the model's JSON says, else framing.DEFAULT_FRAMINGS
     tta: str = DEFAULT_TTA          # test-time views per face (classify.TTA_VIEWS)
     engine: str = "auto"            # what runs the CNN (classify.ENGINES)
     smoothing: Smoothing | None = field(default_factory=Smoothing)  # videos; None: each frame as it comes
@@ -49,7 +50,13 @@ class AnalyzerSettings:
     def check(self):
         if self.detect_every < 1:
             raise UserError(f"--detect-every {self.detect_every}: expected at least 1")
+        if self.detector not in DETECTORS:
+            raise UserError(f"--detector {self.detector}: expected one of {', '.join(DETECTORS)}")
         return self
+
+    def detector_kind(self, still):
+        """The detector photos (`still`) or videos are searched with: "haar" or "mtcnn"."""
+        return "mtcnn" if self.detector == "mtcnn" or (self.detector == "auto" and still) else "haar"
 
 
 @dataclass(frozen=True)
@@ -126,17 +133,22 @@ class Analyzer:
         self.log, self.warn = log, warn
         self.model, info = load_trained_model(self.settings.model)
         self.labels = info["labels"]
-        self.framing = self.settings.framing or framing_of_model(info)
+        self.framings = ({kind: self.settings.framing for kind in ("haar", "mtcnn")} if self.settings.framing
+                         else framings_of_model(info))
         self.classifier = EmotionClassifier(self.model, self.labels, tta=self.settings.tta,
                                             engine=self.settings.engine, log=log)
         self.classifier.warm_up()
         self._detectors = {}
 
     def detector_for(self, still):
-        """The photo (`still`) or video detector, built when first needed."""
+        """The photo (`still`) or video detector, built when first needed: MTCNN with Haar where it finds
+        no face (photos), or Haar."""
         if still not in self._detectors:
-            s = self.settings
-            self._detectors[still] = FaceDetector(s.still_detector if still else s.detector)
+            haar = FaceDetector(self.settings.still_haar if still else self.settings.haar)
+            if self.settings.detector_kind(still) == "mtcnn":
+                settings = self.settings.still_haar if still else self.settings.haar
+                haar = MtcnnDetector(settings.min_size, settings.detect_width, fallback=haar if still else None)
+            self._detectors[still] = haar
         return self._detectors[still]
 
     def read_photos(self, images, stats):
@@ -146,8 +158,8 @@ class Analyzer:
         for image in images:
             gray = to_gray_uint8(image)
             with stats.stage("detect"):
-                boxes = self.detector_for(still=True).detect(gray)
-            crops.append(crop_faces(gray, boxes, self.framing))
+                found = self.detector_for(still=True).find(image, gray)
+            crops.append(crop_faces(gray, found.boxes, self.framings[found.detector], found.eyes))
         with stats.stage("classify"):
             probabilities = self.classifier.classify(np.concatenate([batch for batch, _, _ in crops])) \
                 if crops else []
@@ -166,8 +178,8 @@ class Analyzer:
     def _read_video_frame(self, frame, video_faces, smoothers, stats):
         """(canvas, faces) of one video frame; the detection it starts is applied when it is drawn."""
         gray = to_gray_uint8(frame.image)
-        with video_faces.frame(gray, stats) as found:
-            batch, used, boxes = crop_faces(gray, found.boxes, self.framing)
+        with video_faces.frame(frame.image, gray, stats) as found:
+            batch, used, boxes = crop_faces(gray, found.boxes, self.framings[self.settings.detector_kind(False)])
             with stats.stage("classify"):
                 probabilities = self.classifier.classify(batch)
             face_ids = [found.face_ids[i] for i in used]
@@ -197,7 +209,10 @@ class Analyzer:
         self.log(f"device: {describe_device()}, CNN on {self.classifier.engine_name}; source: {source} ({kind});"
                  f" labels: {', '.join(self.labels)}")
         smoothing = None if still else self.settings.smoothing
-        self.log(f"views per face: {self.classifier.tta}; crop: {self.framing}; smoothing: {smoothing or 'off'}")
+        finder = self.settings.detector_kind(still)
+        self.log(f"faces found by {finder}{' (Haar where it finds none)' if still and finder == 'mtcnn' else ''};"
+                 f" views per face: {self.classifier.tta}; crop: {self.framings[finder]};"
+                 f" smoothing: {smoothing or 'off'}")
         started = time.perf_counter()
         with contextlib.ExitStack() as stack:  # closed in reverse: detection, capture, then the writers
             writers = open_writers(stack, outputs, self.labels, reader, self.log)

@@ -21,7 +21,7 @@ from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs
 from emotion_analyzer.classify import DEFAULT_TTA, ENGINES, TTA_VIEWS
 from emotion_analyzer.cli import (non_negative_float, non_negative_int, number_type, positive_float, positive_int,
                                   probability, run_cli)
-from emotion_analyzer.detect import STILL_DETECTOR, DetectorSettings, cascade_from_flag
+from emotion_analyzer.detect import DETECTORS, STILL_DETECTOR, DetectorSettings, cascade_from_flag
 from emotion_analyzer.framing import DEFAULT_FRAMING, framing_from_flags
 from emotion_analyzer.smoothing import Smoothing
 from emotion_analyzer.stops import at_safe_points
@@ -56,7 +56,12 @@ def parse_args(argv, prog=None):
                              " %(default)s)")
     steady.add_argument("--switch-hold", type=non_negative_float, default=smoothing.hold,
                         help="...for this many seconds before the label changes (default: %(default)s)")
-    live = parser.add_argument_group("face detection in videos, cameras and streams (fast)")
+    parser.add_argument("--detector", choices=DETECTORS, default=defaults.detector,
+                        help="what finds faces: haar (OpenCV's cascades), mtcnn (also turned heads; each face"
+                             " turned upright by its eyes; photos are searched with Haar where it finds none), or"
+                             " auto = mtcnn for images and folders, haar for videos, cameras and streams, where"
+                             " mtcnn cannot keep the frame rate (default: %(default)s)")
+    live = parser.add_argument_group("Haar detection in videos, cameras and streams (fast)")
     live.add_argument("--detect-every", type=positive_int, default=defaults.detect_every,
                       help="run the face detector every N frames and follow faces in between (default: %(default)s)")
     live.add_argument("--no-follow", dest="follow", action="store_false",
@@ -71,7 +76,7 @@ def parse_args(argv, prog=None):
                       help="smallest face to look for, in pixels (default: %(default)s)")
     live.add_argument("--detect-width", type=positive_int, default=detector.detect_width,
                       help="shrink frames to this width before detection (default: %(default)s)")
-    stills = parser.add_argument_group("face detection in images and folders (thorough)")
+    stills = parser.add_argument_group("Haar detection in images and folders (thorough)")
     stills.add_argument("--still-scale-factor", type=above_one, default=STILL_DETECTOR.scale_factor,
                         help="cascade scale step for photos (default: %(default)s)")
     stills.add_argument("--still-min-neighbors", type=non_negative_int, default=STILL_DETECTOR.min_neighbors,
@@ -117,8 +122,9 @@ def settings_from_args(args):
         model=args.model, detect_every=args.detect_every, follow=args.follow,
         smoothing=Smoothing(args.smooth_seconds, args.switch_margin, args.switch_hold) if args.smooth else None,
         tta=args.tta, engine=args.engine, framing=framing_from_flags(args.margin, args.offset, args.equalize),
-        detector=DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.detect_width),
-        still_detector=DetectorSettings(args.still_scale_factor, args.still_min_neighbors, args.min_size,
+        detector=args.detector,
+        haar=DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.detect_width),
+        still_haar=DetectorSettings(args.still_scale_factor, args.still_min_neighbors, args.min_size,
                                         args.still_detect_width, fallback, args.still_relative_neighbors))
 
 

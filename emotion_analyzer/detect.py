@@ -1,11 +1,14 @@
-"""Finding faces: OpenCV's Haar cascades and their settings for videos (fast) and photos (thorough)."""
+"""Finding faces: OpenCV's Haar cascades and their settings for videos (fast) and photos (thorough),
+and MTCNN for photos, which also finds turned heads and gives each face's eyes."""
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
+from emotion_analyzer.images import to_uint8
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
@@ -47,6 +50,26 @@ STILL_DETECTOR = DetectorSettings(scale_factor=1.05, min_neighbors=5, min_size=4
                                   fallback="haarcascade_frontalface_alt2.xml", relative_neighbors=0.2)
 
 
+# --detector: auto = MTCNN for photos (Haar where it finds none), Haar for videos, cameras and streams,
+# where MTCNN cannot keep the frame rate (docs/real_faces.md).
+DETECTORS = ("auto", "haar", "mtcnn")
+
+
+class Detections(NamedTuple):
+    """The faces found in a frame: boxes (N, 4) int x, y, w, h, left to right; each face's eye centres
+    (N, 2, 2) float x, y, the one on the image's left first, or None from a detector without them; and
+    which detector found them ("haar" or "mtcnn": their boxes are framed differently)."""
+    boxes: np.ndarray
+    eyes: np.ndarray | None = None
+    detector: str = "haar"
+
+
+def in_reading_order(boxes, eyes=None, detector="haar"):
+    """Detections sorted left to right (then top to bottom), so results and new face ids are repeatable."""
+    order = np.lexsort((boxes[:, 1], boxes[:, 0]))
+    return Detections(boxes[order], None if eyes is None else eyes[order], detector)
+
+
 class FaceDetector:
     """Haar detection on a grayscale frame, downscaled to detect_width; boxes in original-frame pixels."""
 
@@ -64,8 +87,11 @@ class FaceDetector:
         boxes = self._detect_with(self.cascade, gray)
         if len(boxes) == 0 and self.fallback is not None:
             boxes = self._detect_with(self.fallback, gray)
-        # The cascade's threads return faces in any order; in order, results and new face ids are repeatable.
-        return boxes[np.lexsort((boxes[:, 1], boxes[:, 0]))]
+        return in_reading_order(boxes).boxes  # the cascade's threads return faces in any order
+
+    def find(self, image, gray):
+        """Detections of `gray` (the frame `image` in grayscale); Haar gives no eyes."""
+        return Detections(self.detect(gray))
 
     def _detect_with(self, cascade, gray):
         height, width = gray.shape[:2]
@@ -83,6 +109,43 @@ class FaceDetector:
         if len(boxes) == 0:
             return np.zeros((0, 4), dtype=np.int32)
         return np.round(np.asarray(boxes, dtype=np.float64) / scale).astype(np.int32)
+
+
+class MtcnnDetector:
+    """MTCNN (the mtcnn package, whose P-, R- and O-Net weights ship inside its wheel) on the colour
+    frame: boxes and eyes. Frames wider than `detect_width` are searched shrunk to it; faces smaller
+    than `min_size` pixels are dropped; where it finds none, the `fallback` detector is asked."""
+
+    def __init__(self, min_size=48, detect_width=STILL_DETECT_WIDTH, fallback=None):
+        from mtcnn import MTCNN
+
+        self.min_size, self.detect_width, self.fallback = min_size, detect_width, fallback
+        self._mtcnn = MTCNN()
+
+    def find(self, image, gray):
+        height, width = gray.shape[:2]
+        scale = min(1.0, self.detect_width / width) if self.detect_width else 1.0
+        rgb = to_rgb_uint8(image, gray)
+        if scale < 1.0:
+            rgb = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        # MTCNN 1.0.0 returns no face at all, silently, for any min_face_size but its default, so the
+        # size floor is applied to what it returns.
+        faces = [face for face in self._mtcnn.detect_faces(rgb)
+                 if min(face["box"][2:]) >= self.min_size * scale]
+        if not faces:
+            return (self.fallback.find(image, gray) if self.fallback
+                    else Detections(np.zeros((0, 4), np.int32), np.zeros((0, 2, 2), np.float32), "mtcnn"))
+        boxes = np.round(np.array([face["box"] for face in faces], np.float64) / scale).astype(np.int32)
+        eyes = np.array([sorted((face["keypoints"]["left_eye"], face["keypoints"]["right_eye"]))
+                         for face in faces], np.float32) / scale
+        return in_reading_order(boxes, eyes, "mtcnn")
+
+
+def to_rgb_uint8(image, gray):
+    """The frame as MTCNN takes it: 8-bit RGB (`gray`, its grayscale, replicated for a gray frame)."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(to_uint8(image), cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
 def cascade_from_flag(text):

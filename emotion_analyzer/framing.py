@@ -1,6 +1,8 @@
-"""Framing: how a face box becomes the 48x48 crop the CNN reads, and cutting the crops out of a frame."""
+"""Framing: how a face box becomes the 48x48 crop the CNN reads, and cutting the crops out of a frame,
+each face turned upright by its eyes when the detector gives them."""
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import asdict, dataclass, replace
 
 import cv2
 import numpy as np
@@ -15,7 +17,8 @@ class Framing:
     FER2013's faces, which show forehead, chin and cheeks: the crop adds `margin` of the box's size on
     each side and moves down by `offset` of its height. `equalize`: the 48x48 crop's histogram is
     equalized, as evenly lit studio and webcam faces have less contrast than FER2013's. Chosen on real
-    photos (docs/real_faces.md) and recorded in a trained model's JSON."""
+    photos (docs/real_faces.md) and recorded in a trained model's JSON, one per detector, as each
+    detector's boxes sit differently on a face."""
     margin: float = 0.0
     offset: float = 0.0
     equalize: bool = False
@@ -28,14 +31,28 @@ class Framing:
                 int(round(side)))
 
 
-# A tenth of the box more on each side, raised by a twentieth of its height (more forehead), and
+# Haar: a tenth of the box more on each side, raised by a twentieth of its height (more forehead), and
 # equalized: chosen on the London portraits, each better on both halves of its people (docs/real_faces.md).
 DEFAULT_FRAMING = Framing(margin=0.1, offset=-0.05, equalize=True)
+# MTCNN's boxes are narrower and a little taller than Haar's with the same centre: a twentieth more on
+# each side, raised by a tenth of the height; chosen on the London portraits in the same way, with
+# benchmarks/bench_framing.py (docs/real_faces.md).
+DEFAULT_FRAMINGS = {"haar": DEFAULT_FRAMING, "mtcnn": Framing(margin=0.05, offset=-0.1, equalize=True)}
 
 
-def framing_of_model(info):
-    """The Framing a model's JSON records; what it leaves out (older models) is DEFAULT_FRAMING's."""
-    return replace(DEFAULT_FRAMING, **info.get("framing", {}))
+def framings_of_model(info):
+    """{detector: Framing} as a model's JSON records them (`framings`; older models: `framing`, Haar's);
+    what it leaves out is DEFAULT_FRAMINGS'."""
+    recorded = dict(info.get("framings", {}))
+    if "framing" in info:
+        recorded.setdefault("haar", info["framing"])
+    return {name: replace(default, **recorded.get(name, {})) for name, default in DEFAULT_FRAMINGS.items()}
+
+
+def framings_for_json(equalize=True):
+    """What a trained model's JSON records as its framings (equalized when it was trained on equalized faces)."""
+    return {name: asdict(replace(framing, equalize=framing.equalize or equalize))
+            for name, framing in DEFAULT_FRAMINGS.items()}
 
 
 def framing_from_flags(margin, offset, equalize=None):
@@ -44,6 +61,12 @@ def framing_from_flags(margin, offset, equalize=None):
     flags = {"margin": margin, "offset": offset, "equalize": equalize}
     given = {name: value for name, value in flags.items() if value is not None}
     return replace(DEFAULT_FRAMING, **given) if given else None
+
+
+def eye_angle(eyes):
+    """Degrees by which the line from the image-left eye to the other one falls to the right."""
+    (left_x, left_y), (right_x, right_y) = eyes
+    return math.degrees(math.atan2(right_y - left_y, right_x - left_x))
 
 
 def clamp_box(box, width, height):
@@ -67,17 +90,29 @@ def square_crop(gray, box):
     return gray[y:y + side, x:x + side]
 
 
-def crop_faces(gray, boxes, framing=DEFAULT_FRAMING):
-    """(N, 48, 48, 1) uint8 crops of the boxes as `framing` frames them, with the indices of the boxes
-    used and the boxes clamped to the frame (to draw; faces cut by the edge); boxes wholly outside the
-    frame are left out."""
+def upright_crop(gray, box, eyes, framing):
+    """The face in `box` turned about its centre until its `eyes` are level, then framed by `framing`;
+    the parts outside the frame filled by repeating its edge."""
+    x, y, w, h = box
+    matrix = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), eye_angle(eyes), 1.0)
+    left, top, side, _ = framing.crop_box(box)
+    matrix[:, 2] -= (left, top)
+    return cv2.warpAffine(gray, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def crop_faces(gray, boxes, framing=DEFAULT_FRAMING, eyes=None):
+    """(N, 48, 48, 1) uint8 crops of the boxes as `framing` frames them (each turned upright by its
+    `eyes` when given), with the indices of the boxes used and the boxes clamped to the frame (to draw;
+    faces cut by the edge); boxes wholly outside the frame are left out."""
     height, width = gray.shape[:2]
     crops, used, clamped_boxes = [], [], []
     for index, box in enumerate(boxes):
         clamped = clamp_box(box, width, height)
         if clamped is None:
             continue
-        crop = to_model_input(square_crop(gray, framing.crop_box(box)))
+        face = (square_crop(gray, framing.crop_box(box)) if eyes is None
+                else upright_crop(gray, box, eyes[index], framing))
+        crop = to_model_input(face)
         crops.append(equalize(crop) if framing.equalize else crop)
         used.append(index)
         clamped_boxes.append(clamped)

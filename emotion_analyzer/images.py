@@ -93,14 +93,20 @@ def unreadable_pixels(image):
     return None
 
 
-def to_gray_uint8(image):
-    """Any decoded frame or image (gray, BGR, BGRA; 8-bit, 16-bit or float) as 8-bit grayscale."""
+def to_uint8(image):
+    """Any decoded frame or image (8-bit, 16-bit or float) in 8 bits, its channels as they are."""
     if image.dtype == np.uint16:
         # 16-bit files, and 10- or 12-bit camera data stored in 16 bits, scaled by the bits the data uses.
         shift = max(int(image.max()).bit_length() - 8, 0)
-        image = (image >> shift).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+        return (image >> shift).astype(np.uint8)
+    if image.dtype != np.uint8:
+        return np.rint(cv2.normalize(image, None, 0, 255, cv2.NORM_MINMAX)).astype(np.uint8)
+    return image
+
+
+def to_gray_uint8(image):
+    """Any decoded frame or image (gray, BGR, BGRA; 8-bit, 16-bit or float) as 8-bit grayscale."""
+    image = to_uint8(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:

@@ -1,5 +1,7 @@
 """Map the many spellings of an emotion in public datasets onto one canonical vocabulary."""
 
+from pathlib import Path
+
 from emotion_analyzer.config import EMOTIONS
 from emotion_analyzer.errors import UserError
 
@@ -65,3 +67,9 @@ def unknown_label_error(unknown, seen, where):
         f" (labels seen: {', '.join(sorted(seen))}). Map them with --map {example}=EMOTION"
         f" or drop them with --exclude {example}."
     )
+
+
+def emotion_folders(folder):
+    """{emotion: subfolder} for the subfolders of `folder` named after an emotion (neutral/, Happy/, ...)."""
+    return {canonical_emotion(p.name): p for p in sorted(Path(folder).iterdir())
+            if p.is_dir() and canonical_emotion(p.name)}

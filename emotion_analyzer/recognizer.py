@@ -87,7 +87,8 @@ class EmotionRecognizer:
     settings are analyze.AnalyzerSettings' fields, default the analyzer's defaults: `tta` (views per face:
     "none", "flip", "shifts"), `engine` (one of classify.ENGINES), `framing`, `smoothing` (for videos;
     None for each frame as it comes), `detect_every`, `follow` (move boxes with the faces between
-    detections), `detector` (videos) and `still_detector` (photos); a wrong name raises TypeError.
+    detections), `detector` ("auto", "haar" or "mtcnn"; auto = MTCNN for photos, Haar for videos), and
+    `haar` (videos) and `still_haar` (photos), the Haar cascades' settings; a wrong name raises TypeError.
     `verbose` prints what the analyzer prints and shows a progress bar. The model is loaded once, here;
     nothing happens at import.
 

@@ -176,24 +176,25 @@ class VideoFaces:
     def __exit__(self, *exc):
         self._pool.shutdown(wait=True)
 
-    def _timed_detect(self, gray):
+    def _timed_detect(self, image, gray):
         started = time.perf_counter()
-        return self.detector.detect(gray), time.perf_counter() - started
+        return self.detector.find(image, gray).boxes, time.perf_counter() - started
 
     @contextlib.contextmanager
-    def frame(self, gray, stats):
-        """Yield this frame's FoundFaces; a detection started on it is applied when the block ends,
+    def frame(self, image, gray, stats):
+        """Yield the FoundFaces of this frame (`image`, and `gray` its grayscale); a detection started on
+        it is applied when the block ends,
         for the next frame, and the wait for it is timed."""
         if self.follow:
             with stats.stage("follow"):
                 self.tracker.follow(gray)
         pending = None
         if self.frames == 0:
-            boxes, seconds = self._timed_detect(gray)
+            boxes, seconds = self._timed_detect(image, gray)
             stats.add_stage("detect", seconds)
             self.tracker.update(boxes)
         elif self.frames % self.detect_every == 0:
-            pending = self._pool.submit(self._timed_detect, gray)
+            pending = self._pool.submit(self._timed_detect, image, gray)
         self.frames += 1
         seen = self.tracker.seen
         yield FoundFaces([t.face_id for t in seen], [t.box for t in seen], self.tracker.face_ids)

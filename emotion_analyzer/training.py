@@ -195,7 +195,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
 def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_train, n_val, seconds, log):
     import keras
 
-    from emotion_analyzer.framing import DEFAULT_FRAMING
+    from emotion_analyzer.framing import framings_for_json
     from emotion_analyzer.evaluation import evaluate, format_metrics, read_history, write_evidence
     from emotion_analyzer.model import plot_architecture, save_trained_model
 
@@ -211,9 +211,9 @@ def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_tr
         "labels": list(categories),
         "input_shape": list(INPUT_SHAPE),
         "input_range": "uint8 0-255 grayscale; the model normalises",
-        # how the analyzer crops a face box to look like the training faces; always equalized for a model
-        # trained on equalized faces
-        "framing": asdict(replace(DEFAULT_FRAMING, equalize=True) if recipe.equalize else DEFAULT_FRAMING),
+        # how the analyzer crops each detector's face boxes to look like the training faces (equalized
+        # for a model trained on equalized faces)
+        "framings": framings_for_json(recipe.equalize),
         "recipe": asdict(recipe),
         "precision_by_session": state.get("precision_by_session", []),
         "dataset": {"data_dir": config.portable_path(data["data_dir"]), "train": int(n_train),

@@ -1,7 +1,7 @@
 import numpy as np
 
 from conftest import london_photos, requires_london_faces
-from emotion_analyzer.detect import STILL_DETECTOR, DetectorSettings, FaceDetector
+from emotion_analyzer.detect import STILL_DETECTOR, Detections, DetectorSettings, FaceDetector
 
 
 @requires_london_faces
@@ -40,3 +40,55 @@ def test_the_fallback_cascade_is_tried_only_when_the_first_finds_nothing():
     calls.clear()
     detector.cascade = Counting("first", [(5, 5, 60, 60)])
     assert detector.detect(frame).tolist() == [[5, 5, 60, 60]] and calls == ["first"]
+
+
+def test_mtcnn_weights_ship_inside_the_installed_package():
+    from importlib.resources import files
+
+    weights = files("mtcnn") / "assets" / "weights"
+    for net in ("pnet", "rnet", "onet"):
+        assert (weights / f"{net}.lz4").is_file(), f"mtcnn's {net} weights are missing from the installed package"
+        assert (weights / f"{net}.lz4").stat().st_size > 1000
+
+
+def test_mtcnn_finds_a_face_and_its_eyes_with_the_network_cut_off(monkeypatch):
+    import socket
+
+    from demo_media import compose_frame
+
+    from emotion_analyzer.detect import MtcnnDetector
+    from emotion_analyzer.images import to_gray_uint8
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("MTCNN tried to reach the network for its weights")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    frame, boxes = compose_frame(0, faces=1)
+    found = MtcnnDetector().find(frame, to_gray_uint8(frame))
+    assert found.detector == "mtcnn" and len(found.boxes) == 1 and found.eyes.shape == (1, 2, 2)
+    (x, y, w, h), (left, right) = found.boxes[0], found.eyes[0]
+    tx, ty, tw, th = boxes[0]
+    assert abs((x + w / 2) - (tx + tw / 2)) < tw / 4 and abs((y + h / 2) - (ty + th / 2)) < th / 3
+    assert left[0] < right[0] and x < left[0] < right[0] < x + w and y < left[1] < y + h / 2 + h / 4
+    assert abs(left[1] - right[1]) < h / 10  # an upright face: its eyes level
+
+
+def test_where_mtcnn_finds_no_face_the_haar_fallback_is_asked():
+    from emotion_analyzer.detect import MtcnnDetector
+
+    class Nothing:
+        def detect_faces(self, rgb):
+            return []
+
+    detector = MtcnnDetector.__new__(MtcnnDetector)
+    detector.min_size, detector.detect_width = 48, 1280
+    detector._mtcnn = Nothing()
+    gray = np.full((240, 320), 128, np.uint8)
+    detector.fallback = None
+    assert detector.find(gray, gray).boxes.shape == (0, 4)
+
+    class Haar:
+        def find(self, image, gray):
+            return Detections(np.array([[1, 2, 50, 50]]))
+    detector.fallback = Haar()
+    found = detector.find(gray, gray)
+    assert found.detector == "haar" and found.boxes.tolist() == [[1, 2, 50, 50]] and found.eyes is None

@@ -1,6 +1,9 @@
+import cv2
 import numpy as np
+import pytest
 
-from emotion_analyzer.framing import DEFAULT_FRAMING, Framing, crop_faces, framing_from_flags, framing_of_model, square_crop
+from emotion_analyzer.framing import (DEFAULT_FRAMING, DEFAULT_FRAMINGS, Framing, crop_faces, framing_from_flags,
+                                      framings_of_model, square_crop)
 
 
 def test_faces_cut_by_the_frame_edge_are_clamped():
@@ -37,9 +40,37 @@ def test_an_equalized_crop_spreads_a_dim_face_over_the_whole_range():
     assert np.all(np.diff(equalized.ravel()[order].astype(int)) >= 0)
 
 
-def test_a_models_framing_fills_what_its_json_leaves_out_from_the_default():
-    assert framing_of_model({}) == DEFAULT_FRAMING
-    assert framing_of_model({"framing": {"margin": 0.2, "offset": 0.1}}) == Framing(0.2, 0.1, DEFAULT_FRAMING.equalize)
-    assert framing_of_model({"framing": {"margin": 0.0, "offset": 0.0, "equalize": False}}) == Framing(0.0, 0.0)
+def test_a_models_framings_fill_what_its_json_leaves_out_from_the_defaults():
+    assert framings_of_model({}) == DEFAULT_FRAMINGS
+    older = framings_of_model({"framing": {"margin": 0.2, "offset": 0.1}})  # before MTCNN: Haar's alone
+    assert older == {"haar": Framing(0.2, 0.1, DEFAULT_FRAMING.equalize), "mtcnn": DEFAULT_FRAMINGS["mtcnn"]}
+    recorded = framings_of_model({"framings": {"haar": {"margin": 0.0, "offset": 0.0, "equalize": False},
+                                               "mtcnn": {"margin": 0.3}}})
+    assert recorded["haar"] == Framing(0.0, 0.0) and recorded["mtcnn"].margin == 0.3
     assert framing_from_flags(None, None, None) is None  # nothing asked: the model's JSON decides
     assert framing_from_flags(None, None, False) == Framing(DEFAULT_FRAMING.margin, DEFAULT_FRAMING.offset, False)
+
+
+def test_a_turned_face_is_cropped_as_the_upright_one_by_its_eyes():
+    from demo_media import astronaut_face
+
+    from emotion_analyzer.framing import eye_angle, upright_crop
+    from emotion_analyzer.images import to_gray_uint8
+
+    face = to_gray_uint8(astronaut_face(150))
+    upright = cv2.copyMakeBorder(face, 125, 125, 125, 125, cv2.BORDER_REFLECT)  # 400x400, the face in the middle
+    box, eyes = (125, 125, 150, 150), np.array([[170.0, 190.0], [230.0, 190.0]])  # level eyes
+    framing = Framing(0.1, -0.05)
+    reference = square_crop(upright, framing.crop_box(box)).astype(float)
+    for degrees in (-50, -35, -20, 20, 35, 50):
+        matrix = cv2.getRotationMatrix2D((200, 200), degrees, 1.0)
+        turned = cv2.warpAffine(upright, matrix, (400, 400), borderMode=cv2.BORDER_REFLECT)
+        turned_eyes = np.hstack([eyes, np.ones((2, 1))]) @ matrix.T
+        turned_eyes = turned_eyes[np.argsort(turned_eyes[:, 0])]  # the image-left eye first, as detectors give
+        assert eye_angle(turned_eyes) == pytest.approx(-degrees, abs=0.01)
+        aligned = upright_crop(turned, box, turned_eyes, framing).astype(float)
+        unaligned = square_crop(turned, framing.crop_box(box)).astype(float)
+        assert np.corrcoef(aligned.ravel(), reference.ravel())[0, 1] > 0.97, degrees
+        assert np.corrcoef(unaligned.ravel(), reference.ravel())[0, 1] < 0.9, degrees
+    batch, used, _ = crop_faces(upright, [box], framing, eyes=[eyes])
+    np.testing.assert_array_equal(batch[0, ..., 0], crop_faces(upright, [box], framing)[0][0, ..., 0])

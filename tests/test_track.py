@@ -51,7 +51,8 @@ def test_video_faces_detect_every_nth_frame_and_apply_it_from_the_next():
     with VideoFaces(Counting(DetectorSettings()), detect_every=3, follow=True) as faces:
         seen = []
         for _ in range(7):
-            with faces.frame(to_gray_uint8(clip.read()[1]), stats) as found:
+            image = clip.read()[1]
+            with faces.frame(image, to_gray_uint8(image), stats) as found:
                 seen.append(len(found.boxes))
     assert len(calls) == 3  # frames 0, 3 and 6
     assert seen == [2] * 7 and stats.stage_totals["detect"][1] == 3

@@ -4,13 +4,14 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 import training
 from conftest import EMOTIONS6, ROOT, make_prepared_data, nan_loss_at
-from emotion_analyzer.framing import DEFAULT_FRAMING
+from emotion_analyzer.framing import DEFAULT_FRAMING, DEFAULT_FRAMINGS, framings_of_model
 from emotion_analyzer.evaluation import read_history
 from emotion_analyzer.recipe import recipe_from_saved
 
@@ -37,8 +38,9 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
     info = json.loads(model_path.with_suffix(".json").read_text())
     assert info["labels"] == EMOTIONS6
     assert info["input_shape"] == [48, 48, 1]
-    assert info["framing"] == {"margin": DEFAULT_FRAMING.margin, "offset": DEFAULT_FRAMING.offset,
-                               "equalize": DEFAULT_FRAMING.equalize}
+    assert info["framings"]["haar"] == {"margin": DEFAULT_FRAMING.margin, "offset": DEFAULT_FRAMING.offset,
+                                        "equalize": True}
+    assert framings_of_model(info) == {kind: replace(f, equalize=True) for kind, f in DEFAULT_FRAMINGS.items()}
     assert info["dataset"] == {"data_dir": str(prepared_data), "train": 216, "validation": 24, "test": 60}
     metrics = info["test_metrics"]
     assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == set(EMOTIONS6)
@@ -266,7 +268,7 @@ def test_sgd_batch_norm_bfloat16_run_saves_a_float32_model_with_the_original_lay
     # The shipped model is what was evaluated: its test accuracy is the one on record.
     x_test, y_test = load_prepared(prepared_data)[2:4]
     info = json.loads((tmp_path / "res" / "model.json").read_text())
-    assert info["recipe"]["equalize"] and info["framing"]["equalize"]  # tested as the analyzer reads faces
+    assert info["recipe"]["equalize"] and all(f["equalize"] for f in info["framings"].values())  # tested as the analyzer reads faces
     accuracy = (shipped.predict(equalize(x_test).astype("float32"), verbose=0).argmax(axis=1) == y_test).mean()
     assert accuracy == pytest.approx(info["test_metrics"]["accuracy"], abs=1e-6)
 
