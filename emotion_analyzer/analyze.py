@@ -70,6 +70,7 @@ class RunOutputs:
     max_frames: int | None = None
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
     progress: bool = True           # a progress bar for files read without a window
+    summary_plot: bool = True       # the summary chart beside the CSV or video
 
     def check(self):
         if self.max_frames is not None and self.max_frames < 1:
@@ -108,7 +109,7 @@ def check_output_paths(model, source, outputs):
     named = {flag: Path(path) for flag, path in (("--output", outputs.video), ("--csv", outputs.csv)) if path}
     if outputs.video:
         check_video_name(outputs.video)
-    if named:
+    if named and outputs.summary_plot:
         named["summary chart"] = summary_plot_path(outputs.csv or outputs.video)
     inputs = {path.resolve(): path for path in input_files(model, source)}
     seen = {}
@@ -325,7 +326,7 @@ def report(stats, summary, outputs, log, warn):
     if outputs.video:
         log(f"wrote {stats.video_frames:,} frames to {outputs.video}")
     keep = outputs.csv or outputs.video
-    if keep and summary.per_face:
+    if keep and summary.per_face and outputs.summary_plot:
         plot_path = summary_plot_path(keep)
         summary.save_plot(plot_path)
         log(f"summary plot: {plot_path}")

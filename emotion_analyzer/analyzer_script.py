@@ -23,6 +23,7 @@ from emotion_analyzer.cli import (non_negative_float, non_negative_int, number_t
                                   probability, run_cli)
 from emotion_analyzer.detect import DETECTORS, STILL_DETECTOR, DetectorSettings, cascade_from_flag
 from emotion_analyzer.framing import DEFAULT_FRAMING, framing_from_flags
+from emotion_analyzer.errors import UserError
 from emotion_analyzer.smoothing import Smoothing
 from emotion_analyzer.stops import at_safe_points
 
@@ -44,6 +45,13 @@ def parse_args(argv, prog=None):
                         help="do not open a window (for files, servers and tests)")
     parser.add_argument("--realtime", action="store_true",
                         help="for files: behave like a camera and skip frames when behind (default: every frame)")
+    parser.add_argument("--csv-dir", type=Path, default=None, metavar="OUT",
+                        help="with a folder --source: every video under it (recursively) into"
+                             " OUT/<its path under the folder>.csv, the photos in it into OUT/photos.csv;"
+                             " files whose CSV is there already are skipped, so a rerun finishes the job")
+    parser.add_argument("--workers", type=positive_int, default=1,
+                        help="with --csv-dir: worker processes, each loading the model once and reading"
+                             " files one after another (default: %(default)s)")
     parser.add_argument("--max-frames", type=positive_int, default=None,
                         help="stop after N frames (default: run to the end)")
     steady = parser.add_argument_group("steady labels (videos, cameras, streams)")
@@ -141,11 +149,32 @@ def analyze(args):
     from emotion_analyzer.device import start_tensorflow
 
     settings, outputs = settings_from_args(args), outputs_from_args(args)
+    if args.csv_dir:
+        return analyze_folder_from_args(args, settings)
     check_run(settings.model, args.source, outputs)  # a wrong path is said at once, not after TensorFlow starts
     start_tensorflow()
     with at_safe_points():  # building the engine converts the model with TensorFlow
         analyzer = Analyzer(settings)
     return analyzer.run(args.source, outputs).exit_code
+
+
+def analyze_folder_from_args(args, settings):
+    """--csv-dir: a folder of videos, each into its own CSV, on --workers processes."""
+    from emotion_analyzer.batch import analyze_folder
+    from emotion_analyzer.fileio import check_output_folder
+    from emotion_analyzer.model import check_model_file
+
+    if not Path(args.source).is_dir():
+        raise UserError(f"--csv-dir reads a folder: --source {args.source} is not one")
+    if args.csv or args.output:
+        raise UserError("--csv-dir writes a CSV per file: drop --csv and --output")
+    check_model_file(settings.model)
+    check_output_folder(args.csv_dir, "--csv-dir")
+    if args.workers == 1:  # the files are read here; with more, each worker starts its own TensorFlow
+        from emotion_analyzer.device import start_tensorflow
+
+        start_tensorflow()
+    return analyze_folder(settings, Path(args.source), args.csv_dir, args.workers)
 
 
 def main(argv=None, prog=None) -> int:

@@ -19,6 +19,8 @@ FER2013_CODES = {0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "
 
 IMAGE_SIZE = 48
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm")
+# What a folder run (analyzer.py --csv-dir) takes for videos.
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")
 
 TRAIN_SPLIT = "train"
 TEST_SPLIT = "test"

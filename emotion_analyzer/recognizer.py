@@ -150,5 +150,26 @@ class EmotionRecognizer:
         return rows
 
 
+    def analyze_videos(self, sources, workers=1):
+        """analyze_video for each of `sources` (paths), as one DataFrame whose `source` column is each
+        path as given: one table filters by source in a line, and keeps its column types (a frame per
+        file would leave the caller to concatenate them). With `workers` > 1 the files are shared among
+        that many processes, each loading the model once; this recognizer's settings go with them (in a
+        script, call it under `if __name__ == "__main__":`, as any process pool needs). A file that
+        cannot be read raises UserError naming it."""
+        import pandas as pd
+
+        from emotion_analyzer.batch import each_result, table_of
+
+        sources = [str(source) for source in sources]
+        if not isinstance(workers, numbers.Integral) or isinstance(workers, bool) or workers < 1:
+            raise UserError(f"workers {workers!r}: expected a whole number of at least 1")
+        with self._turn:
+            tables = dict(each_result(table_of, [(source,) for source in sources], self._analyzer.settings,
+                                      workers, self._analyzer))
+        in_order = [tables[source] for source in dict.fromkeys(sources)]  # as given, whoever finished first
+        return pd.concat(in_order, ignore_index=True) if in_order else RowTable(self.labels).to_dataframe()
+
+
 def _silent(*_):
     pass

@@ -1,0 +1,174 @@
+"""A folder of videos in one command: every video under a folder into a CSV of its own, on one or
+several worker processes, each loading the model once; a rerun redoes only what is not complete.
+
+A CSV is renamed into place only when its video was read to the end, so a file's CSV is there
+complete or not at all, whatever stops the run (Ctrl-C, SIGTERM, a crash); that is what a rerun checks.
+"""
+
+import multiprocessing
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from emotion_analyzer import config
+from emotion_analyzer.cli import progress, warn
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.images import list_image_files
+
+PHOTOS_CSV = "photos.csv"  # the photos directly under the folder, as one set
+
+
+@dataclass
+class FileResult:
+    """What became of one file of the folder."""
+    source: str
+    frames: int = 0
+    faces: int = 0
+    error: str | None = None        # why it could not be read
+    warning: str | None = None      # read, but it ended before its header said (cut short)
+
+
+def is_video_name(path):
+    return Path(path).suffix.lower() in config.VIDEO_EXTENSIONS
+
+
+def folder_jobs(folder, out_dir):
+    """[(source, its CSV)]: every video under `folder` (recursively, hidden files aside) to
+    out_dir/<its path under folder>.csv, and the photos directly in `folder` to out_dir/photos.csv."""
+    folder, out_dir = Path(folder), Path(out_dir)
+    videos = sorted(p for p in folder.rglob("*") if p.is_file() and is_video_name(p)
+                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    jobs = [(video, out_dir / video.relative_to(folder).with_name(video.name + ".csv")) for video in videos]
+    if list_image_files(folder)[0]:
+        jobs.append((folder, out_dir / PHOTOS_CSV))
+    return jobs
+
+
+def analyze_one(analyzer, source, csv_path):
+    """Read `source` into `csv_path`, renamed into place only when the source was read to its end."""
+    from emotion_analyzer.analyze import RunOutputs
+
+    partial = csv_path.with_name(csv_path.name + ".partial")
+    try:
+        stats = analyzer.run(str(source), RunOutputs(csv=partial, display=False, progress=False,
+                                                     summary_plot=False))
+    except UserError as exc:
+        return FileResult(str(source), error=str(exc))
+    if stats.interrupted:
+        partial.unlink(missing_ok=True)
+        raise KeyboardInterrupt(stats.interrupted)
+    partial.replace(csv_path)
+    return FileResult(str(source), stats.frames, stats.faces, warning=stats.ended_early)
+
+
+_worker_analyzer = None  # each worker process's own Analyzer, loaded once
+
+
+def _start_worker(settings):
+    global _worker_analyzer
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the run stops
+    from emotion_analyzer.analyze import Analyzer
+    from emotion_analyzer.device import start_tensorflow
+
+    start_tensorflow()
+    _worker_analyzer = Analyzer(settings, log=_silent, warn=_silent)
+
+
+def _work(task):
+    work, job = task
+    return work(_worker_analyzer, *job)
+
+
+def table_of(analyzer, source):
+    """(source, every face of every frame of it as analyze_video's DataFrame), its `source` column the
+    path as given (two folders may hold videos of the same name)."""
+    from emotion_analyzer.analyze import RunOutputs
+    from emotion_analyzer.results import RowTable
+
+    table = RowTable(analyzer.labels)
+    stats = analyzer.run(str(source), RunOutputs(table=table, display=False, progress=False))
+    if stats.interrupted:
+        raise KeyboardInterrupt(stats.interrupted)
+    rows = table.to_dataframe()
+    rows["source"] = str(source)
+    return str(source), rows
+
+
+def _silent(*_):
+    pass
+
+
+def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None):
+    """Analyze every file of `folder` not yet complete in `out_dir`; return (results, skipped count)."""
+    jobs = folder_jobs(folder, out_dir)
+    if not jobs:
+        raise UserError(f"{folder}: no videos (or photos) under it; expected files ending in"
+                        f" {', '.join(config.VIDEO_EXTENSIONS)}")
+    todo = [(source, csv_path) for source, csv_path in jobs if not csv_path.is_file()]
+    log(f"{folder}: {len(jobs)} file(s), {len(jobs) - len(todo)} already complete in {out_dir};"
+        f" {len(todo)} to read on {min(workers, len(todo)) if todo else 0} worker(s)")
+    for _, csv_path in todo:
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+    results = []
+    bar = progress(total=len(todo), desc="files", unit="file")
+    try:
+        for result in each_result(analyze_one, todo, settings, workers, analyzer):
+            results.append(result)
+            bar.update()
+            bar.set_postfix(frames=sum(r.frames for r in results))
+            if result.error:
+                warn(result.error if result.source in result.error else f"{result.source}: {result.error}")
+            elif result.warning:
+                warn(f"{result.source}: {result.warning}; its CSV holds the frames read")
+    finally:
+        bar.close()
+    return results, len(jobs) - len(todo)
+
+
+def each_result(work, todo, settings, workers, analyzer=None):
+    """work(analyzer, *job) for each job of `todo`, as each finishes: in this process (with `analyzer`,
+    or one made from `settings`) for one worker, else on a pool of `workers` processes, each with an
+    Analyzer of its own."""
+    if workers <= 1 or len(todo) <= 1:
+        if analyzer is None:
+            from emotion_analyzer.analyze import Analyzer
+
+            analyzer = Analyzer(settings, log=_silent, warn=_silent)
+        for job in todo:
+            yield work(analyzer, *job)
+        return
+    # spawn, not fork: TensorFlow's threads do not survive a fork.
+    pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), _start_worker, (settings,))
+    try:
+        yield from pool.imap_unordered(_work, [(work, job) for job in todo])
+        pool.close()
+    except BaseException:
+        pool.terminate()  # a stop or a failure: the workers go at once, their partial CSVs with them
+        raise
+    finally:
+        pool.join()
+        for job in todo:  # what a terminated worker was writing: never a CSV a rerun would trust
+            if len(job) > 1:
+                csv_path = job[1]
+                for leftover in csv_path.parent.glob(f".{csv_path.name}.*.tmp.partial"):
+                    leftover.unlink(missing_ok=True)
+                csv_path.with_name(csv_path.name + ".partial").unlink(missing_ok=True)
+
+
+def summary_lines(results, skipped, seconds):
+    failed = [r for r in results if r.error]
+    frames = sum(r.frames for r in results)
+    lines = [f"read {len(results) - len(failed)} file(s) ({frames:,} frames, {sum(r.faces for r in results):,}"
+             f" faces) in {seconds:.1f} s; {skipped} already complete; {len(failed)} could not be read"]
+    lines += [f"  {r.error if r.source in r.error else f'{r.source}: {r.error}'}" for r in failed]
+    return lines
+
+
+def analyze_folder(settings, folder, out_dir, workers, log=print):
+    """The command's folder run: the results, a summary, and exit code 1 when a file could not be read."""
+    started = time.perf_counter()
+    results, skipped = run_folder(settings, folder, out_dir, workers, log)
+    for line in summary_lines(results, skipped, time.perf_counter() - started):
+        log(line)
+    return 1 if any(r.error for r in results) else 0

@@ -1,0 +1,96 @@
+"""A folder of videos in one command (analyzer.py --csv-dir, --workers) and from Python
+(EmotionRecognizer.analyze_videos): each file's CSV as its single run writes it, a broken file named,
+a rerun redoing only what is missing, and a stop leaving only complete CSVs."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+import analyzer
+from conftest import ROOT
+from demo_media import write_face_video
+
+CLIPS = {"a.avi": (12, 1), "b.avi": (14, 2), "sub/c.avi": (10, 3), "sub/deeper/d.avi": (16, 1)}
+
+
+@pytest.fixture(scope="module")
+def clip_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    for name, (frames, faces) in CLIPS.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        write_face_video(folder / name, frames=frames, faces=faces)
+    (folder / "broken.mp4").write_bytes(b"not a video" * 100)
+    (folder / "notes.txt").write_text("not a video, left alone")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def single_runs(clip_folder, tmp_path_factory):
+    """Each clip's CSV as a run of its own writes it."""
+    out = tmp_path_factory.mktemp("single")
+    tables = {}
+    for name in CLIPS:
+        csv = out / (name.replace("/", "_") + ".csv")
+        assert analyzer.main(["--source", str(clip_folder / name), "--csv", str(csv), "--no-display"]) == 0
+        tables[name] = pd.read_csv(csv)
+    return tables
+
+
+def test_two_workers_write_each_clips_csv_as_its_own_run_does_and_a_rerun_redoes_only_what_is_missing(
+        clip_folder, single_runs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert analyzer.main(["--source", str(clip_folder), "--csv-dir", str(out), "--workers", "2"]) == 1
+    captured = capsys.readouterr()
+    assert "broken.mp4" in captured.err and "1 could not be read" in captured.out
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == sorted(f"{name}.csv" for name in CLIPS)  # nothing else: no partial, no temporary file
+    for name, expected in single_runs.items():
+        pd.testing.assert_frame_equal(pd.read_csv(out / f"{name}.csv"), expected)
+    kept = (out / "a.avi.csv").stat().st_mtime_ns
+    (out / "sub/c.avi.csv").unlink()
+    assert analyzer.main(["--source", str(clip_folder), "--csv-dir", str(out), "--workers", "2"]) == 1
+    assert "3 already complete in" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(pd.read_csv(out / "sub/c.avi.csv"), single_runs["sub/c.avi"])
+    assert (out / "a.avi.csv").stat().st_mtime_ns == kept  # a complete CSV is never redone
+
+
+def test_the_api_reads_a_list_of_videos_into_one_table_on_workers(clip_folder, single_runs):
+    from emotion_analyzer import EmotionRecognizer, UserError
+
+    recognizer = EmotionRecognizer()
+    paths = [clip_folder / name for name in CLIPS]
+    one, two = recognizer.analyze_videos(paths), recognizer.analyze_videos(paths, workers=2)
+    pd.testing.assert_frame_equal(one, two)
+    assert list(one["source"].unique()) == [str(p) for p in paths]  # in the order given, by full path
+    for name, path in zip(CLIPS, paths):
+        mine = one[one["source"] == str(path)].drop(columns="source").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine.drop(columns="time_s"), single_runs[name].drop(columns=["source", "time_s"]),
+                                      check_exact=False, atol=6e-5)
+    with pytest.raises(UserError, match="broken.mp4"):
+        recognizer.analyze_videos([clip_folder / "broken.mp4"])
+
+
+def test_sigterm_leaves_only_complete_csvs(tmp_path):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    for index in range(4):
+        write_face_video(folder / f"{index}.avi", frames=150, faces=2)
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, str(ROOT / "analyzer.py"), "--source", str(folder), "--csv-dir",
+                                str(out), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    deadline = time.monotonic() + 240
+    while not list(out.rglob("*.csv")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the first file finished: the others are under way
+    process.send_signal(signal.SIGTERM)
+    out_text, err = process.communicate(timeout=120)
+    assert process.returncode in (0, 128 + signal.SIGTERM), err[-2000:]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and all(p.suffix == ".csv" for p in files), files  # no partial or temporary file
+    for csv in files:
+        assert pd.read_csv(csv)["frame"].nunique() == 150  # each one whole
