@@ -7,6 +7,7 @@ decoded while the current one is processed and no frame is dropped.
 """
 
 import contextlib
+import os
 import queue
 import threading
 import time
@@ -145,7 +146,10 @@ class VideoStream(Reader):
 
 @contextlib.contextmanager
 def opencv_log_silenced():
-    """OpenCV's own log (V4L, FFMPEG, obsensor warnings) off inside the block."""
+    """OpenCV's own log (V4L, FFMPEG, obsensor warnings) off inside the block, and FFmpeg's ("moov atom
+    not found") from then on: OpenCV sets FFmpeg's level from this variable when it first opens a file,
+    and what FFmpeg would say, the analyzer says in one line of its own."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
     previous = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
