@@ -52,6 +52,10 @@ def parse_args(argv, prog=None):
     parser.add_argument("--workers", type=positive_int, default=1,
                         help="with --csv-dir: worker processes, each loading the model once and reading"
                              " files one after another (default: %(default)s)")
+    parser.add_argument("--ray", default=None, metavar="ADDRESS",
+                        help="with --csv-dir: read the files on a Ray cluster, --workers actors each holding"
+                             " the model; auto joins the cluster RAY_ADDRESS names, else starts one here"
+                             " (needs `pip install .[ray]`)")
     parser.add_argument("--max-frames", type=positive_int, default=None,
                         help="stop after N frames (default: run to the end)")
     steady = parser.add_argument_group("steady labels (videos, cameras, streams)")
@@ -151,6 +155,8 @@ def analyze(args):
     settings, outputs = settings_from_args(args), outputs_from_args(args)
     if args.csv_dir:
         return analyze_folder_from_args(args, settings)
+    if args.ray or args.workers != 1:
+        raise UserError("--ray and --workers share out the files of a folder: give --csv-dir OUT too")
     check_run(settings.model, args.source, outputs)  # a wrong path is said at once, not after TensorFlow starts
     start_tensorflow()
     with at_safe_points():  # building the engine converts the model with TensorFlow
@@ -170,11 +176,11 @@ def analyze_folder_from_args(args, settings):
         raise UserError("--csv-dir writes a CSV per file: drop --csv and --output")
     check_model_file(settings.model)
     check_output_folder(args.csv_dir, "--csv-dir")
-    if args.workers == 1:  # the files are read here; with more, each worker starts its own TensorFlow
+    if args.workers == 1 and not args.ray:  # read here; otherwise each worker starts its own TensorFlow
         from emotion_analyzer.device import start_tensorflow
 
         start_tensorflow()
-    return analyze_folder(settings, Path(args.source), args.csv_dir, args.workers)
+    return analyze_folder(settings, Path(args.source), args.csv_dir, args.workers, ray=args.ray)
 
 
 def main(argv=None, prog=None) -> int:

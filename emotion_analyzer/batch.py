@@ -99,21 +99,28 @@ def _silent(*_):
     pass
 
 
-def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None):
-    """Analyze every file of `folder` not yet complete in `out_dir`; return (results, skipped count)."""
+def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None, ray=None):
+    """Analyze every file of `folder` not yet complete in `out_dir`, on `workers` processes here or, with
+    `ray` (an address or "auto"), that many Ray actors; return (results, skipped count)."""
     jobs = folder_jobs(folder, out_dir)
     if not jobs:
         raise UserError(f"{folder}: no videos (or photos) under it; expected files ending in"
                         f" {', '.join(config.VIDEO_EXTENSIONS)}")
     todo = [(source, csv_path) for source, csv_path in jobs if not csv_path.is_file()]
     log(f"{folder}: {len(jobs)} file(s), {len(jobs) - len(todo)} already complete in {out_dir};"
-        f" {len(todo)} to read on {min(workers, len(todo)) if todo else 0} worker(s)")
+        f" {len(todo)} to read on {min(workers, len(todo)) if todo else 0} {'Ray actor' if ray else 'worker'}(s)")
     for _, csv_path in todo:
         csv_path.parent.mkdir(parents=True, exist_ok=True)
     results = []
     bar = progress(total=len(todo), desc="files", unit="file")
     try:
-        for result in each_result(analyze_one, todo, settings, workers, analyzer):
+        if ray:
+            from emotion_analyzer.ray_batch import each_result_on_ray
+
+            finished = each_result_on_ray(todo, settings, workers, ray)
+        else:
+            finished = each_result(analyze_one, todo, settings, workers, analyzer)
+        for result in finished:
             results.append(result)
             bar.update()
             bar.set_postfix(frames=sum(r.frames for r in results))
@@ -165,10 +172,10 @@ def summary_lines(results, skipped, seconds):
     return lines
 
 
-def analyze_folder(settings, folder, out_dir, workers, log=print):
+def analyze_folder(settings, folder, out_dir, workers, log=print, ray=None):
     """The command's folder run: the results, a summary, and exit code 1 when a file could not be read."""
     started = time.perf_counter()
-    results, skipped = run_folder(settings, folder, out_dir, workers, log)
+    results, skipped = run_folder(settings, folder, out_dir, workers, log, ray=ray)
     for line in summary_lines(results, skipped, time.perf_counter() - started):
         log(line)
     return 1 if any(r.error for r in results) else 0

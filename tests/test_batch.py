@@ -94,3 +94,18 @@ def test_sigterm_leaves_only_complete_csvs(tmp_path):
     assert files and all(p.suffix == ".csv" for p in files), files  # no partial or temporary file
     for csv in files:
         assert pd.read_csv(csv)["frame"].nunique() == 150  # each one whole
+
+
+def test_on_a_local_ray_cluster_the_same_csvs(clip_folder, single_runs, tmp_path, monkeypatch):
+    pytest.importorskip("ray", reason="Ray is an extra: pip install .[ray] (requirements-dev.txt has it)")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # auto: a cluster of its own, here
+    out = tmp_path / "out"
+    assert analyzer.main(["--source", str(clip_folder), "--csv-dir", str(out), "--ray", "auto"]) == 1  # the broken file
+    for name, expected in single_runs.items():
+        pd.testing.assert_frame_equal(pd.read_csv(out / f"{name}.csv"), expected)
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(f"{n.split('/')[-1]}.csv" for n in CLIPS)
+
+
+def test_ray_and_workers_need_a_folder_run(capsys):
+    assert analyzer.main(["--source", "0", "--ray", "auto"]) == 2
+    assert "give --csv-dir OUT too" in capsys.readouterr().err

@@ -1,0 +1,67 @@
+"""A folder of videos on a Ray cluster: actors that each hold one Analyzer, the files as tasks.
+
+Ray is an extra (`pip install .[ray]`); this module is imported only for --ray. On a cluster of several
+machines the folder and the output folder must be at the same path on every machine (a shared
+filesystem), since each actor reads its files and writes their CSVs where it runs.
+"""
+
+import os
+
+from emotion_analyzer.errors import UserError
+
+# An actor whose process dies (a machine lost, the memory killer) is started again this many times,
+# and the file it was reading is given to it again: a file is read to its end or its CSV is not there.
+ACTOR_RESTARTS = 3
+
+
+def connect(address):
+    """Join the cluster at `address`; 'auto' joins the one RAY_ADDRESS names, else starts one here."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--ray needs Ray: pip install 'emotion-analyzer[ray]' (or pip install ray)") from None
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS") or None
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except ConnectionError as exc:
+        raise UserError(f"--ray {address}: cannot join the Ray cluster ({exc}); start it with `ray start --head`"
+                        " or pass --ray auto to start one here") from None
+    return ray
+
+
+def file_worker_class(ray):
+    """The actor class: one Analyzer per actor, loaded once; `read` is batch.analyze_one."""
+
+    @ray.remote(max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)
+    class FileWorker:
+        def __init__(self, settings):
+            from emotion_analyzer.analyze import Analyzer
+            from emotion_analyzer.device import start_tensorflow
+
+            start_tensorflow()
+            self.analyzer = Analyzer(settings, log=_silent, warn=_silent)
+
+        def read(self, source, csv_path):
+            from emotion_analyzer.batch import analyze_one
+
+            return analyze_one(self.analyzer, source, csv_path)
+
+    return FileWorker
+
+
+def each_result_on_ray(todo, settings, actors, address):
+    """batch.analyze_one for each (source, CSV) job of `todo`, as each finishes, on `actors` Ray actors."""
+    ray = connect(address)
+    try:
+        from ray.util import ActorPool
+
+        worker = file_worker_class(ray)
+        pool = ActorPool([worker.remote(settings) for _ in range(max(1, min(actors, len(todo))))])
+        yield from pool.map_unordered(lambda actor, job: actor.read.remote(*job), todo)
+    finally:
+        ray.shutdown()
+
+
+def _silent(*_):
+    pass
