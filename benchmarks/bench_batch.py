@@ -6,6 +6,7 @@ each from a clean output folder, and the ratios to 1 worker.
 """
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -43,10 +44,9 @@ def main(argv=None):
         for index in range(args.clips):
             write_face_video(folder / f"clip{index}.avi", frames=args.frames, faces=args.faces)
         variants = {"1 worker": ["--workers", "1"], f"{args.workers} workers": ["--workers", str(args.workers)]}
-        try:
-            import ray  # noqa: F401  (only whether it is there)
+        if importlib.util.find_spec("ray"):
             variants[f"Ray, {args.workers} actors"] = ["--ray", "auto", "--workers", str(args.workers)]
-        except ImportError:
+        else:
             print("Ray is not installed (pip install .[ray]): its row is left out")
         rates = {}
         for name, extra in variants.items():

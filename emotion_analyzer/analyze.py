@@ -145,11 +145,10 @@ class Analyzer:
         """The photo (`still`) or video detector, built when first needed: MTCNN with Haar where it finds
         no face (photos), or Haar."""
         if still not in self._detectors:
-            haar = FaceDetector(self.settings.still_haar if still else self.settings.haar)
-            if self.settings.detector_kind(still) == "mtcnn":
-                settings = self.settings.still_haar if still else self.settings.haar
-                haar = MtcnnDetector(settings.min_size, settings.detect_width, fallback=haar if still else None)
-            self._detectors[still] = haar
+            haar_settings = self.settings.still_haar if still else self.settings.haar
+            haar = FaceDetector(haar_settings)
+            self._detectors[still] = haar if self.settings.detector_kind(still) == "haar" else MtcnnDetector(
+                haar_settings.min_size, haar_settings.detect_width, fallback=haar if still else None)
         return self._detectors[still]
 
     def read_photos(self, images, stats):

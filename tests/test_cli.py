@@ -1,6 +1,4 @@
 import argparse
-import os
-import signal
 
 import pytest
 
