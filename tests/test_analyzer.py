@@ -159,6 +159,7 @@ def test_undecodable_video_is_one_line(fresh_model, tmp_path):
                           capture_output=True, text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 2
     assert "cannot decode video" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "re-encode it" in done.stderr and "converting it to .mp4" not in done.stderr
 
 
 def test_missing_or_corrupt_model_says_how_to_get_one(fresh_model, face_video, tmp_path, capsys, copy_of):

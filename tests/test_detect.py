@@ -92,3 +92,15 @@ def test_where_mtcnn_finds_no_face_the_haar_fallback_is_asked():
     detector.fallback = Haar()
     found = detector.find(gray, gray)
     assert found.detector == "haar" and found.boxes.tolist() == [[1, 2, 50, 50]] and found.eyes is None
+
+
+@requires_london_faces
+def test_a_huge_portrait_is_searched_at_a_bounded_size_without_false_faces(tmp_path):
+    import cv2
+
+    from emotion_analyzer.images import to_gray_uint8
+
+    photo = london_photos(tmp_path, "happy", 1)[0]  # at 8000x8000 and full size Haar found two false faces here
+    huge = to_gray_uint8(cv2.resize(cv2.imread(str(photo)), (8000, 8000), interpolation=cv2.INTER_CUBIC))
+    boxes = FaceDetector(STILL_DETECTOR).detect(huge)
+    assert len(boxes) == 1 and 0.25 < boxes[0][2] / 8000 < 0.6  # the face, at its size in the portrait
