@@ -19,6 +19,9 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.classify import TTA_SHIFT, TTA_VIEWS
+from emotion_analyzer.cluster import STRATEGY as STRATEGY_MULTIWORKER
+from emotion_analyzer.cluster import use_jax_backend, worker_from
+from emotion_analyzer.errors import UserError
 from emotion_analyzer.cli import (non_negative_float, non_negative_int, positive_float, positive_int,
                                   probability, run_cli)
 from emotion_analyzer.fileio import check_output_folder, check_output_path
@@ -94,9 +97,19 @@ def parse_args(argv):
                              " bfloat16 there and float32 elsewhere, the choice printed and saved with the run;"
                              f" the saved model is float32 either way (default: {default.precision})")
     recipe.add_argument("--strategy", choices=STRATEGIES, default=None,
-                        help="tf.distribute strategy: one device, or all local GPUs (mirrored)"
+                        help="default: one device; mirrored: all GPUs of this machine; multiworker: several"
+                             " machines, one worker process each, on Keras's JAX backend (docs/scale_out.md)"
                              f" (default: {default.strategy})")
     recipe.add_argument("--seed", type=int, default=None, help=f"random seed (default: {default.seed})")
+    cluster = parser.add_argument_group(
+        "several machines (--strategy multiworker; each worker runs the same command with its own --worker-index,"
+        " and --run-dir names one folder; unset flags are read from KERAS_DISTRIBUTION_JOB_ADDRESSES,"
+        " _NUM_PROCESSES and _PROCESS_ID)")
+    cluster.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                         help="where worker 0, the chief, listens for the others")
+    cluster.add_argument("--num-workers", type=positive_int, default=None, help="how many workers train together")
+    cluster.add_argument("--worker-index", type=non_negative_int, default=None,
+                         help="this worker's index, 0 to N-1; worker 0 writes the run folder and the model")
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="use only the first N training images (quick experiments)")
     parser.add_argument("--cpu", action="store_true", help="hide GPUs and train on the CPU")
@@ -121,8 +134,29 @@ def recipe_from_args(args):
     return recipe.check()
 
 
+def cluster_worker(args, recipe):
+    """This process's cluster.Worker for --strategy multiworker, else None; refuses what cannot work."""
+    if args.strategy != STRATEGY_MULTIWORKER:
+        given = [flag for flag in ("coordinator", "num_workers", "worker_index") if getattr(args, flag) is not None]
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} is for --strategy {STRATEGY_MULTIWORKER}: add it, or drop"
+                            " the cluster flags")
+        return None
+    worker = worker_from(args.coordinator, args.num_workers, args.worker_index)
+    if args.run_dir is None:
+        raise UserError(f"--strategy {STRATEGY_MULTIWORKER}: name the run folder with --run-dir, the same on every"
+                        " worker (the chief writes it; --resume reads it)")
+    batch_size = recipe.batch_size if recipe else args.batch_size
+    if batch_size and batch_size % worker.num_workers:
+        raise UserError(f"--batch-size {batch_size} does not split evenly among {worker.num_workers} workers;"
+                        f" choose a multiple of {worker.num_workers}")
+    use_jax_backend()
+    return worker
+
+
 def run_training(args):
     recipe = None if args.resume else recipe_from_args(args)  # bad flags are refused before the slow start
+    worker = cluster_worker(args, recipe)
     if args.model is not None or not args.resume:
         check_output_path(args.model or config.DEFAULT_MODEL_PATH, "--model")
     check_output_folder(args.runs, "--runs")
@@ -136,10 +170,10 @@ def run_training(args):
     try:
         with at_safe_points():  # Keras stops at the end of the batch (callbacks.StopAtBatchEnd)
             if args.resume:
-                resume(args.data, args.runs, args.run_dir, args.model, requested_fields(args))
+                resume(args.data, args.runs, args.run_dir, args.model, requested_fields(args), worker=worker)
             else:
                 train(args.data, args.model or config.DEFAULT_MODEL_PATH, recipe, args.runs, args.run_dir,
-                      args.limit)
+                      args.limit, worker=worker)
     except KeyboardInterrupt as exc:
         print("interrupted: every finished epoch is checkpointed; continue with `python training.py --resume`",
               file=sys.stderr)

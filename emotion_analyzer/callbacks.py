@@ -10,6 +10,7 @@ import math
 import keras
 import numpy as np
 
+from emotion_analyzer.cluster import on_this_worker_only
 from emotion_analyzer.stops import deferred, raise_if_stopped
 from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
 from emotion_analyzer.model import save_model_atomic
@@ -63,7 +64,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         val_accuracy = float(logs["val_accuracy"]) if self.validating else None
         improved = not self.validating or val_accuracy > self.state["best_val_accuracy"]
         history = history_with(self.run_dir / HISTORY_FILE, {"epoch": epoch, **{k: float(v) for k, v in logs.items()}})
-        with deferred():
+        with deferred(), on_this_worker_only():
             if improved:
                 save_model_atomic(self.model, self.run_dir / BEST_CHECKPOINT)
                 self.state.update(best_val_accuracy=val_accuracy, best_epoch=epoch + 1)
@@ -89,14 +90,16 @@ class StopAtBatchEnd(keras.callbacks.Callback):
         raise_if_stopped()
 
 
-def make_callbacks(recipe, run_dir, state, validating):
+def make_callbacks(recipe, run_dir, state, validating, writes=True):
+    """The callbacks of a run; `writes` False on the workers of a cluster that leave the files to the chief."""
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if recipe.schedule == "cosine":
         callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(recipe.learning_rate,
                                                                                     recipe.epochs)))
     elif recipe.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=2, min_lr=1e-5))
-    callbacks.append(EpochCheckpoint(run_dir, state, validating))  # after the plateau, so it saves the new rate
+    if writes:
+        callbacks.append(EpochCheckpoint(run_dir, state, validating))  # after the plateau: it saves the new rate
     if recipe.patience and validating:
         callbacks.append(keras.callbacks.EarlyStopping("val_accuracy", patience=recipe.patience, mode="max"))
     callbacks.append(StopAtBatchEnd())

@@ -59,8 +59,11 @@ def tta_name(tta):
 
 
 def make_views(x, tta):
-    """The TTA views of a float image batch, stacked view after view along the batch axis."""
-    import tensorflow as tf
+    """The TTA views of a float image batch, stacked view after view along the batch axis.
+
+    In keras.ops, so a run training on another backend (--strategy multiworker, on JAX) evaluates
+    with the same views."""
+    from keras import ops
 
     views = TTA_VIEWS[tta_name(tta)]
     if len(views) == 1:
@@ -68,28 +71,33 @@ def make_views(x, tta):
     size = config.IMAGE_SIZE
     pad = max(max(abs(dx), abs(dy)) for dx, dy, _ in views)
     # Reflected borders, as the training shifts fill them, so a shifted face has no black edge.
-    padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT") if pad else x
+    padded = ops.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="reflect") if pad else x
     out = []
     for dx, dy, mirrored in views:
         view = padded[:, pad + dy:pad + dy + size, pad + dx:pad + dx + size, :]
-        out.append(tf.reverse(view, axis=[2]) if mirrored else view)
-    return tf.concat(out, axis=0)
+        out.append(ops.flip(view, axis=2) if mirrored else view)
+    return ops.concatenate(out, axis=0)
 
 
 def probability_function(model, tta="none"):
-    """A tf.function from a uint8 face batch to probabilities, averaged over the `tta` views."""
-    import tensorflow as tf
+    """A compiled function from a uint8 face batch to probabilities, averaged over the `tta` views
+    (a tf.function on TensorFlow, the analyzer's backend; op by op on JAX, in a multiworker run)."""
+    import keras
+    from keras import ops
 
     count = len(TTA_VIEWS[tta_name(tta)])
 
-    @tf.function(reduce_retracing=True)
     def probabilities(batch):
-        x = tf.cast(batch, tf.float32)
+        x = ops.cast(batch, "float32")
         if count == 1:
             return model(x, training=False)
         out = model(make_views(x, tta), training=False)
-        return tf.reduce_mean(tf.reshape(out, [count, tf.shape(x)[0], -1]), axis=0)
+        return ops.mean(ops.reshape(out, (count, ops.shape(x)[0], -1)), axis=0)
 
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(probabilities, reduce_retracing=True)
     return probabilities
 
 

@@ -16,7 +16,7 @@ def predict_with_views(model, images, tta, batch_size=256):
     probabilities = probability_function(model, tta)
     batches = []
     for start in range(0, len(images), batch_size):
-        batches.append(probabilities(images[start:start + batch_size]).numpy())
+        batches.append(np.asarray(probabilities(images[start:start + batch_size])))
         raise_if_stopped()
     return np.concatenate(batches)
 

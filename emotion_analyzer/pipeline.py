@@ -4,6 +4,7 @@ that augments training batches on the fly."""
 import numpy as np
 
 from emotion_analyzer import config
+from emotion_analyzer.cluster import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.cli import warn
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.recipe import AUGMENTATIONS
@@ -65,7 +66,12 @@ def stratified_validation_split(labels, fraction, seed):
 
 
 def augmentation_layers(kind, seed):
-    import keras
+    """The recipe's random flip, shift, turn and zoom, or None: a function of a float batch.
+
+    The layers are applied one by one rather than as a keras.Sequential, because a single
+    preprocessing layer runs on TensorFlow inside tf.data whatever Keras's backend (a multiworker run
+    trains on JAX), and a Sequential of them does not.
+    """
     from keras import layers
 
     settings = AUGMENTATIONS[kind]
@@ -78,7 +84,12 @@ def augmentation_layers(kind, seed):
         stack.append(layers.RandomRotation(rotation, fill_mode="reflect", seed=seed))
     if zoom:
         stack.append(layers.RandomZoom(zoom, fill_mode="reflect", seed=seed))
-    return keras.Sequential(stack, name="augmentation")
+
+    def augment(images):
+        for layer in stack:
+            images = layer(images, training=True)
+        return images
+    return augment
 
 
 def erase_rectangles(images, probability):
@@ -134,11 +145,12 @@ def make_dataset(x, y, recipe, num_classes, training):
     dataset = tf.data.Dataset.from_tensor_slices((x, y))
     if training:
         dataset = dataset.shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(recipe.batch_size)
+    # A cluster splits each batch evenly among its workers, so a short last batch cannot be used.
+    dataset = dataset.batch(recipe.batch_size, drop_remainder=recipe.strategy == STRATEGY_MULTIWORKER)
     dataset = dataset.map(lambda a, b: (tf.cast(a, tf.float32), b), num_parallel_calls=tf.data.AUTOTUNE)
     augment = augmentation_layers(recipe.augment, recipe.seed) if training else None
     if augment is not None:
-        dataset = dataset.map(lambda a, b: (augment(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(lambda a, b: (augment(a), b), num_parallel_calls=tf.data.AUTOTUNE)
     read = as_the_analyzer_reads(recipe, training)
     if read is not None:
         def read_in_graph(a, b):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 
 from emotion_analyzer import config
 from emotion_analyzer.classify import TTA_VIEWS
+from emotion_analyzer.cluster import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.model import INPUT_SCALINGS
 
@@ -27,10 +28,9 @@ OPTIMIZERS = ("adam", "sgd")
 SGD_MOMENTUM = 0.9
 # --precision: its Keras dtype policy; auto is resolved per machine (device.choose_precision).
 PRECISIONS = {"auto": None, "float32": "float32", "bfloat16": "mixed_bfloat16"}
-# --strategy multiworker was offered but never ran: with Keras 3, tf.distribute's multi-worker strategy
-# fails at fit ("unsupported type PerReplica", keras-team/keras issue 20585); retired until a path
-# that runs is tested (docs/experiments.md).
-STRATEGIES = ("default", "mirrored")
+# multiworker: several machines, on Keras's JAX backend (cluster.py), since tf.distribute's multi-worker
+# strategy fails at fit under Keras 3 ("unsupported type PerReplica", keras-team/keras issue 20585).
+STRATEGIES = ("default", "mirrored", STRATEGY_MULTIWORKER)
 
 # What --resume may change: the length of the schedule, the test-time views of the evaluation, and
 # the precision of the arithmetic (the weights are float32 either way; the next machine may differ).

@@ -6,12 +6,15 @@ The chosen model is then saved, float32 and with any batch normalisation folded 
 with its JSON (labels first).
 """
 
+import contextlib
 import datetime
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
 from emotion_analyzer import config
+from emotion_analyzer.cluster import STRATEGY as STRATEGY_MULTIWORKER
+from emotion_analyzer.cluster import is_chief, join, on_this_worker_only, wait_for_all
 from emotion_analyzer.stops import raise_if_stopped
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.fileio import write_json_atomic
@@ -24,15 +27,18 @@ from emotion_analyzer.runs import (BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOIN
 INPUT_SHAPE = (config.IMAGE_SIZE, config.IMAGE_SIZE, 1)
 
 
-def make_strategy(name):
-    """tf.distribute strategy: one device, or all local GPUs (mirrored)."""
+def strategy_scope(name):
+    """Where the model is built: one device, all local GPUs (mirrored), or, for multiworker, under the
+    cluster's distribution that cluster.join() has already set."""
+    if name == STRATEGY_MULTIWORKER:
+        return contextlib.nullcontext()
     import tensorflow as tf
 
     if name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices=devices)
-    return tf.distribute.get_strategy()
+        return tf.distribute.MirroredStrategy(devices=devices).scope()
+    return tf.distribute.get_strategy().scope()
 
 
 def build_for_training(recipe, num_classes, precision):
@@ -88,20 +94,26 @@ def inference_model(trained, recipe, num_classes):
     return fold_batch_norm(trained, build_model(INPUT_SHAPE, num_classes, recipe.scaling))
 
 
-def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, limit=None, log=print):
-    """Start a run: train, evaluate on the test set, save the model and its evidence; return its info."""
+def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, limit=None, log=print,
+          worker=None):
+    """Start a run: train, evaluate on the test set, save the model and its evidence; return its info
+    (None on a worker that is not the chief: `worker`, a cluster.Worker, joins a multi-worker run)."""
     recipe.check()
-    data = load_training_data(data_dir, limit)
     if run_dir is not None and (Path(run_dir) / STATE_FILE).exists():
         raise UserError(f"--run-dir {run_dir} already holds a run: continue it with --resume, or choose another")
-    run_dir = Path(run_dir) if run_dir else new_run_dir(runs_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if worker is not None:
+        join(worker)  # after the check: the chief writes the run's state only once every worker has joined
+    data = load_training_data(data_dir, limit)
     state = new_state(recipe, data["categories"], limit, model_path)
-    write_json_atomic(run_dir / STATE_FILE, state)
-    return run(data, Path(model_path), recipe, run_dir, state, resuming=False, log=log)
+    if is_chief():
+        run_dir = Path(run_dir) if run_dir else new_run_dir(runs_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / STATE_FILE, state)
+    return run(data, Path(model_path), recipe, Path(run_dir), state, resuming=False, log=log)
 
 
-def resume(data_dir, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, model_path=None, requested=None, log=print):
+def resume(data_dir, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, model_path=None, requested=None, log=print,
+           worker=None):
     """Continue a run from its last checkpoint with its own recipe (and model path unless `model_path`).
 
     `requested` ({field: value}, the flags given with --resume) may lengthen the schedule and change
@@ -117,6 +129,10 @@ def resume(data_dir, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, model_path=
         raise UserError(f"--resume continues {run_dir} with its own recipe, but {listed} differ: drop them, or start a"
                         " new run without --resume")
     recipe = replace(recipe, **{n: v for n, v in requested.items() if n in CHANGEABLE_ON_RESUME}).check()
+    if (recipe.strategy == STRATEGY_MULTIWORKER) != (worker is not None):
+        raise UserError(f"{run_dir} was trained with --strategy {recipe.strategy}: resume it the same way")
+    if worker is not None:
+        join(worker)
     state["recipe"] = asdict(recipe)
     data = load_training_data(data_dir, state.get("limit"))  # the same images, or the validation split shifts
     model_path = model_path_of(state, run_dir, model_path)
@@ -149,6 +165,9 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     validating = len(val_idx) > 0
     if recipe.val_split and not validating:
         raise UserError(f"{data['data_dir']}: too few training images ({len(y_train)}) to hold out a validation set")
+    if recipe.strategy == STRATEGY_MULTIWORKER and validating and len(val_idx) < recipe.batch_size:
+        raise UserError(f"--strategy {STRATEGY_MULTIWORKER} validates in whole batches, and the {len(val_idx)} validation"
+                        f" images do not fill one of --batch-size {recipe.batch_size}: lower it or raise --val-split")
     if resuming and state["epochs_done"] >= recipe.epochs:
         log(f"{run_dir}: already trained {state['epochs_done']} epochs; pass --epochs N (more) to continue")
 
@@ -163,7 +182,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     if not validating:
         log("no validation set: no early stopping; the model saved is the last epoch's")
 
-    with make_strategy(recipe.strategy).scope():
+    with strategy_scope(recipe.strategy):
         if resuming:
             model = in_precision(keras.models.load_model(run_dir / LAST_CHECKPOINT), recipe, num_classes, precision)
             so_far = (f"best validation accuracy so far {state['best_val_accuracy']:.4f}" if validating
@@ -172,7 +191,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
         else:
             model = build_for_training(recipe, num_classes, precision)
 
-    callbacks = make_callbacks(recipe, run_dir, state, validating)
+    callbacks = make_callbacks(recipe, run_dir, state, validating, writes=is_chief())
     started = datetime.datetime.now()
     if state["epochs_done"] < recipe.epochs:
         val_data = (make_dataset(x_train[val_idx], y_train[val_idx], recipe, num_classes, training=False)
@@ -183,13 +202,20 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
                   shuffle=False, verbose=1 if sys.stdout.isatty() else 2,
                   callbacks=callbacks)
     seconds = (datetime.datetime.now() - started).total_seconds()
+    if not is_chief():
+        wait_for_all("model saved")  # leaving now would end the cluster under the chief
+        log("trained; the chief (worker 0) evaluates and saves the model")
+        return None
     if any(getattr(callback, "diverged_in", None) for callback in callbacks):
         raise UserError(f"the loss became NaN in epoch {state['epochs_done'] + 1}; the last good checkpoint is"
                         f" {run_dir / LAST_CHECKPOINT} (epoch {state['epochs_done']}). Lower --lr and --resume")
     if not (run_dir / BEST_CHECKPOINT).is_file():
         raise UserError(f"{run_dir}: no epoch finished with a finite loss, so there is no model to save; lower --lr")
-    return evaluate_and_save(data, model_path, recipe, run_dir, state, validating, len(train_idx), len(val_idx),
-                             seconds, log)
+    with on_this_worker_only():
+        info = evaluate_and_save(data, model_path, recipe, run_dir, state, validating, len(train_idx), len(val_idx),
+                                 seconds, log)
+    wait_for_all("model saved")
+    return info
 
 
 def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_train, n_val, seconds, log):

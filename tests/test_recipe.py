@@ -49,9 +49,3 @@ def test_a_run_that_used_a_retired_option_is_refused(name, value):
 def test_changed_fields_names_only_what_differs():
     assert changed_fields(Recipe(), {"epochs": 30, "learning_rate": 0.01, "batch_norm": True}) == \
         ["learning_rate", "batch_norm"]
-
-
-def test_the_multi_worker_strategy_that_never_ran_is_not_offered(capsys):
-    with pytest.raises(SystemExit) as exited:
-        training.parse_args(["--strategy", "multiworker"])
-    assert exited.value.code == 2 and "invalid choice: 'multiworker'" in capsys.readouterr().err
