@@ -130,7 +130,16 @@ def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None, r
                 warn(f"{result.source}: {result.warning}; its CSV holds the frames read")
     finally:
         bar.close()
+        remove_partial_csvs(todo)
     return results, len(jobs) - len(todo)
+
+
+def remove_partial_csvs(todo):
+    """What a stopped or failed worker was writing: never a CSV a rerun would trust."""
+    for _, csv_path in todo:
+        for leftover in csv_path.parent.glob(f".{csv_path.name}.*.tmp.partial"):
+            leftover.unlink(missing_ok=True)
+        csv_path.with_name(csv_path.name + ".partial").unlink(missing_ok=True)
 
 
 def each_result(work, todo, settings, workers, analyzer=None):
@@ -155,12 +164,6 @@ def each_result(work, todo, settings, workers, analyzer=None):
         raise
     finally:
         pool.join()
-        for job in todo:  # what a terminated worker was writing: never a CSV a rerun would trust
-            if len(job) > 1:
-                csv_path = job[1]
-                for leftover in csv_path.parent.glob(f".{csv_path.name}.*.tmp.partial"):
-                    leftover.unlink(missing_ok=True)
-                csv_path.with_name(csv_path.name + ".partial").unlink(missing_ok=True)
 
 
 def summary_lines(results, skipped, seconds):
