@@ -114,7 +114,7 @@ def test_a_turned_face_is_searched_again_upright_so_its_eyes_give_the_turn(tmp_p
     from emotion_analyzer.framing import eye_angle
 
     detector = detect.MtcnnDetector()
-    photos = london_photos(tmp_path, "neutral", 4) + london_photos(tmp_path, "happy", 4)
+    photos = london_photos(tmp_path, "neutral", 3) + london_photos(tmp_path, "happy", 3)
 
     def errors():
         """Degrees between the turn of each photo and the tilt of the eyes found in it, and the height
