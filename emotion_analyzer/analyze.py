@@ -7,6 +7,7 @@ read (capture.py, a thread of its own) -> detect or follow (detect.py; track.py 
 """
 
 import contextlib
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,8 +74,9 @@ class RunOutputs:
     summary_plot: bool = True       # the summary chart beside the CSV or video
 
     def check(self):
-        if self.max_frames is not None and self.max_frames < 1:
-            raise UserError(f"--max-frames {self.max_frames}: expected a positive number")
+        frames = self.max_frames
+        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 1):
+            raise UserError(f"max_frames {frames!r}: expected a whole number of at least 1, or None for all")
         return self
 
 

@@ -72,14 +72,6 @@ class AnalysisStopped(KeyboardInterrupt):
         self.rows = rows
 
 
-def check_max_frames(max_frames):
-    if max_frames is None:
-        return None
-    if isinstance(max_frames, bool) or not isinstance(max_frames, numbers.Integral) or max_frames < 1:
-        raise UserError(f"max_frames {max_frames!r}: expected a whole number of at least 1, or None for all")
-    return int(max_frames)
-
-
 class EmotionRecognizer:
     """Reads the emotion on every face of photos and videos with a trained model.
 
@@ -137,7 +129,7 @@ class EmotionRecognizer:
 
         table = RowTable(self.labels)
         outputs = RunOutputs(table=table, display=False, progress=self._verbose,
-                             max_frames=check_max_frames(max_frames))
+                             max_frames=max_frames)
         with self._turn:
             stats = self._analyzer.run(str(source), outputs)
         rows = table.to_dataframe()
