@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
+from emotion_analyzer.framing import eye_angle
 from emotion_analyzer.images import to_uint8
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
@@ -158,8 +159,6 @@ class MtcnnDetector:
         REFINE_DEGREES: the box then has the upright face's size, centred where the face is, and the
         eyes are the second search's, in `rgb`'s coordinates. The first answer when the second finds
         no face."""
-        from emotion_analyzer.framing import eye_angle
-
         angle = eye_angle(eyes)
         if abs(angle) <= REFINE_DEGREES:
             return box, eyes
@@ -172,7 +171,7 @@ class MtcnnDetector:
         found = self._faces(region)
         if not found:
             return box, eyes
-        # the face nearest the region's centre: the one first found
+        # the face searched again is at the region's centre; others there are neighbours'
         (rx, ry, rw, rh), region_eyes = min(
             found, key=lambda face: np.hypot(*(face[0][:2] + face[0][2:] / 2 - side / 2)))
         back = cv2.invertAffineTransform(to_region)

@@ -151,23 +151,45 @@ def load_training_data(data_dir, limit):
             "leak": leak, "data_dir": data_dir}
 
 
+def validation_split(data, recipe):
+    """(train indices, validation indices) of the training images, refused when a split cannot work."""
+    from emotion_analyzer.pipeline import stratified_validation_split
+
+    y_train = data["y_train"]
+    train_idx, val_idx = stratified_validation_split(y_train, recipe.val_split, recipe.seed)
+    if recipe.val_split and not len(val_idx):
+        raise UserError(f"{data['data_dir']}: too few training images ({len(y_train)}) to hold out a validation set")
+    if recipe.strategy == STRATEGY_MULTIWORKER and len(val_idx) and len(val_idx) < recipe.batch_size:
+        raise UserError(f"--strategy {STRATEGY_MULTIWORKER} validates in whole batches, and the {len(val_idx)} validation"
+                        f" images do not fill one of --batch-size {recipe.batch_size}: lower it or raise --val-split")
+    return train_idx, val_idx
+
+
+def model_for_run(recipe, run_dir, state, num_classes, precision, resuming, validating, log):
+    """The model to fit: the last checkpoint of a resumed run (in `precision`), else a new one."""
+    import keras
+
+    with strategy_scope(recipe.strategy):
+        if not resuming:
+            return build_for_training(recipe, num_classes, precision)
+        model = in_precision(keras.models.load_model(run_dir / LAST_CHECKPOINT), recipe, num_classes, precision)
+    so_far = f"best validation accuracy so far {state['best_val_accuracy']:.4f}" if validating else "no validation"
+    log(f"resuming after epoch {state['epochs_done']} ({so_far})")
+    return model
+
+
 def run(data, model_path, recipe, run_dir, state, resuming, log):
     """Fit from the state's epoch to recipe.epochs, then evaluate the best checkpoint and save it."""
     import keras
 
     from emotion_analyzer.callbacks import make_callbacks
     from emotion_analyzer.device import choose_precision, describe_device
-    from emotion_analyzer.pipeline import balanced_class_weights, make_dataset, stratified_validation_split
+    from emotion_analyzer.pipeline import balanced_class_weights, make_dataset
 
     categories, num_classes = data["categories"], len(data["categories"])
     x_train, y_train = data["x_train"], data["y_train"]
-    train_idx, val_idx = stratified_validation_split(y_train, recipe.val_split, recipe.seed)
+    train_idx, val_idx = validation_split(data, recipe)
     validating = len(val_idx) > 0
-    if recipe.val_split and not validating:
-        raise UserError(f"{data['data_dir']}: too few training images ({len(y_train)}) to hold out a validation set")
-    if recipe.strategy == STRATEGY_MULTIWORKER and validating and len(val_idx) < recipe.batch_size:
-        raise UserError(f"--strategy {STRATEGY_MULTIWORKER} validates in whole batches, and the {len(val_idx)} validation"
-                        f" images do not fill one of --batch-size {recipe.batch_size}: lower it or raise --val-split")
     if resuming and state["epochs_done"] >= recipe.epochs:
         log(f"{run_dir}: already trained {state['epochs_done']} epochs; pass --epochs N (more) to continue")
 
@@ -182,14 +204,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     if not validating:
         log("no validation set: no early stopping; the model saved is the last epoch's")
 
-    with strategy_scope(recipe.strategy):
-        if resuming:
-            model = in_precision(keras.models.load_model(run_dir / LAST_CHECKPOINT), recipe, num_classes, precision)
-            so_far = (f"best validation accuracy so far {state['best_val_accuracy']:.4f}" if validating
-                      else "no validation")
-            log(f"resuming after epoch {state['epochs_done']} ({so_far})")
-        else:
-            model = build_for_training(recipe, num_classes, precision)
+    model = model_for_run(recipe, run_dir, state, num_classes, precision, resuming, validating, log)
 
     callbacks = make_callbacks(recipe, run_dir, state, validating, writes=is_chief())
     started = datetime.datetime.now()
