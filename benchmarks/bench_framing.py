@@ -74,8 +74,8 @@ def main(argv=None):
 
     start_tensorflow()
     analyzer = Analyzer(AnalyzerSettings(model=args.model, detector=args.detector), log=lambda *_: None)
-    if args.detector == "mtcnn":  # MTCNN's own boxes only: no Haar fallback to mix in
-        analyzer.detector_for(still=True).fallback = None
+    if args.detector == "mtcnn":  # MTCNN's own boxes only: no Haar boxes to mix in
+        analyzer.detector_for(still=True).haar = None
     faces = largest_faces(analyzer, folders)
     print(f"{args.folder}: {len(faces)} photos with a face ({args.detector}); model {args.model};"
           f" views {analyzer.classifier.tta}; equalized crops")

@@ -1,7 +1,8 @@
 """Benchmark the analyzer on real photos: faces found, false faces, accuracy per emotion, a confusion
 table and time per photo, for the still-image settings before the real-faces work and today's with each
-detector (Haar, MTCNN), side by side in one run; then portraits turned by up to 50 degrees: faces found,
-and how many read as the upright photo does.
+detector (Haar; MTCNN, which as in the analyzer takes Haar's box for a face Haar finds too), side by side
+in one run; then portraits turned by up to 50 degrees: faces found, and how many read as the upright
+photo does. (MTCNN's own boxes alone: benchmarks/bench_framing.py --detector mtcnn.)
 
 FOLDER holds one subfolder of photos per emotion (the layout clean_data.py reads), such as the London
 set (`tar -xzf ../shared/datasets/london-faces.tar.gz`: neutral/ and happy/). Each configuration runs the
@@ -11,7 +12,7 @@ reading is its largest face (more than one face in a portrait is a false face).
     python benchmarks/bench_real_faces.py london-faces
     python benchmarks/bench_real_faces.py london-faces --margin 0.2 --offset 0.1   # try another framing
     python benchmarks/bench_real_faces.py london-faces --no-equalize               # crops as they are
-    python benchmarks/bench_real_faces.py london-faces --detectors mtcnn --turned 0 # MTCNN alone, upright only
+    python benchmarks/bench_real_faces.py london-faces --detectors mtcnn --turned 0 # MTCNN only, upright only
 """
 
 import argparse

@@ -144,13 +144,13 @@ class Analyzer:
         self._detectors = {}
 
     def detector_for(self, still):
-        """The photo (`still`) or video detector, built when first needed: MTCNN with Haar where it finds
-        no face (photos), or Haar."""
+        """The photo (`still`) or video detector, built when first needed: MTCNN, with Haar's boxes for
+        the faces Haar finds too and Haar's faces where MTCNN finds none (photos), or Haar."""
         if still not in self._detectors:
             haar_settings = self.settings.still_haar if still else self.settings.haar
             haar = FaceDetector(haar_settings)
             self._detectors[still] = haar if self.settings.detector_kind(still) == "haar" else MtcnnDetector(
-                haar_settings.min_size, haar_settings.detect_width, fallback=haar if still else None)
+                haar_settings.min_size, haar_settings.detect_width, haar=haar if still else None)
         return self._detectors[still]
 
     def read_photos(self, images, stats):
@@ -161,7 +161,8 @@ class Analyzer:
             gray = to_gray_uint8(image)
             with stats.stage("detect"):
                 found = self.detector_for(still=True).find(image, gray)
-            crops.append(crop_faces(gray, found.boxes, self.framings[found.detector], found.eyes))
+            crops.append(crop_faces(gray, found.boxes, [self.framings[kind] for kind in found.detectors],
+                                     found.eyes))
         with stats.stage("classify"):
             probabilities = self.classifier.classify(np.concatenate([batch for batch, _, _ in crops])) \
                 if crops else []

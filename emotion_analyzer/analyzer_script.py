@@ -70,7 +70,8 @@ def parse_args(argv, prog=None):
                         help="...for this many seconds before the label changes (default: %(default)s)")
     parser.add_argument("--detector", choices=DETECTORS, default=defaults.detector,
                         help="what finds faces: haar (OpenCV's cascades), mtcnn (also turned heads; each face"
-                             " turned upright by its eyes; photos are searched with Haar where it finds none), or"
+                             " turned upright by its eyes; in photos a face Haar finds too is framed from Haar's box, and"
+                             " Haar's faces are used where mtcnn finds none), or"
                              " auto = mtcnn for images and folders, haar for videos, cameras and streams, where"
                              " mtcnn cannot keep the frame rate (default: %(default)s)")
     live = parser.add_argument_group("Haar detection in videos, cameras and streams (fast)")

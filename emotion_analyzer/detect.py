@@ -51,24 +51,43 @@ STILL_DETECTOR = DetectorSettings(scale_factor=1.05, min_neighbors=5, min_size=4
                                   fallback="haarcascade_frontalface_alt2.xml", relative_neighbors=0.2)
 
 
-# --detector: auto = MTCNN for photos (Haar where it finds none), Haar for videos, cameras and streams,
-# where MTCNN cannot keep the frame rate (docs/real_faces.md).
+# --detector: auto = MTCNN for photos (with Haar's boxes, and Haar's faces where it finds none), Haar
+# for videos, cameras and streams, where MTCNN cannot keep the frame rate (docs/real_faces.md).
 DETECTORS = ("auto", "haar", "mtcnn")
 
 
 class Detections(NamedTuple):
     """The faces found in a frame: boxes (N, 4) int x, y, w, h, left to right; each face's eye centres
     (N, 2, 2) float x, y, the one on the image's left first, or None from a detector without them; and
-    which detector found them ("haar" or "mtcnn": their boxes are framed differently)."""
+    whose box each face has, "haar" or "mtcnn" (their boxes sit differently on a face, so each is framed
+    its own way)."""
     boxes: np.ndarray
-    eyes: np.ndarray | None = None
-    detector: str = "haar"
+    eyes: np.ndarray | None
+    detectors: tuple
 
 
-def in_reading_order(boxes, eyes=None, detector="haar"):
-    """Detections sorted left to right (then top to bottom), so results and new face ids are repeatable."""
-    order = np.lexsort((boxes[:, 1], boxes[:, 0]))
-    return Detections(boxes[order], None if eyes is None else eyes[order], detector)
+def haar_detections(boxes):
+    """Detections of Haar boxes: no eyes."""
+    return Detections(boxes, None, ("haar",) * len(boxes))
+
+
+def reading_order(boxes):
+    """Indices of the boxes left to right (then top to bottom), so results and new face ids are repeatable."""
+    return np.lexsort((boxes[:, 1], boxes[:, 0]))
+
+
+def in_reading_order(boxes, eyes, detectors):
+    """Detections in reading order."""
+    order = reading_order(boxes)
+    return Detections(boxes[order], None if eyes is None else eyes[order], tuple(detectors[i] for i in order))
+
+
+def overlap(box, other):
+    """Intersection over union of two x, y, w, h boxes."""
+    x0, y0 = max(box[0], other[0]), max(box[1], other[1])
+    x1, y1 = min(box[0] + box[2], other[0] + other[2]), min(box[1] + box[3], other[1] + other[3])
+    shared = max(0, x1 - x0) * max(0, y1 - y0)
+    return shared / (box[2] * box[3] + other[2] * other[3] - shared)
 
 
 class FaceDetector:
@@ -88,11 +107,11 @@ class FaceDetector:
         boxes = self._detect_with(self.cascade, gray)
         if len(boxes) == 0 and self.fallback is not None:
             boxes = self._detect_with(self.fallback, gray)
-        return in_reading_order(boxes).boxes  # the cascade's threads return faces in any order
+        return boxes[reading_order(boxes)]  # the cascade's threads return faces in any order
 
     def find(self, image, gray):
         """Detections of `gray` (the frame `image` in grayscale); Haar gives no eyes."""
-        return Detections(self.detect(gray))
+        return haar_detections(self.detect(gray))
 
     def _detect_with(self, cascade, gray):
         height, width = gray.shape[:2]
@@ -120,15 +139,23 @@ REFINE_DEGREES = 10.0
 REFINE_REGION = 2.0
 
 
+# A Haar box and an MTCNN box overlapping by at least this share (intersection over union) frame the
+# same face: on the London portraits the Haar box is 1.28x as wide and 0.94x as tall with the same
+# centre, an overlap of about 0.7.
+SAME_FACE = 0.5
+
+
 class MtcnnDetector:
     """MTCNN (the mtcnn package, whose P-, R- and O-Net weights ship inside its wheel) on the colour
     frame: boxes and eyes. Frames wider than `detect_width` are searched shrunk to it; faces smaller
-    than `min_size` pixels are dropped; where it finds none, the `fallback` detector is asked."""
+    than `min_size` pixels are dropped. With a `haar` detector, a face Haar finds too takes Haar's box
+    (the model reads faces framed from Haar's boxes better: docs/real_faces.md), keeping MTCNN's eyes,
+    and where MTCNN finds no face, Haar's faces are the answer."""
 
-    def __init__(self, min_size=48, detect_width=STILL_DETECT_WIDTH, fallback=None):
+    def __init__(self, min_size=48, detect_width=STILL_DETECT_WIDTH, haar=None):
         from mtcnn import MTCNN
 
-        self.min_size, self.detect_width, self.fallback = min_size, detect_width, fallback
+        self.min_size, self.detect_width, self.haar = min_size, detect_width, haar
         self._mtcnn = MTCNN()
 
     def find(self, image, gray):
@@ -142,11 +169,14 @@ class MtcnnDetector:
         faces = [self._refined(rgb, box, eyes) for box, eyes in self._faces(rgb)
                  if min(box[2:]) >= self.min_size * scale]
         if not faces:
-            return (self.fallback.find(image, gray) if self.fallback
-                    else Detections(np.zeros((0, 4), np.int32), np.zeros((0, 2, 2), np.float32), "mtcnn"))
+            return (self.haar.find(image, gray) if self.haar
+                    else Detections(np.zeros((0, 4), np.int32), np.zeros((0, 2, 2), np.float32), ()))
         boxes = np.round(np.array([box for box, _ in faces], np.float64) / scale).astype(np.int32)
         eyes = np.array([eyes for _, eyes in faces], np.float32) / scale
-        return in_reading_order(boxes, eyes, "mtcnn")
+        detectors = ["mtcnn"] * len(boxes)
+        if self.haar:
+            boxes, detectors = with_boxes_of(self.haar.detect(gray), boxes)
+        return in_reading_order(boxes, eyes, detectors)
 
     def _faces(self, rgb):
         """[(box x, y, w, h, eyes ((x, y), (x, y)) the image-left one first)] that MTCNN finds in `rgb`."""
@@ -179,6 +209,20 @@ class MtcnnDetector:
         eyes_back = np.array([back @ np.array([ex, ey, 1.0]) for ex, ey in region_eyes])
         return (np.array([centre[0] - rw / 2, centre[1] - rh / 2, rw, rh]),
                 np.array(sorted(map(tuple, eyes_back)), np.float64))
+
+
+def with_boxes_of(haar_boxes, boxes):
+    """MTCNN's `boxes` with a Haar box in place of each one it overlaps by SAME_FACE or more (each Haar
+    box used once, best overlap first), and whose box each face now has."""
+    boxes, detectors = boxes.copy(), ["mtcnn"] * len(boxes)
+    pairs = sorted(((overlap(box, haar_box), index, haar_index) for index, box in enumerate(boxes)
+                    for haar_index, haar_box in enumerate(haar_boxes)), reverse=True)
+    taken = set()
+    for score, index, haar_index in pairs:
+        if score >= SAME_FACE and detectors[index] == "mtcnn" and haar_index not in taken:
+            boxes[index], detectors[index] = haar_boxes[haar_index], "haar"
+            taken.add(haar_index)
+    return boxes, detectors
 
 
 def to_rgb_uint8(image, gray):

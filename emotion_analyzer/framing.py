@@ -101,19 +101,21 @@ def upright_crop(gray, box, eyes, framing):
 
 
 def crop_faces(gray, boxes, framing=DEFAULT_FRAMING, eyes=None):
-    """(N, 48, 48, 1) uint8 crops of the boxes as `framing` frames them (each turned upright by its
-    `eyes` when given), with the indices of the boxes used and the boxes clamped to the frame (to draw;
-    faces cut by the edge); boxes wholly outside the frame are left out."""
+    """(N, 48, 48, 1) uint8 crops of the boxes as `framing` frames them (one Framing for all, or a list
+    of one per box), each turned upright by its `eyes` when given, with the indices of the boxes used
+    and the boxes clamped to the frame (to draw; faces cut by the edge); boxes wholly outside the frame
+    are left out."""
     height, width = gray.shape[:2]
+    framings = framing if isinstance(framing, (list, tuple)) else [framing] * len(boxes)
     crops, used, clamped_boxes = [], [], []
-    for index, box in enumerate(boxes):
+    for index, (box, framed) in enumerate(zip(boxes, framings)):
         clamped = clamp_box(box, width, height)
         if clamped is None:
             continue
-        face = (square_crop(gray, framing.crop_box(box)) if eyes is None
-                else upright_crop(gray, box, eyes[index], framing))
+        face = (square_crop(gray, framed.crop_box(box)) if eyes is None
+                else upright_crop(gray, box, eyes[index], framed))
         crop = to_model_input(face)
-        crops.append(equalize(crop) if framing.equalize else crop)
+        crops.append(equalize(crop) if framed.equalize else crop)
         used.append(index)
         clamped_boxes.append(clamped)
     size = config.IMAGE_SIZE

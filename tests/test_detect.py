@@ -1,7 +1,7 @@
 import numpy as np
 
 from conftest import london_photos, requires_london_faces
-from emotion_analyzer.detect import STILL_DETECTOR, Detections, DetectorSettings, FaceDetector
+from emotion_analyzer.detect import STILL_DETECTOR, DetectorSettings, FaceDetector, haar_detections, with_boxes_of
 
 
 @requires_london_faces
@@ -64,7 +64,7 @@ def test_mtcnn_finds_a_face_and_its_eyes_with_the_network_cut_off(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     frame, boxes = compose_frame(0, faces=1)
     found = MtcnnDetector().find(frame, to_gray_uint8(frame))
-    assert found.detector == "mtcnn" and len(found.boxes) == 1 and found.eyes.shape == (1, 2, 2)
+    assert found.detectors == ("mtcnn",) and len(found.boxes) == 1 and found.eyes.shape == (1, 2, 2)
     (x, y, w, h), (left, right) = found.boxes[0], found.eyes[0]
     tx, ty, tw, th = boxes[0]
     assert abs((x + w / 2) - (tx + tw / 2)) < tw / 4 and abs((y + h / 2) - (ty + th / 2)) < th / 3
@@ -72,7 +72,7 @@ def test_mtcnn_finds_a_face_and_its_eyes_with_the_network_cut_off(monkeypatch):
     assert abs(left[1] - right[1]) < h / 10  # an upright face: its eyes level
 
 
-def test_where_mtcnn_finds_no_face_the_haar_fallback_is_asked():
+def test_where_mtcnn_finds_no_face_haar_is_asked():
     from emotion_analyzer.detect import MtcnnDetector
 
     class Nothing:
@@ -83,15 +83,50 @@ def test_where_mtcnn_finds_no_face_the_haar_fallback_is_asked():
     detector.min_size, detector.detect_width = 48, 1280
     detector._mtcnn = Nothing()
     gray = np.full((240, 320), 128, np.uint8)
-    detector.fallback = None
+    detector.haar = None
     assert detector.find(gray, gray).boxes.shape == (0, 4)
 
     class Haar:
         def find(self, image, gray):
-            return Detections(np.array([[1, 2, 50, 50]]))
-    detector.fallback = Haar()
+            return haar_detections(np.array([[1, 2, 50, 50]]))
+    detector.haar = Haar()
     found = detector.find(gray, gray)
-    assert found.detector == "haar" and found.boxes.tolist() == [[1, 2, 50, 50]] and found.eyes is None
+    assert found.detectors == ("haar",) and found.boxes.tolist() == [[1, 2, 50, 50]] and found.eyes is None
+
+
+def test_each_mtcnn_face_takes_the_haar_box_it_overlaps_most_once():
+    # two faces side by side as the detectors box them: Haar's wider and a little shorter, same centres
+    mtcnn = np.array([[100, 100, 78, 100], [300, 110, 70, 90]])
+    haar = np.array([[290, 113, 90, 85], [90, 103, 100, 94], [600, 400, 60, 60]])  # the last: a collar
+    boxes, detectors = with_boxes_of(haar, mtcnn)
+    assert boxes.tolist() == [[90, 103, 100, 94], [290, 113, 90, 85]] and detectors == ["haar", "haar"]
+    # one Haar box over two MTCNN faces goes to the one it overlaps most; the other keeps its own box
+    boxes, detectors = with_boxes_of(haar[1:2], np.array([[100, 100, 78, 100], [150, 100, 78, 100]]))
+    assert boxes.tolist() == [[90, 103, 100, 94], [150, 100, 78, 100]] and detectors == ["haar", "mtcnn"]
+    assert with_boxes_of(haar[2:], mtcnn)[1] == ["mtcnn", "mtcnn"]  # nothing overlaps: MTCNN's boxes
+
+
+@requires_london_faces
+def test_a_portrait_is_framed_by_haars_box_with_mtcnns_eyes_a_turned_one_by_mtcnns(tmp_path):
+    import cv2
+
+    from emotion_analyzer.detect import MtcnnDetector
+    from emotion_analyzer.framing import eye_angle
+
+    haar = FaceDetector(STILL_DETECTOR)
+    alone, paired = MtcnnDetector(), MtcnnDetector(haar=haar)
+    for photo in london_photos(tmp_path, "neutral", 2) + london_photos(tmp_path, "happy", 2):
+        image = cv2.imread(str(photo))
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        found = paired.find(image, gray)
+        assert found.detectors == ("haar",) and found.boxes.tolist() == haar.detect(gray).tolist(), photo.name
+        np.testing.assert_array_equal(found.eyes, alone.find(image, gray).eyes)
+        height, width = gray.shape
+        turn = cv2.getRotationMatrix2D((width / 2, height / 2), 50, 1.0)
+        turned = cv2.warpAffine(image, turn, (width, height), borderMode=cv2.BORDER_REFLECT)
+        turned_gray = cv2.cvtColor(turned, cv2.COLOR_BGR2GRAY)
+        found = paired.find(turned, turned_gray)  # Haar misses a face turned this far
+        assert found.detectors == ("mtcnn",) and abs(eye_angle(found.eyes[0]) + 50) < 8, photo.name
 
 
 @requires_london_faces

@@ -74,3 +74,16 @@ def test_a_turned_face_is_cropped_as_the_upright_one_by_its_eyes():
         assert np.corrcoef(unaligned.ravel(), reference.ravel())[0, 1] < 0.9, degrees
     batch, used, _ = crop_faces(upright, [box], framing, eyes=[eyes])
     np.testing.assert_array_equal(batch[0, ..., 0], crop_faces(upright, [box], framing)[0][0, ..., 0])
+
+
+def test_each_face_can_have_its_own_framing():
+    from demo_media import FACE_IN_REGION, astronaut_face
+
+    from emotion_analyzer.images import to_gray_uint8
+
+    gray = to_gray_uint8(astronaut_face(150))
+    tight, wide = Framing(0.0, 0.0), Framing(0.3, -0.1)
+    mixed = crop_faces(gray, [FACE_IN_REGION, FACE_IN_REGION], [tight, wide])[0]
+    np.testing.assert_array_equal(mixed[0], crop_faces(gray, [FACE_IN_REGION], tight)[0][0])
+    np.testing.assert_array_equal(mixed[1], crop_faces(gray, [FACE_IN_REGION], wide)[0][0])
+    assert not np.array_equal(mixed[0], mixed[1])
