@@ -169,12 +169,12 @@ class MtcnnDetector:
         faces = [self._refined(rgb, box, eyes) for box, eyes in self._faces(rgb)
                  if min(box[2:]) >= self.min_size * scale]
         if not faces:
-            return (self.haar.find(image, gray) if self.haar
+            return (self.haar.find(image, gray) if self.haar is not None
                     else Detections(np.zeros((0, 4), np.int32), np.zeros((0, 2, 2), np.float32), ()))
         boxes = np.round(np.array([box for box, _ in faces], np.float64) / scale).astype(np.int32)
         eyes = np.array([eyes for _, eyes in faces], np.float32) / scale
         detectors = ["mtcnn"] * len(boxes)
-        if self.haar:
+        if self.haar is not None:
             boxes, detectors = with_boxes_of(self.haar.detect(gray), boxes)
         return in_reading_order(boxes, eyes, detectors)
 
