@@ -10,6 +10,7 @@ import numpy as np
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.framing import eye_angle
 from emotion_analyzer.images import to_uint8
+from emotion_analyzer.track import matches_by_overlap
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
@@ -80,14 +81,6 @@ def in_reading_order(boxes, eyes, detectors):
     """Detections in reading order."""
     order = reading_order(boxes)
     return Detections(boxes[order], None if eyes is None else eyes[order], tuple(detectors[i] for i in order))
-
-
-def overlap(box, other):
-    """Intersection over union of two x, y, w, h boxes."""
-    x0, y0 = max(box[0], other[0]), max(box[1], other[1])
-    x1, y1 = min(box[0] + box[2], other[0] + other[2]), min(box[1] + box[3], other[1] + other[3])
-    shared = max(0, x1 - x0) * max(0, y1 - y0)
-    return shared / (box[2] * box[3] + other[2] * other[3] - shared)
 
 
 class FaceDetector:
@@ -215,13 +208,8 @@ def with_boxes_of(haar_boxes, boxes):
     """MTCNN's `boxes` with a Haar box in place of each one it overlaps by SAME_FACE or more (each Haar
     box used once, best overlap first), and whose box each face now has."""
     boxes, detectors = boxes.copy(), ["mtcnn"] * len(boxes)
-    pairs = sorted(((overlap(box, haar_box), index, haar_index) for index, box in enumerate(boxes)
-                    for haar_index, haar_box in enumerate(haar_boxes)), reverse=True)
-    taken = set()
-    for score, index, haar_index in pairs:
-        if score >= SAME_FACE and detectors[index] == "mtcnn" and haar_index not in taken:
-            boxes[index], detectors[index] = haar_boxes[haar_index], "haar"
-            taken.add(haar_index)
+    for index, haar_index in matches_by_overlap(haar_boxes, boxes, SAME_FACE).items():
+        boxes[index], detectors[index] = haar_boxes[haar_index], "haar"
     return boxes, detectors
 
 

@@ -20,6 +20,18 @@ def iou(a, b):
     return inter / union if union else 0.0
 
 
+def matches_by_overlap(boxes, others, min_iou):
+    """{index in `others`: index in `boxes`}: each box paired with at most one other, greatest overlap
+    (intersection over union) first; overlaps below `min_iou` stay unpaired."""
+    pairs = sorted(((iou(a, b), i, j) for i, a in enumerate(boxes) for j, b in enumerate(others)), reverse=True)
+    paired, matches = set(), {}
+    for overlap, i, j in pairs:
+        if overlap >= min_iou and i not in paired and j not in matches:
+            paired.add(i)
+            matches[j] = i
+    return matches
+
+
 # Faces are followed between detections with sparse optical flow (pyramidal Lucas-Kanade) in frames
 # shrunk to FLOW_FRAME_WIDTH: up to FLOW_CORNERS corners per face, found in its box when it is detected
 # and carried along from frame to frame; the box moves by their median motion.
@@ -91,15 +103,9 @@ class FaceTracker:
 
     def update(self, boxes):
         """Match new detections to tracks (greedy by overlap); return the live tracks in box order."""
-        pairs = sorted(((iou(t.box, tuple(b)), ti, bi) for ti, t in enumerate(self.tracks)
-                        for bi, b in enumerate(boxes)), reverse=True)
-        matched_tracks, matched_boxes, assignment = set(), set(), {}
-        for overlap, ti, bi in pairs:
-            if overlap < self.min_iou or ti in matched_tracks or bi in matched_boxes:
-                continue
-            matched_tracks.add(ti)
-            matched_boxes.add(bi)
-            assignment[bi] = self.tracks[ti]
+        matches = matches_by_overlap([t.box for t in self.tracks], [tuple(b) for b in boxes], self.min_iou)
+        matched_tracks = set(matches.values())
+        assignment = {bi: self.tracks[ti] for bi, ti in matches.items()}
         survivors = []
         for ti, track in enumerate(self.tracks):
             if ti not in matched_tracks:
