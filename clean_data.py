@@ -5,7 +5,7 @@ Reads per-emotion folders (keeping a Training/Testing split), an images folder w
 and emotion, and saves a class-distribution chart.
 
 examples:
-  python clean_data.py --source "raw data/fer2013-6class"         # Training/ and Testing/ per-emotion folders
+  python clean_data.py --source "raw data/fer2013-6class" --votes data/ferplus-votes.csv  # with the FER+ crowd's votes
   python clean_data.py --source fer2013.csv --exclude disgust    # FER2013's CSV without 'disgust'
   python clean_data.py --source photos/ --map stressed=fear --out /tmp/photos --force
 """
@@ -44,6 +44,10 @@ def parse_args(argv):
                              " (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED,
                         help="random seed for that split (default: %(default)s)")
+    parser.add_argument("--votes", type=Path, default=None, metavar="CSV",
+                        help="the FER+ crowd's votes for the dataset, carried with it to training: a CSV keyed by"
+                             " each image's path under --source (data/ferplus-votes.csv for the FER2013 JPEG copy),"
+                             " or FER+'s fer2013new.csv for fer2013.csv (default: none)")
     parser.add_argument("--force", action="store_true",
                         help="replace train/ and test/ left in --out by an earlier run")
     parser.add_argument("--chart", type=Path, default=None,
@@ -66,7 +70,9 @@ def clean(args):
                         " choose another path")
     check_output_path(chart, "--chart")
     check_output_folder(args.out, "--out")
-    result = clean_dataset(args.source, args.out, mapping, excluded, args.test_size, args.seed, args.force)
+    if args.votes is not None and not args.votes.is_file():
+        raise UserError(f"--votes {args.votes}: no such file; give the votes CSV of this dataset")
+    result = clean_dataset(args.source, args.out, mapping, excluded, args.test_size, args.seed, args.force, args.votes)
     print(f"layout: {result.layout}; " + (f"made a stratified {args.test_size:.0%} test split (seed {args.seed})"
                                           if result.made_split else "kept the source's train/test split"))
     if result.from_validation and result.validation_split == config.TRAIN_SPLIT:
@@ -75,6 +81,9 @@ def clean(args):
     elif result.from_validation:
         print(f"the source has no test folder: its {result.from_validation:,} validation image(s) are the test split")
     print(format_counts_table(result.counts, result.categories))
+    if result.votes:
+        print(f"the crowd's votes ({args.votes}): {result.votes[0]:,} image(s) have them, {result.votes[1]:,} do not"
+              " and keep their label only")
     for line in format_skipped(result.skipped):
         print(line, file=sys.stderr)
     print(f"skipped {len(result.skipped):,} file(s) or row(s) in all")

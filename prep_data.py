@@ -47,6 +47,11 @@ def prep(args):
           f" converted {train.converted + test.converted:,} colour or odd-sized image(s) to 48x48 grayscale")
     for line in format_quality(result["report"]):
         print(line)
+    if train.votes is not None:
+        from emotion_analyzer.votes import describe_coverage
+
+        for name, split in (("train", train), ("test", test)):
+            print(f"{name}: {describe_coverage(split.votes, result['categories'])}")
     if args.dedupe:
         print(f"--dedupe dropped {result['dropped'][0]:,} train and {result['dropped'][1]:,} test images")
     print(f"categories: {', '.join(result['categories'])}")

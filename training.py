@@ -67,6 +67,10 @@ def parse_args(argv):
                              f" 0 = off (default: {default.erase})")
     recipe.add_argument("--label-smoothing", type=non_negative_float, default=None,
                         help=f"label smoothing (default: {default.label_smoothing})")
+    recipe.add_argument("--crowd", type=probability, default=None, metavar="W",
+                        help="the share of the FER+ crowd's votes in each face's target: 0 = the dataset's one"
+                             " label, 1 = the crowd's vote distribution; faces without votes keep their label"
+                             f" (clean_data.py --votes) (default: {default.crowd})")
     recipe.add_argument("--weight-decay", type=non_negative_float, default=None, metavar="F",
                         help="decoupled weight decay: each step shrinks the weights by lr x this,"
                              f" 0 = off (default: {default.weight_decay})")

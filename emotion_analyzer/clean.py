@@ -45,6 +45,7 @@ class CleanResult:
     made_split: bool            # the test split was drawn here (--test-size), not taken from the source
     from_validation: int = 0    # images of the source's validation folders...
     validation_split: str = ""  # ...and the split they went to
+    votes: tuple | None = None  # (images with the crowd's votes, images without) when a votes file was given
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Item:
     split: str | None = None
     path: Path | None = None
     pixels: np.ndarray | None = None
+    key: object = None          # what a votes file calls it: its path under the source, or its fer2013.csv row
+    votes: np.ndarray | None = None
 
 
 @dataclass
@@ -63,6 +66,8 @@ class Collected:
     items: list = field(default_factory=list)
     # (file or row, reason) for everything not used, so it can be counted and shown.
     skipped: list = field(default_factory=list)
+    root: Path | None = None    # the folder items' keys are relative to
+    rows: int = 0               # fer2013.csv's rows, for a votes file that lines up with them
 
 
 def split_of(name):
@@ -148,7 +153,8 @@ def collect_folders(source, mapping, excluded):
             if not is_image_name(name):
                 found.skipped.append((path, "not an image file"))
                 continue
-            found.items.append(Item(emotion, name, split, path=path))
+            found.items.append(Item(emotion, name, split, path=path, key=path.relative_to(source).as_posix()))
+    found.root = source
     if unknown:
         raise unknown_label_error(unknown, seen | unknown, f"{source}")
     if not found.items:
@@ -226,7 +232,8 @@ def collect_index(csv, image_root, mapping, excluded):
         if path is None:
             found.skipped.append((image, f"named in {csv.name} but not found under {image_root}"))
         elif emotion not in excluded:
-            found.items.append(Item(emotion, path.name, None, path=path))
+            found.items.append(Item(emotion, path.name, None, path=path, key=path.relative_to(image_root).as_posix()))
+    found.root = image_root
     if not found.items:
         raise UserError(f"{csv}: none of its {len(frame):,} rows names an image found under {image_root}")
     return found
@@ -262,7 +269,8 @@ def collect_fer2013(csv, mapping, excluded):
             continue
         split = split_of(row.usage) if "usage" in needed else None
         image = pixels.astype(np.uint8).reshape(config.IMAGE_SIZE, config.IMAGE_SIZE)
-        found.items.append(Item(emotion, f"{row.Index:05d}.png", split, pixels=image))
+        found.items.append(Item(emotion, f"{row.Index:05d}.png", split, pixels=image, key=row.Index))
+    found.rows = len(frame)
     if unknown:
         raise unknown_label_error(unknown, set(frame["emotion"].str.strip()), str(csv))
     if not found.items:
@@ -294,13 +302,35 @@ def collect(source, mapping, excluded):
     return collect_folders(where, mapping, excluded)
 
 
+def attach_votes(found, votes_path):
+    """Give each collected item its votes from `votes_path`; return (items with votes, items without).
+
+    A votes file keyed by path must name only images under the source (else it belongs to another copy
+    of the dataset); FER+'s fer2013new.csv must have fer2013.csv's rows."""
+    from emotion_analyzer.votes import read_votes_by_path, read_votes_by_row
+
+    if found.rows:
+        votes = read_votes_by_row(votes_path, found.rows)
+    else:
+        votes = read_votes_by_path(votes_path)
+        absent = [name for name in votes if not (found.root / name).is_file()]
+        if absent:
+            raise UserError(f"--votes {votes_path}: {len(absent):,} of its {len(votes):,} images are not under"
+                            f" {found.root} (first: {absent[0]}): give the votes file of this copy of the dataset")
+    for item in found.items:
+        item.votes = votes.get(item.key)
+    with_votes = sum(item.votes is not None for item in found.items)
+    return with_votes, len(found.items) - with_votes
+
+
 def clean_dataset(source, out, mapping=None, excluded=(), test_size=config.DEFAULT_TEST_SIZE,
-                  seed=config.DEFAULT_SEED, force=False):
-    """Sort `source` into `out`; return a CleanResult."""
+                  seed=config.DEFAULT_SEED, force=False, votes=None):
+    """Sort `source` into `out`, with the crowd's `votes` (a votes file) when given; return a CleanResult."""
     source, out = Path(source), Path(out)
     if out.resolve() == source.resolve() or source.resolve() in out.resolve().parents:
         raise UserError(f"--out {out} lies inside --source {source}; choose an output folder outside the raw data")
     found = collect(source, mapping or {}, set(excluded))
+    coverage = attach_votes(found, Path(votes)) if votes else None
     from_validation = [item for item in found.items if item.split == VALIDATION_SPLIT]
     validation_split = (config.TRAIN_SPLIT if any(item.split == config.TEST_SPLIT for item in found.items)
                         else config.TEST_SPLIT)
@@ -312,7 +342,9 @@ def clean_dataset(source, out, mapping=None, excluded=(), test_size=config.DEFAU
     categories = sorted({item.emotion for item in found.items})
     if len(categories) < 2:
         raise UserError(f"{source}: only one emotion ({categories[0]}) left to classify; need at least two")
-    written, counts = write_output(found.items, out, categories, force,
-                                   {"source": str(source), "layout": found.layout})
+    description = {"source": str(source), "layout": found.layout}
+    if coverage:
+        description["votes"] = {"file": str(votes), "faces_with_votes": coverage[0], "faces_without": coverage[1]}
+    written, counts = write_output(found.items, out, categories, force, description, with_votes=bool(coverage))
     return CleanResult(found.layout, categories, counts, found.skipped + written, made_split, len(from_validation),
-                       validation_split)
+                       validation_split, coverage)

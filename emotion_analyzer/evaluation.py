@@ -21,8 +21,9 @@ def predict_with_views(model, images, tta, batch_size=256):
     return np.concatenate(batches)
 
 
-def evaluate(model, x_test, y_test, categories, leak, tta):
-    """Test metrics of `model` with the `tta` views, and the accuracy with each smaller set of views."""
+def evaluate(model, x_test, y_test, categories, leak, tta, votes=None):
+    """Test metrics of `model` with the `tta` views, and the accuracy with each smaller set of views;
+    judged by the crowd too (`crowd`) when the test faces have the crowd's `votes`."""
     from emotion_analyzer.classify import TTA_VIEWS, tta_name
 
     tta = tta_name(tta)
@@ -33,6 +34,21 @@ def evaluate(model, x_test, y_test, categories, leak, tta):
     metrics = classification_metrics(y_test, probabilities.argmax(axis=1), categories, leak)
     metrics["tta"] = tta
     metrics["accuracy_by_tta"] = accuracy_by_tta
+    if votes is not None:
+        metrics["crowd"] = crowd_metrics(probabilities.argmax(axis=1), votes, categories)
+    return metrics
+
+
+def crowd_metrics(y_pred, votes, categories):
+    """The answers judged by the crowd, on the faces with usable votes: agreement with the crowd's
+    majority (per class, and its confusion matrix) and the crowd's mean share of votes on the answer."""
+    from emotion_analyzer.votes import crowd_distribution
+
+    shares, usable = crowd_distribution(votes, categories)
+    shares, y_pred = shares[usable], np.asarray(y_pred)[usable]
+    metrics = classification_metrics(shares.argmax(axis=1), y_pred, categories)
+    metrics["mean_share_on_answer"] = float(shares[np.arange(len(y_pred)), y_pred].mean()) if len(y_pred) else 0.0
+    metrics["faces_without_usable_votes"] = int((~usable).sum())
     return metrics
 
 
@@ -67,13 +83,24 @@ def classification_metrics(y_true, y_pred, labels, leak_mask=None):
 def format_metrics(metrics):
     lines = [f"test accuracy {metrics['accuracy']:.4f} on {metrics['test_images']:,} images;"
              f" macro F1 {metrics['macro_f1']:.4f}"]
+    crowd = metrics.get("crowd")
+    if crowd:
+        lines.append(f"against the crowd's majority: {crowd['accuracy']:.4f} on the {crowd['test_images']:,} faces with"
+                     f" usable votes (the crowd's mean share on the answer {crowd['mean_share_on_answer']:.4f})")
     by_tta = metrics.get("accuracy_by_tta", {})
     if len(by_tta) > 1:
         lines.append("by test-time views: " + ", ".join(f"{name} {accuracy:.4f}" for name, accuracy in by_tta.items()))
     if "accuracy_without_train_twins" in metrics:
         lines.append(f"accuracy on the {metrics['test_images'] - metrics['test_images_with_train_twin']:,} test images"
                      f" with no identical twin in training: {metrics['accuracy_without_train_twins']:.4f}")
-    lines.append(f"{'emotion':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}")
+    lines += per_class_lines(metrics, "FER2013's labels")
+    if crowd:
+        lines += per_class_lines(crowd, "the crowd's majority")
+    return lines
+
+
+def per_class_lines(metrics, judge):
+    lines = [f"{'emotion':<10} {'precision':>9} {'recall':>7} {'f1':>7} {'support':>8}   against {judge}"]
     for label, row in metrics["per_class"].items():
         lines.append(f"{label:<10} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>7.3f}"
                      f" {row['support']:>8,}")
@@ -96,6 +123,10 @@ def write_evidence(folder, metrics, history, categories, prefix=""):
     write_per_class_csv(metrics, folder / f"{prefix}per_class.csv")
     plot_training_curves(history, folder / f"{prefix}training_curves.png")
     plot_confusion_matrix(np.array(metrics["confusion_matrix"]), categories, folder / f"{prefix}confusion_matrix.png")
+    if "crowd" in metrics:
+        write_per_class_csv(metrics["crowd"], folder / f"{prefix}per_class_crowd.csv")
+        plot_confusion_matrix(np.array(metrics["crowd"]["confusion_matrix"]), categories,
+                              folder / f"{prefix}confusion_matrix_crowd.png", truth="the crowd's majority")
 
 
 def read_history(path):

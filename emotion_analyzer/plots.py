@@ -47,8 +47,8 @@ def plot_training_curves(history, path):
     save_figure(fig, path)
 
 
-def plot_confusion_matrix(matrix, labels, path, title="Confusion matrix (test set)"):
-    """Row-normalised confusion matrix with counts."""
+def plot_confusion_matrix(matrix, labels, path, truth="FER2013's labels"):
+    """Row-normalised confusion matrix with counts, its rows the `truth` the answers are judged by."""
     matrix = np.asarray(matrix)
     rates = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
@@ -56,13 +56,13 @@ def plot_confusion_matrix(matrix, labels, path, title="Confusion matrix (test se
     ax.set_xticks(range(len(labels)), [lab.title() for lab in labels], rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), [lab.title() for lab in labels])
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_ylabel(truth)
     for i in range(len(labels)):
         for j in range(len(labels)):
             ax.text(j, i, f"{rates[i, j]:.2f}\n{matrix[i, j]:,}", ha="center", va="center", fontsize=7,
                     color="white" if rates[i, j] > 0.5 else "black")
     fig.colorbar(image, ax=ax, fraction=0.046)
-    ax.set_title(title)
+    ax.set_title(f"Test set against {truth}")
     save_figure(fig, path)
 
 

@@ -25,6 +25,8 @@ from emotion_analyzer.stops import deferred
 # The files of a prepared set, in the order load_prepared returns them.
 PREPARED_FILES = (config.FEATURES_FILE, config.LABELS_FILE, config.TEST_FEATURES_FILE, config.TEST_LABELS_FILE,
                   config.TEST_LEAKS_FILE)
+# The crowd's votes, [train, test], in a set made from a sorted set with votes (clean_data.py --votes).
+VOTES_PICKLE = "votes.pickle"
 
 
 @dataclass
@@ -34,6 +36,7 @@ class SplitArrays:
     names: list                 # file names, for reports
     skipped: list = field(default_factory=list)  # (file, reason)
     converted: int = 0          # colour or odd-sized files turned into 48x48 grayscale
+    votes: np.ndarray | None = None  # (N, 10) the crowd's votes (votes.VOTE_COLUMNS); a row of zeros: none
 
 
 def read_categories(data_dir):
@@ -54,8 +57,9 @@ def read_categories(data_dir):
     return sorted(p.name for p in train.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def load_split(data_dir, split, categories, workers=4):
-    """Read every image of one split as 48x48 grayscale, skipping (and recording) unusable files."""
+def load_split(data_dir, split, categories, workers=4, votes=None):
+    """Read every image of one split as 48x48 grayscale, skipping (and recording) unusable files, with
+    each face's `votes` ({split/emotion/name: votes}, read_sorted_votes) when given."""
     folder = Path(data_dir) / split
     if not folder.is_dir():
         raise UserError(f"{folder} not found: run clean_data.py first (or pass --data DIR)")
@@ -89,7 +93,23 @@ def load_split(data_dir, split, categories, workers=4):
     if not arrays:
         raise UserError(f"none of the {len(paths):,} files under {folder} is a readable image")
     images = np.stack(arrays)[..., np.newaxis]
-    return SplitArrays(images, np.asarray(kept_labels, dtype=np.int64), names, skipped, converted)
+    return SplitArrays(images, np.asarray(kept_labels, dtype=np.int64), names, skipped, converted,
+                       None if votes is None else _votes_of(votes, split, names))
+
+
+def read_sorted_votes(data_dir):
+    """{split/emotion/name: votes} from the votes file clean_data.py --votes wrote, or None without one."""
+    from emotion_analyzer.votes import VOTES_FILE, read_votes_by_path
+
+    path = Path(data_dir) / VOTES_FILE
+    return read_votes_by_path(path) if path.is_file() else None
+
+
+def _votes_of(votes, split, names):
+    from emotion_analyzer.votes import VOTE_COLUMNS
+
+    none = np.zeros(len(VOTE_COLUMNS), np.int16)
+    return np.stack([votes.get(f"{split}/{name}", none) for name in names]).astype(np.int16)
 
 
 def image_hashes(images):
@@ -155,6 +175,8 @@ def format_quality(report):
 
 def drop_flagged(split, keep):
     split.images, split.labels = split.images[keep], split.labels[keep]
+    if split.votes is not None:
+        split.votes = split.votes[keep]
     split.names = [n for n, k in zip(split.names, keep) if k]
 
 
@@ -171,6 +193,8 @@ def dedupe(train, test, report):
 def shuffle_split(split, rng, *extra):
     order = rng.permutation(len(split.labels))
     split.images, split.labels = split.images[order], split.labels[order]
+    if split.votes is not None:
+        split.votes = split.votes[order]
     split.names = [split.names[i] for i in order]
     return [e[order] for e in extra]
 
@@ -179,18 +203,25 @@ def fingerprint(data):
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def write_prepared_set(data_dir, x_train, y_train, x_test, y_test, leak_test, categories):
-    """The original's four pickles, the leak mask and a manifest, written as one set.
+def write_prepared_set(data_dir, x_train, y_train, x_test, y_test, leak_test, categories, votes=None):
+    """The original's four pickles, the leak mask, the crowd's votes when there are any (`votes`:
+    [train (N, 10), test (M, 10)], in VOTES_PICKLE) and a manifest, written as one set.
 
     Every file is written under a temporary name first; then, with stop signals held back, they are
     renamed into place and the manifest (categories, and each file's size and fingerprint) last. A
     crash mid-way leaves files that do not match the manifest, which load_prepared refuses.
     """
     data_dir = Path(data_dir)
-    contents = {name: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) for name, obj in
-                zip(PREPARED_FILES, (x_train, y_train, x_test, y_test, leak_test))}
+    objects = dict(zip(PREPARED_FILES, (x_train, y_train, x_test, y_test, leak_test)))
+    if votes is not None:
+        objects[VOTES_PICKLE] = [np.asarray(v, np.int16) for v in votes]
+    contents = {name: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) for name, obj in objects.items()}
     manifest = {"categories": list(categories),
                 "files": {name: {"bytes": len(data), "blake2b": fingerprint(data)} for name, data in contents.items()}}
+    if votes is not None:
+        from emotion_analyzer.votes import VOTE_COLUMNS
+
+        manifest["vote_columns"] = list(VOTE_COLUMNS)
     staged = {}
     try:
         for name, data in contents.items():
@@ -199,6 +230,8 @@ def write_prepared_set(data_dir, x_train, y_train, x_test, y_test, leak_test, ca
         with deferred():
             for name, tmp in staged.items():
                 commit_temp(tmp, data_dir / name)
+            if votes is None:
+                (data_dir / VOTES_PICKLE).unlink(missing_ok=True)
             write_json_atomic(data_dir / config.PREPARED_MANIFEST, manifest)
     finally:
         for tmp in staged.values():
@@ -219,7 +252,8 @@ def read_manifest(data_dir):
         raise UserError(f"{data_dir}: {what} {config.PREPARED_MANIFEST}, so the set cannot be checked. {rerun}")
     try:
         manifest = json.loads(manifest_path.read_text())
-        expected = {name: manifest["files"][name] for name in PREPARED_FILES}
+        expected = {name: manifest["files"][name] for name in PREPARED_FILES + (VOTES_PICKLE,)
+                    if name in PREPARED_FILES or name in manifest["files"]}
         categories = list(manifest["categories"])
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise UserError(f"{manifest_path}: not a manifest written by prep_data.py ({exc}). {rerun}") from None
@@ -232,30 +266,52 @@ def load_prepared(data_dir):
     data_dir = Path(data_dir)
     rerun = RERUN_PREP
     expected, categories = read_manifest(data_dir)
-    arrays = []
-    for name in PREPARED_FILES:
-        path = data_dir / name
-        if not path.is_file():
-            raise UserError(f"{path} is missing from the prepared set. {rerun}")
-        data = path.read_bytes()
-        if len(data) != expected[name]["bytes"] or fingerprint(data) != expected[name]["blake2b"]:
-            raise UserError(f"{path} does not match {config.PREPARED_MANIFEST} (an interrupted prep_data.py, or"
-                            f" files from different runs mixed). {rerun}")
-        arrays.append(load_array_pickle(path, data))
+    arrays = [_load_checked(data_dir / name, expected[name]) for name in PREPARED_FILES]
     x_train, y_train, x_test, y_test, leak = arrays
     return x_train, y_train, x_test, y_test, categories, leak
+
+
+def _load_checked(path, expected):
+    """A file of the prepared set, checked against its manifest entry and loaded by the restricted loader."""
+    if not path.is_file():
+        raise UserError(f"{path} is missing from the prepared set. {RERUN_PREP}")
+    data = path.read_bytes()
+    if len(data) != expected["bytes"] or fingerprint(data) != expected["blake2b"]:
+        raise UserError(f"{path} does not match {config.PREPARED_MANIFEST} (an interrupted prep_data.py, or"
+                        f" files from different runs mixed). {RERUN_PREP}")
+    return load_array_pickle(path, data)
+
+
+def load_prepared_votes(data_dir, n_train, n_test):
+    """(train votes (N, 10), test votes (M, 10)) of a prepared set, checked like its other files and
+    against the sizes of its splits; None when the set has no votes."""
+    data_dir = Path(data_dir)
+    expected, _ = read_manifest(data_dir)
+    if VOTES_PICKLE not in expected:
+        return None
+    path = data_dir / VOTES_PICKLE
+    votes = _load_checked(path, expected[VOTES_PICKLE])
+    from emotion_analyzer.votes import VOTE_COLUMNS
+
+    shapes = [(n_train, len(VOTE_COLUMNS)), (n_test, len(VOTE_COLUMNS))]
+    if not (isinstance(votes, list) and len(votes) == 2
+            and [getattr(v, "shape", None) for v in votes] == shapes):
+        raise UserError(f"{path}: expected the votes of {n_train:,} training and {n_test:,} test faces. {RERUN_PREP}")
+    return votes
 
 
 def prepare(data_dir, seed=config.DEFAULT_SEED, remove_duplicates=False):
     """Read, check, optionally dedupe, shuffle and pickle; return a dict of what was done."""
     categories = read_categories(data_dir)
-    train = load_split(data_dir, config.TRAIN_SPLIT, categories)
-    test = load_split(data_dir, config.TEST_SPLIT, categories)
+    votes = read_sorted_votes(data_dir)
+    train = load_split(data_dir, config.TRAIN_SPLIT, categories, votes=votes)
+    test = load_split(data_dir, config.TEST_SPLIT, categories, votes=votes)
     report = assess_quality(train, test)
     dropped = dedupe(train, test, report) if remove_duplicates else (0, 0)
     rng = np.random.default_rng(seed)
     shuffle_split(train, rng)
     (leak_test,) = shuffle_split(test, rng, report.leak_test)
-    write_prepared_set(data_dir, train.images, train.labels, test.images, test.labels, leak_test, categories)
+    votes = [train.votes, test.votes] if train.votes is not None else None
+    write_prepared_set(data_dir, train.images, train.labels, test.images, test.labels, leak_test, categories, votes)
     return {"categories": categories, "train": train, "test": test, "report": report, "dropped": dropped}
 

@@ -41,7 +41,7 @@ CHANGEABLE_ON_RESUME = ("epochs", "tta", "precision")
 RETIRED_OPTIONS = {"padding": "valid", "init": "glorot", "ema": 0.0, "warmup": 0, "self_distill": 0.0, "mixup": 0.0}
 # A run saved before an option existed trained with what was then the only choice.
 BEFORE_OPTION_EXISTED = {"scaling": "unit", "weight_decay": 0.0, "erase": 0.0, "optimizer": "adam",
-                         "batch_norm": False, "precision": "float32", "equalize": False}
+                         "batch_norm": False, "precision": "float32", "equalize": False, "crowd": 0.0}
 
 
 @dataclass
@@ -55,6 +55,7 @@ class Recipe:
     augment: str = "light"          # a key of AUGMENTATIONS
     erase: float = 0.0              # chance that a training image gets one rectangle blanked out; 0 = off
     label_smoothing: float = 0.1
+    crowd: float = 0.5              # share of the FER+ crowd's vote distribution in each target; 0 = labels only
     weight_decay: float = 0.0       # decoupled decay per step, times the learning rate; 0 = off
     batch_norm: bool = False        # batch normalisation after each conv and dense layer (folded away when saved)
     class_weight: bool = False
@@ -71,7 +72,12 @@ class Recipe:
     def original(cls):
         """The original project's run: batch 64, 12 epochs, no augmentation, no validation tricks."""
         return cls(epochs=12, batch_size=64, learning_rate=1e-3, schedule="constant", augment="none",
-                   label_smoothing=0.0, patience=0, tta="none", scaling="unit", equalize=False, precision="float32")
+                   label_smoothing=0.0, crowd=0.0, patience=0, tta="none", scaling="unit", equalize=False, precision="float32")
+
+    @property
+    def soft_targets(self):
+        """Whether targets are distributions (smoothed labels, or the crowd's votes) rather than class indices."""
+        return bool(self.label_smoothing or self.crowd)
 
     def check(self):
         """Raise a UserError naming the first setting out of range."""
@@ -90,6 +96,8 @@ class Recipe:
             raise UserError("--schedule plateau watches validation accuracy; with --val-split 0 use --schedule cosine")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"--label-smoothing {self.label_smoothing}: expected 0 to 1, such as 0.1")
+        if not 0 <= self.crowd <= 1:
+            raise UserError(f"--crowd {self.crowd}: expected a share from 0 (FER2013's labels) to 1 (the crowd's votes)")
         if self.learning_rate <= 0:
             raise UserError(f"--lr {self.learning_rate}: expected a positive number such as 0.001")
         if self.weight_decay < 0:

@@ -11,7 +11,7 @@ import cv2
 from emotion_analyzer import config
 from emotion_analyzer.cli import progress
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import write_json_atomic
+from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
 from emotion_analyzer.stops import deferred
 from emotion_analyzer.images import check_image_file
 
@@ -57,13 +57,26 @@ def prepare_output(out, force):
     return existing
 
 
-def write_output(items, out, categories, force, description, workers=4):
+def votes_table(items, written):
+    """The sorted set's votes file: each written item's path under the output and its ten votes."""
+    from emotion_analyzer.votes import VOTE_COLUMNS
+
+    rows = [",".join(["image", *VOTE_COLUMNS])]
+    rows += [",".join([f"{item.split}/{item.emotion}/{item.name}", *map(str, item.votes)])
+             for item, ok in zip(items, written) if ok and item.votes is not None]
+    return "\n".join(rows) + "\n"
+
+
+def write_output(items, out, categories, force, description, workers=4, with_votes=False):
     """Copy or encode every item into out/<split>/<emotion>/; return ([(file, reason)] skipped, counts).
 
     Everything is built in a hidden folder inside `out`; then, with stop signals held back, the old
-    train/ and test/ are moved aside, the new ones renamed into place and categories.json and the
-    manifest (`description` plus the counts) written, so `out` holds the old set or the new one.
+    train/ and test/ are moved aside, the new ones renamed into place and categories.json, the votes
+    (`with_votes`: each item's `votes`; else an old votes file is removed) and the manifest
+    (`description` plus the counts) written, so `out` holds the old set or the new one.
     """
+    from emotion_analyzer.votes import VOTES_FILE
+
     replace = prepare_output(out, force)
     out.mkdir(parents=True, exist_ok=True)
     partial = out / f".clean_data-partial-{os.getpid()}"
@@ -73,18 +86,25 @@ def write_output(items, out, categories, force, description, workers=4):
             for emotion in categories:
                 (partial / split / emotion).mkdir(parents=True, exist_ok=True)
         _unique_names(items)
+        written = []
         with ThreadPoolExecutor(workers) as pool:
             results = pool.map(lambda item: _write_item(item, partial), items)
             for item, problem in zip(items, progress(results, total=len(items), desc="copying", unit="img")):
                 if problem:
                     skipped.append((item.path, problem))
+                written.append(not problem)
         counts = count_output(partial, categories)
+        votes = votes_table(items, written) if with_votes else None
         with deferred():
             for old in replace:
                 os.replace(old, partial / f"old-{old.name}")
             for split in config.SPLITS:
                 os.replace(partial / split, out / split)
             write_json_atomic(out / config.CATEGORIES_FILE, categories)
+            if votes is None:
+                (out / VOTES_FILE).unlink(missing_ok=True)
+            else:
+                write_text_atomic(out / VOTES_FILE, votes)
             write_json_atomic(out / MANIFEST_FILE, {**description, "counts": counts})
     finally:
         if partial.exists():

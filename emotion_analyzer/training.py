@@ -59,7 +59,7 @@ def build_for_training(recipe, num_classes, precision):
 def compile_model(model, recipe):
     import keras
 
-    if recipe.label_smoothing:
+    if recipe.soft_targets:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
         accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
     else:
@@ -141,14 +141,33 @@ def resume(data_dir, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, model_path=
 
 def load_training_data(data_dir, limit):
     from emotion_analyzer.pipeline import check_arrays
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.prep import load_prepared, load_prepared_votes
 
     x_train, y_train, x_test, y_test, categories, leak = load_prepared(data_dir)
+    votes_train, votes_test = load_prepared_votes(data_dir, len(y_train), len(y_test)) or (None, None)
     if limit:
         x_train, y_train = x_train[:limit], y_train[:limit]
+        votes_train = None if votes_train is None else votes_train[:limit]
     x_train, y_train, x_test, y_test = check_arrays(x_train, y_train, x_test, y_test, categories, data_dir)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test, "categories": categories,
-            "leak": leak, "data_dir": data_dir}
+            "leak": leak, "data_dir": data_dir, "votes_train": votes_train, "votes_test": votes_test}
+
+
+def fit_targets(data, recipe, log):
+    """What the model learns to output for each training face: class indices, or distributions
+    (labels smoothed by the loss, mixed with the crowd's votes by recipe.crowd where the face has them)."""
+    from emotion_analyzer.votes import describe_coverage, training_targets
+
+    if not recipe.soft_targets:
+        return data["y_train"]
+    votes = data["votes_train"]
+    if recipe.crowd and votes is None:
+        log(f"no crowd votes in {data['data_dir']}: --crowd {recipe.crowd} has nothing to mix, so the targets are"
+            " its labels (clean_data.py --votes, then prep_data.py, adds them)")
+    elif recipe.crowd:
+        log(f"targets: {1 - recipe.crowd:.0%} label, {recipe.crowd:.0%} the crowd's votes;"
+            f" {describe_coverage(votes, data['categories'])}")
+    return training_targets(data["y_train"], votes, data["categories"], recipe.crowd)
 
 
 def validation_split(data, recipe):
@@ -187,7 +206,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     from emotion_analyzer.pipeline import balanced_class_weights, make_dataset
 
     categories, num_classes = data["categories"], len(data["categories"])
-    x_train, y_train = data["x_train"], data["y_train"]
+    x_train, y_train = data["x_train"], fit_targets(data, recipe, log)
     train_idx, val_idx = validation_split(data, recipe)
     validating = len(val_idx) > 0
     if resuming and state["epochs_done"] >= recipe.epochs:
@@ -213,7 +232,8 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
                     if validating else None)
         model.fit(make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True),
                   validation_data=val_data, epochs=recipe.epochs, initial_epoch=state["epochs_done"],
-                  class_weight=balanced_class_weights(y_train[train_idx], num_classes) if recipe.class_weight else None,
+                  class_weight=(balanced_class_weights(data["y_train"][train_idx], num_classes) if recipe.class_weight
+                                else None),
                   shuffle=False, verbose=1 if sys.stdout.isatty() else 2,
                   callbacks=callbacks)
     seconds = (datetime.datetime.now() - started).total_seconds()
@@ -245,7 +265,7 @@ def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_tr
     categories = data["categories"]
     best = inference_model(keras.models.load_model(run_dir / BEST_CHECKPOINT), recipe, len(categories))
     x_test = equalize(data["x_test"]) if recipe.equalize else data["x_test"]  # as the model was trained
-    metrics = evaluate(best, x_test, data["y_test"], categories, data["leak"], recipe.tta)
+    metrics = evaluate(best, x_test, data["y_test"], categories, data["leak"], recipe.tta, data["votes_test"])
     metrics["best_epoch"] = state["best_epoch"]
     metrics["best_val_accuracy"] = state["best_val_accuracy"] if validating else None
     info = {

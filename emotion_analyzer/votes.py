@@ -1,0 +1,120 @@
+"""The FER+ crowd's votes: ten people labelled every FER2013 face again (Barsoum et al. 2016).
+
+A votes file is read with the dataset by clean_data.py: for a folder copy, a CSV keyed by each image's
+path under the source (`image` plus the ten vote columns, as ferplus-votes.csv); for FER2013's
+fer2013.csv, FER+'s own fer2013new.csv, which lines up with it row by row. The sorted set carries the
+votes in VOTES_FILE, the prepared set as an (N, 10) array per split (a row of zeros: no votes).
+"""
+
+import numpy as np
+import pandas as pd
+
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.labels import canonical_emotion
+
+# FER+'s columns, in its order: eight emotions, then 'the annotator could not tell' and 'not a face'.
+VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown",
+                "NF")
+# The sorted set's votes, keyed by each image's path under the output (split/emotion/name).
+VOTES_FILE = "votes.csv"
+# FER+'s own file: its rows follow fer2013.csv's; an empty image name is a face FER+ left unlabelled.
+FERPLUS_NAME_COLUMN = "image name"
+# A face's votes become a target only when at least this share of them fall on the set's emotions;
+# faces the crowd mostly called unknown, not a face, or an emotion the set leaves out keep their label.
+MIN_SHARE_ON_CATEGORIES = 0.5
+
+
+def _vote_frame(path, frame):
+    """The ten vote columns of `frame` as an int array, refused in one line when they are not votes."""
+    columns = {c.strip().lower(): c for c in frame.columns}
+    missing = [c for c in VOTE_COLUMNS if c.lower() not in columns]
+    if missing:
+        raise UserError(f"{path}: not a votes file: missing column(s) {', '.join(missing)} (a FER+ votes file has"
+                        f" {', '.join(VOTE_COLUMNS)})")
+    values = frame[[columns[c.lower()] for c in VOTE_COLUMNS]].apply(pd.to_numeric, errors="coerce")
+    bad = values.isna().any(axis=1) | (values < 0).any(axis=1) | (values % 1 != 0).any(axis=1)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{path} row {row + 2}: vote counts must be whole numbers of at least 0, got"
+                        f" {', '.join(map(str, frame.iloc[row][[columns[c.lower()] for c in VOTE_COLUMNS]]))}")
+    return values.to_numpy(np.int16)
+
+
+def _read(path):
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a readable votes CSV ({exc})") from None
+
+
+def read_votes_by_path(path):
+    """{image path under the source: (10,) int votes} from a votes CSV keyed by path."""
+    frame = _read(path)
+    columns = {c.strip().lower(): c for c in frame.columns}
+    if "image" not in columns:
+        raise UserError(f"{path}: a votes file for image folders needs an 'image' column (each image's path under"
+                        f" --source); it has {', '.join(frame.columns) or 'none'}")
+    votes = _vote_frame(path, frame)
+    names = frame[columns["image"]].str.strip().str.replace("\\", "/", regex=False)
+    repeated = names[names.duplicated()]
+    if len(repeated):
+        raise UserError(f"{path}: '{repeated.iloc[0]}' has two rows of votes; keep one")
+    return dict(zip(names, votes))
+
+
+def read_votes_by_row(path, rows):
+    """{row index: (10,) int votes} from FER+'s fer2013new.csv, which must have `rows` rows (fer2013.csv's)."""
+    frame = _read(path)
+    if len(frame) != rows:
+        raise UserError(f"{path}: {len(frame):,} rows of votes, but fer2013.csv has {rows:,}: FER+'s fer2013new.csv"
+                        " lines up with fer2013.csv row by row; give the two files of one release")
+    votes = _vote_frame(path, frame)
+    columns = {c.strip().lower(): c for c in frame.columns}
+    labelled = (frame[columns[FERPLUS_NAME_COLUMN]].str.strip() != "").to_numpy() if FERPLUS_NAME_COLUMN in columns \
+        else votes.sum(axis=1) > 0
+    return {row: votes[row] for row in np.flatnonzero(labelled)}
+
+
+def category_columns(categories):
+    """For each of a set's categories, the vote column that counts it (None when FER+ has none)."""
+    by_emotion = {canonical_emotion(column): i for i, column in enumerate(VOTE_COLUMNS) if canonical_emotion(column)}
+    return [by_emotion.get(category) for category in categories]
+
+
+def crowd_distribution(votes, categories):
+    """((N, C) float32 share of each face's votes per category, (N,) bool usable): a face is usable when
+    it has votes and at least MIN_SHARE_ON_CATEGORIES of them fall on the categories."""
+    votes = np.asarray(votes, dtype=np.float32).reshape(len(votes), len(VOTE_COLUMNS))
+    on_categories = np.stack([votes[:, c] if c is not None else np.zeros(len(votes), np.float32)
+                              for c in category_columns(categories)], axis=1)
+    total, kept = votes.sum(axis=1), on_categories.sum(axis=1)
+    usable = (total > 0) & (kept >= MIN_SHARE_ON_CATEGORIES * np.maximum(total, 1))
+    shares = np.divide(on_categories, kept[:, None], out=np.zeros_like(on_categories), where=kept[:, None] > 0)
+    return shares, usable
+
+
+def crowd_majority(votes, categories):
+    """((N,) the category most of the crowd chose, first of ties; (N,) bool usable)."""
+    shares, usable = crowd_distribution(votes, categories)
+    return shares.argmax(axis=1), usable
+
+
+def training_targets(labels, votes, categories, crowd_weight):
+    """(N, C) float32 targets: (1 - crowd_weight) x the label's one-hot + crowd_weight x the crowd's
+    share of votes; a face without usable votes keeps its one-hot label."""
+    one_hot = np.eye(len(categories), dtype=np.float32)[np.asarray(labels)]
+    if votes is None or not crowd_weight:
+        return one_hot
+    shares, usable = crowd_distribution(votes, categories)
+    mixed = (1 - crowd_weight) * one_hot + crowd_weight * shares
+    return np.where(usable[:, None], mixed, one_hot).astype(np.float32)
+
+
+def describe_coverage(votes, categories):
+    """'24,960 of 25,446 with the crowd's votes (...)': how many faces of a split the crowd's votes cover."""
+    votes = np.asarray(votes)
+    has_votes = votes.sum(axis=1) > 0
+    _, usable = crowd_distribution(votes, categories)
+    return (f"{int(usable.sum()):,} of {len(votes):,} faces with usable crowd votes; {int((~has_votes).sum()):,}"
+            f" without votes and {int((has_votes & ~usable).sum()):,} the crowd mostly put outside"
+            f" {', '.join(categories)} keep their label only")
