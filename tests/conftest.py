@@ -70,21 +70,38 @@ def folder_dataset(tmp_path):
     return source
 
 
-def make_prepared_data(folder, n_train=240, n_test=60, classes=EMOTIONS6, seed=0):
-    """A prepared set as prep_data.py writes it, with learnable generated images."""
+def make_prepared_data(folder, n_train=240, n_test=60, classes=EMOTIONS6, seed=0, crowd_disagrees=None):
+    """A prepared set as prep_data.py writes it, with learnable generated images. With
+    `crowd_disagrees` (a share), it carries the crowd's votes: all ten on the class each image shows,
+    while that share of the labels names the next class instead, as if the dataset's labeller erred."""
     from emotion_analyzer.prep import write_prepared_set
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = []
+    arrays, votes = [], []
     for n in (n_train, n_test):
-        y = rng.integers(0, len(classes), n).astype(np.int64)
-        x = np.stack([face_like(int(label), seed=int(rng.integers(1 << 30))) for label in y])[..., None]
+        shown = rng.integers(0, len(classes), n).astype(np.int64)
+        x = np.stack([face_like(int(label), seed=int(rng.integers(1 << 30))) for label in shown])[..., None]
+        y = shown
+        if crowd_disagrees is not None:
+            erred = rng.random(n) < crowd_disagrees
+            y = np.where(erred, (shown + 1) % len(classes), shown)
+            votes.append(crowd_votes_for(shown, classes))
         arrays += [x, y]
     leak = np.zeros(n_test, bool)
     leak[:5] = True
-    write_prepared_set(folder, *arrays, leak, classes)
+    write_prepared_set(folder, *arrays, leak, classes, votes if crowd_disagrees is not None else None)
     return folder
+
+
+def crowd_votes_for(shown, classes):
+    """(N, 10) FER+ votes, all ten on each face's class."""
+    from emotion_analyzer.votes import category_columns
+
+    columns = category_columns(classes)
+    votes = np.zeros((len(shown), 10), np.int16)
+    votes[np.arange(len(shown)), [columns[c] for c in shown]] = 10
+    return votes
 
 
 @pytest.fixture

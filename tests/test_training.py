@@ -64,6 +64,27 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
 
 
 @slow
+def test_the_crowd_s_votes_are_learned_and_judge_the_model(tmp_path, capsys):
+    """Most labels name the wrong class, the crowd the right one: trained on the crowd's votes the
+    model agrees with the crowd, trained on the labels it learns the labeller's error."""
+    data = make_prepared_data(tmp_path / "data", n_train=480, crowd_disagrees=0.8)
+    agreement = {}
+    for crowd in ("0", "1"):
+        model = tmp_path / crowd / "model.keras"
+        assert training.main(["--data", str(data), "--model", str(model), "--runs", str(tmp_path / crowd / "runs"),
+                              "--epochs", "3", "--batch-size", "32", "--crowd", crowd, "--tta", "none"]) == 0
+        info = json.loads(model.with_suffix(".json").read_text())
+        agreement[crowd] = info["test_metrics"]["crowd"]["accuracy"]
+        assert info["test_metrics"]["crowd"]["test_images"] == 60
+        for name in ("per_class_crowd.csv", "confusion_matrix_crowd.png"):
+            assert (model.parent / f"model_{name}").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "targets: 0% label, 100% the crowd's votes; 480 of 480 faces with usable crowd votes" in out
+    assert "against the crowd's majority" in out
+    assert agreement["1"] > 0.8 and agreement["0"] < 0.5, agreement
+
+
+@slow
 def test_a_finished_run_is_evaluated_again_with_other_views_without_training(prepared_data, tmp_path, capsys):
     import keras
 
