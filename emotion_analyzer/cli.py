@@ -32,6 +32,10 @@ def progress(iterable=None, **kwargs):
     return tqdm(iterable, **kwargs)
 
 
+def silent(*_):
+    """A log or warn function that says nothing (worker processes, the library)."""
+
+
 def warn(message):
     print(f"warning: {message}", file=sys.stderr)
 

@@ -168,3 +168,16 @@ def make_dataset(x, y, recipe, num_classes, training):
 def balanced_class_weights(labels, num_classes):
     counts = np.bincount(labels, minlength=num_classes).astype(float)
     return {i: float(len(labels) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def training_targets(labels, votes, categories, crowd_weight):
+    """(N, C) float32 targets: (1 - crowd_weight) x the label's one-hot + crowd_weight x the crowd's
+    share of votes; a face without usable votes keeps its one-hot label."""
+    one_hot = np.eye(len(categories), dtype=np.float32)[np.asarray(labels)]
+    if votes is None or not crowd_weight:
+        return one_hot
+    from emotion_analyzer.prepared import crowd_distribution
+
+    shares, usable = crowd_distribution(votes, categories)
+    mixed = (1 - crowd_weight) * one_hot + crowd_weight * shares
+    return np.where(usable[:, None], mixed, one_hot).astype(np.float32)

@@ -6,7 +6,6 @@ duplicates within a split, duplicates with conflicting labels, and test images w
 
 import hashlib
 import json
-import pickle
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,16 +16,8 @@ import numpy as np
 from emotion_analyzer import config
 from emotion_analyzer.cli import progress
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import commit_temp, load_array_pickle, temp_path_beside, write_json_atomic
 from emotion_analyzer.images import BadImage, list_image_files, read_face_image
-from emotion_analyzer.stops import deferred
-
-
-# The files of a prepared set, in the order load_prepared returns them.
-PREPARED_FILES = (config.FEATURES_FILE, config.LABELS_FILE, config.TEST_FEATURES_FILE, config.TEST_LABELS_FILE,
-                  config.TEST_LEAKS_FILE)
-# The crowd's votes, [train, test], in a set made from a sorted set with votes (clean_data.py --votes).
-VOTES_PICKLE = "votes.pickle"
+from emotion_analyzer.prepared import write_prepared_set
 
 
 @dataclass
@@ -197,107 +188,6 @@ def shuffle_split(split, rng, *extra):
         split.votes = split.votes[order]
     split.names = [split.names[i] for i in order]
     return [e[order] for e in extra]
-
-
-def fingerprint(data):
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def write_prepared_set(data_dir, x_train, y_train, x_test, y_test, leak_test, categories, votes=None):
-    """The original's four pickles, the leak mask, the crowd's votes when there are any (`votes`:
-    [train (N, 10), test (M, 10)], in VOTES_PICKLE) and a manifest, written as one set.
-
-    Every file is written under a temporary name first; then, with stop signals held back, they are
-    renamed into place and the manifest (categories, and each file's size and fingerprint) last. A
-    crash mid-way leaves files that do not match the manifest, which load_prepared refuses.
-    """
-    data_dir = Path(data_dir)
-    objects = dict(zip(PREPARED_FILES, (x_train, y_train, x_test, y_test, leak_test)))
-    if votes is not None:
-        objects[VOTES_PICKLE] = [np.asarray(v, np.int16) for v in votes]
-    contents = {name: pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL) for name, obj in objects.items()}
-    manifest = {"categories": list(categories),
-                "files": {name: {"bytes": len(data), "blake2b": fingerprint(data)} for name, data in contents.items()}}
-    if votes is not None:
-        from emotion_analyzer.votes import VOTE_COLUMNS
-
-        manifest["vote_columns"] = list(VOTE_COLUMNS)
-    staged = {}
-    try:
-        for name, data in contents.items():
-            staged[name] = temp_path_beside(data_dir / name)
-            staged[name].write_bytes(data)
-        with deferred():
-            for name, tmp in staged.items():
-                commit_temp(tmp, data_dir / name)
-            if votes is None:
-                (data_dir / VOTES_PICKLE).unlink(missing_ok=True)
-            write_json_atomic(data_dir / config.PREPARED_MANIFEST, manifest)
-    finally:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
-
-
-RERUN_PREP = "Run prep_data.py again (after clean_data.py) to write a complete set."
-
-
-def read_manifest(data_dir):
-    """The prepared set's manifest ({file: size and hash}, categories); a UserError when there is none."""
-    data_dir = Path(data_dir)
-    rerun = RERUN_PREP
-    manifest_path = data_dir / config.PREPARED_MANIFEST
-    if not manifest_path.is_file():
-        found = [name for name in PREPARED_FILES if (data_dir / name).is_file()]
-        what = f"{', '.join(found)} without" if found else "no prepared data and no"
-        raise UserError(f"{data_dir}: {what} {config.PREPARED_MANIFEST}, so the set cannot be checked. {rerun}")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        expected = {name: manifest["files"][name] for name in PREPARED_FILES + (VOTES_PICKLE,)
-                    if name in PREPARED_FILES or name in manifest["files"]}
-        categories = list(manifest["categories"])
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise UserError(f"{manifest_path}: not a manifest written by prep_data.py ({exc}). {rerun}") from None
-    return expected, categories
-
-
-def load_prepared(data_dir):
-    """(x_train, y_train, x_test, y_test, categories, leak_test), checked against the set's manifest and
-    loaded through the restricted loader."""
-    data_dir = Path(data_dir)
-    rerun = RERUN_PREP
-    expected, categories = read_manifest(data_dir)
-    arrays = [_load_checked(data_dir / name, expected[name]) for name in PREPARED_FILES]
-    x_train, y_train, x_test, y_test, leak = arrays
-    return x_train, y_train, x_test, y_test, categories, leak
-
-
-def _load_checked(path, expected):
-    """A file of the prepared set, checked against its manifest entry and loaded by the restricted loader."""
-    if not path.is_file():
-        raise UserError(f"{path} is missing from the prepared set. {RERUN_PREP}")
-    data = path.read_bytes()
-    if len(data) != expected["bytes"] or fingerprint(data) != expected["blake2b"]:
-        raise UserError(f"{path} does not match {config.PREPARED_MANIFEST} (an interrupted prep_data.py, or"
-                        f" files from different runs mixed). {RERUN_PREP}")
-    return load_array_pickle(path, data)
-
-
-def load_prepared_votes(data_dir, n_train, n_test):
-    """(train votes (N, 10), test votes (M, 10)) of a prepared set, checked like its other files and
-    against the sizes of its splits; None when the set has no votes."""
-    data_dir = Path(data_dir)
-    expected, _ = read_manifest(data_dir)
-    if VOTES_PICKLE not in expected:
-        return None
-    path = data_dir / VOTES_PICKLE
-    votes = _load_checked(path, expected[VOTES_PICKLE])
-    from emotion_analyzer.votes import VOTE_COLUMNS
-
-    shapes = [(n_train, len(VOTE_COLUMNS)), (n_test, len(VOTE_COLUMNS))]
-    if not (isinstance(votes, list) and len(votes) == 2
-            and [getattr(v, "shape", None) for v in votes] == shapes):
-        raise UserError(f"{path}: expected the votes of {n_train:,} training and {n_test:,} test faces. {RERUN_PREP}")
-    return votes
 
 
 def prepare(data_dir, seed=config.DEFAULT_SEED, remove_duplicates=False):

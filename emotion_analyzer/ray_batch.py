@@ -7,6 +7,7 @@ filesystem), since each actor reads its files and writes their CSVs where it run
 
 import os
 
+from emotion_analyzer.cli import silent
 from emotion_analyzer.errors import UserError
 
 # An actor whose process dies (a machine lost, the memory killer) is started again this many times,
@@ -31,7 +32,7 @@ def connect(address):
 
 
 def file_worker_class(ray):
-    """The actor class: one Analyzer per actor, loaded once; `read` is batch.analyze_one."""
+    """The actor class: one Analyzer per actor, loaded once; `read` is files.analyze_one."""
 
     @ray.remote(max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)
     class FileWorker:
@@ -40,10 +41,10 @@ def file_worker_class(ray):
             from emotion_analyzer.device import start_tensorflow
 
             start_tensorflow()
-            self.analyzer = Analyzer(settings, log=_silent, warn=_silent)
+            self.analyzer = Analyzer(settings, log=silent, warn=silent)
 
         def read(self, source, csv_path):
-            from emotion_analyzer.batch import analyze_one
+            from emotion_analyzer.files import analyze_one
 
             return analyze_one(self.analyzer, source, csv_path)
 
@@ -51,7 +52,7 @@ def file_worker_class(ray):
 
 
 def each_result_on_ray(todo, settings, actors, address):
-    """batch.analyze_one for each (source, CSV) job of `todo`, as each finishes, on `actors` Ray actors."""
+    """files.analyze_one for each (source, CSV) job of `todo`, as each finishes, on `actors` Ray actors."""
     ray = connect(address)
     try:
         from ray.util import ActorPool
@@ -61,7 +62,3 @@ def each_result_on_ray(todo, settings, actors, address):
         yield from pool.map_unordered(lambda actor, job: actor.read.remote(*job), todo)
     finally:
         ray.shutdown()
-
-
-def _silent(*_):
-    pass

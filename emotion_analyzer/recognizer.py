@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion_analyzer import config
+from emotion_analyzer.cli import silent
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.images import BadImage, decode_image_bytes, unreadable_pixels
 from emotion_analyzer.results import RowTable
@@ -96,7 +97,7 @@ class EmotionRecognizer:
 
         settings = AnalyzerSettings(model=Path(model or config.DEFAULT_MODEL_PATH), **settings)
         start_tensorflow()
-        self._analyzer = Analyzer(settings, log=print if verbose else _silent, warn=_silent)  # warnings.warn instead
+        self._analyzer = Analyzer(settings, log=print if verbose else silent, warn=silent)  # warnings.warn instead
         self._verbose = verbose
         self._turn = threading.Lock()
         self.labels = list(self._analyzer.labels)
@@ -151,7 +152,8 @@ class EmotionRecognizer:
         cannot be read raises UserError naming it."""
         import pandas as pd
 
-        from emotion_analyzer.batch import each_result, table_of
+        from emotion_analyzer.batch import each_result
+        from emotion_analyzer.files import table_of
 
         sources = [str(source) for source in sources]
         if not isinstance(workers, numbers.Integral) or isinstance(workers, bool) or workers < 1:
@@ -161,7 +163,3 @@ class EmotionRecognizer:
                                       workers, self._analyzer))
         in_order = [tables[source] for source in dict.fromkeys(sources)]  # as given, whoever finished first
         return pd.concat(in_order, ignore_index=True) if in_order else RowTable(self.labels).to_dataframe()
-
-
-def _silent(*_):
-    pass

@@ -10,18 +10,12 @@ import numpy as np
 import pandas as pd
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.labels import canonical_emotion
+from emotion_analyzer.prepared import VOTE_COLUMNS
 
-# FER+'s columns, in its order: eight emotions, then 'the annotator could not tell' and 'not a face'.
-VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown",
-                "NF")
 # The sorted set's votes, keyed by each image's path under the output (split/emotion/name).
 VOTES_FILE = "votes.csv"
 # FER+'s own file: its rows follow fer2013.csv's; an empty image name is a face FER+ left unlabelled.
 FERPLUS_NAME_COLUMN = "image name"
-# A face's votes become a target only when at least this share of them fall on the set's emotions;
-# faces the crowd mostly called unknown, not a face, or an emotion the set leaves out keep their label.
-MIN_SHARE_ON_CATEGORIES = 0.5
 
 
 def _vote_frame(path, frame):
@@ -73,48 +67,3 @@ def read_votes_by_row(path, rows):
     labelled = (frame[columns[FERPLUS_NAME_COLUMN]].str.strip() != "").to_numpy() if FERPLUS_NAME_COLUMN in columns \
         else votes.sum(axis=1) > 0
     return {row: votes[row] for row in np.flatnonzero(labelled)}
-
-
-def category_columns(categories):
-    """For each of a set's categories, the vote column that counts it (None when FER+ has none)."""
-    by_emotion = {canonical_emotion(column): i for i, column in enumerate(VOTE_COLUMNS) if canonical_emotion(column)}
-    return [by_emotion.get(category) for category in categories]
-
-
-def crowd_distribution(votes, categories):
-    """((N, C) float32 share of each face's votes per category, (N,) bool usable): a face is usable when
-    it has votes and at least MIN_SHARE_ON_CATEGORIES of them fall on the categories."""
-    votes = np.asarray(votes, dtype=np.float32).reshape(len(votes), len(VOTE_COLUMNS))
-    on_categories = np.stack([votes[:, c] if c is not None else np.zeros(len(votes), np.float32)
-                              for c in category_columns(categories)], axis=1)
-    total, kept = votes.sum(axis=1), on_categories.sum(axis=1)
-    usable = (total > 0) & (kept >= MIN_SHARE_ON_CATEGORIES * np.maximum(total, 1))
-    shares = np.divide(on_categories, kept[:, None], out=np.zeros_like(on_categories), where=kept[:, None] > 0)
-    return shares, usable
-
-
-def crowd_majority(votes, categories):
-    """((N,) the category most of the crowd chose, first of ties; (N,) bool usable)."""
-    shares, usable = crowd_distribution(votes, categories)
-    return shares.argmax(axis=1), usable
-
-
-def training_targets(labels, votes, categories, crowd_weight):
-    """(N, C) float32 targets: (1 - crowd_weight) x the label's one-hot + crowd_weight x the crowd's
-    share of votes; a face without usable votes keeps its one-hot label."""
-    one_hot = np.eye(len(categories), dtype=np.float32)[np.asarray(labels)]
-    if votes is None or not crowd_weight:
-        return one_hot
-    shares, usable = crowd_distribution(votes, categories)
-    mixed = (1 - crowd_weight) * one_hot + crowd_weight * shares
-    return np.where(usable[:, None], mixed, one_hot).astype(np.float32)
-
-
-def describe_coverage(votes, categories):
-    """'24,960 of 25,446 with the crowd's votes (...)': how many faces of a split the crowd's votes cover."""
-    votes = np.asarray(votes)
-    has_votes = votes.sum(axis=1) > 0
-    _, usable = crowd_distribution(votes, categories)
-    return (f"{int(usable.sum()):,} of {len(votes):,} faces with usable crowd votes; {int((~has_votes).sum()):,}"
-            f" without votes and {int((has_votes & ~usable).sum()):,} the crowd mostly put outside"
-            f" {', '.join(categories)} keep their label only")
