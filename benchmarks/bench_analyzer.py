@@ -28,12 +28,13 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import Analyzer, AnalyzerSettings, RunOutputs  # noqa: E402
-from emotion_analyzer.stats import peak_rss_mb  # noqa: E402
-from emotion_analyzer.capture import VideoStream  # noqa: E402
-from emotion_analyzer.classify import ENGINES, TTA_VIEWS  # noqa: E402
+from emotion_analyzer.analysis.analyzer import Analyzer, AnalyzerSettings, RunOutputs  # noqa: E402
+from emotion_analyzer.analysis.stats import peak_rss_mb  # noqa: E402
+from emotion_analyzer.analysis.capture import VideoStream  # noqa: E402
+from emotion_analyzer.analysis.classify import ENGINES
+from emotion_analyzer.core.views import TTA_VIEWS  # noqa: E402
 from demo_media import write_face_video  # noqa: E402  (tests/demo_media.py)
-from emotion_analyzer.detect import DETECTORS, DetectorSettings, load_cascade  # noqa: E402
+from emotion_analyzer.analysis.detect import DETECTORS, DetectorSettings, load_cascade  # noqa: E402
 
 
 class LoopingVideo(VideoStream):
@@ -115,7 +116,7 @@ def original_loop(video, model, labels, frames):
 def ensure_model(args, folder):
     if not args.fresh_model:
         return args.model
-    from emotion_analyzer.model import build_model, save_model_atomic, save_model_info
+    from emotion_analyzer.core.model import build_model, save_model_atomic, save_model_info
 
     path = Path(folder) / "fresh.keras"
     save_model_atomic(build_model((48, 48, 1), 6), path)
@@ -165,7 +166,7 @@ def main(argv=None):
         video = Path(folder) / "faces.avi"
         write_face_video(video, frames=300, faces=args.faces)
         model_path = ensure_model(args, folder)
-        from emotion_analyzer.model import load_trained_model
+        from emotion_analyzer.core.model import load_trained_model
 
         model, info = load_trained_model(model_path)
         print(f"video: 640x480, {args.faces} faces, 300 frames looped; model {model_path.name};"

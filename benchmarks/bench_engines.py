@@ -24,8 +24,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.classify import DEFAULT_TTA, ENGINES, TTA_VIEWS, EmotionClassifier  # noqa: E402
-from emotion_analyzer.images import to_model_input  # noqa: E402
+from emotion_analyzer.analysis.classify import EmotionClassifier, ENGINES
+from emotion_analyzer.core.views import DEFAULT_TTA, TTA_VIEWS  # noqa: E402
+from emotion_analyzer.core.images import to_model_input  # noqa: E402
 from demo_media import astronaut_face  # noqa: E402  (tests/demo_media.py)
 
 BASELINE = "tflite"
@@ -61,7 +62,7 @@ def main(argv=None):
                         help="a folder prepared by prep_data.py: also score every engine on its test set")
     args = parser.parse_args(argv)
 
-    from emotion_analyzer.model import load_trained_model
+    from emotion_analyzer.core.model import load_trained_model
 
     model, info = load_trained_model(args.model)
     engines = [engine for engine in ENGINES if engine != "auto"]
@@ -85,7 +86,7 @@ def main(argv=None):
               f" ({classifiers[engine].engine_name})")
 
     if args.data:
-        from emotion_analyzer.prep import load_prepared
+        from emotion_analyzer.data.prepared import load_prepared
 
         _, _, x_test, y_test, _, _ = load_prepared(args.data)
         predictions = {engine: np.concatenate([classifiers[engine].classify(x_test[i:i + 64])

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.framing import Framing, crop_faces  # noqa: E402
-from emotion_analyzer.images import decode_image_bytes, list_image_files, to_gray_uint8  # noqa: E402
-from emotion_analyzer.labels import emotion_folders  # noqa: E402
+from emotion_analyzer.core.framing import crop_faces, Framing  # noqa: E402
+from emotion_analyzer.core.images import decode_image_bytes, list_image_files, to_gray_uint8  # noqa: E402
+from emotion_analyzer.data.labels import emotion_folders  # noqa: E402
 
 
 def largest_faces(analyzer, folders):
@@ -69,8 +69,8 @@ def main(argv=None):
     if not folders:
         parser.error(f"{args.folder}: expected one subfolder per emotion (neutral/, happy/, ...)")
 
-    from emotion_analyzer.analyze import Analyzer, AnalyzerSettings
-    from emotion_analyzer.device import start_tensorflow
+    from emotion_analyzer.analysis.analyzer import Analyzer, AnalyzerSettings
+    from emotion_analyzer.common.device import start_tensorflow
 
     start_tensorflow()
     analyzer = Analyzer(AnalyzerSettings(model=args.model, detector=args.detector), log=lambda *_: None)

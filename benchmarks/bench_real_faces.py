@@ -32,11 +32,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs  # noqa: E402
-from emotion_analyzer.detect import STILL_DETECTOR, DetectorSettings, cascade_from_flag  # noqa: E402
-from emotion_analyzer.framing import Framing, framing_from_flags  # noqa: E402
-from emotion_analyzer.images import list_image_files  # noqa: E402
-from emotion_analyzer.labels import emotion_folders  # noqa: E402
+from emotion_analyzer.analysis.analyzer import AnalyzerSettings, RunOutputs  # noqa: E402
+from emotion_analyzer.analysis.detect import cascade_from_flag, DetectorSettings, STILL_DETECTOR  # noqa: E402
+from emotion_analyzer.core.framing import Framing, framing_from_flags  # noqa: E402
+from emotion_analyzer.core.images import list_image_files  # noqa: E402
+from emotion_analyzer.data.labels import emotion_folders  # noqa: E402
 
 # The still-image path before the real-faces work: the live detector's settings, the Haar box as the
 # crop, one view.
@@ -47,7 +47,7 @@ TURNS = (-50, -35, -20, 20, 35, 50)
 
 def read_folder(settings, folder):
     """{photo name: [(box area, emotion), ...]} for every photo in `folder`, and seconds per photo."""
-    from emotion_analyzer.analyze import Analyzer
+    from emotion_analyzer.analysis.analyzer import Analyzer
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "faces.csv"
@@ -163,8 +163,8 @@ def main(argv=None):
     if not folders:
         parser.error(f"{args.folder}: expected one subfolder per emotion (neutral/, happy/, ...)")
 
-    from emotion_analyzer.device import start_tensorflow
-    from emotion_analyzer.model import load_model_info
+    from emotion_analyzer.common.device import start_tensorflow
+    from emotion_analyzer.core.model import load_model_info
 
     start_tensorflow()
     labels = load_model_info(args.model)["labels"]

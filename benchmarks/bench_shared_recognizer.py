@@ -46,7 +46,7 @@ def main(argv=None):
     from demo_media import compose_frame
 
     from emotion_analyzer import EmotionRecognizer
-    from emotion_analyzer.stats import peak_rss_mb
+    from emotion_analyzer.analysis.stats import peak_rss_mb
 
     photos = [compose_frame(i, faces=1 + i % 3)[0] for i in range(args.photos)]
     shared = [EmotionRecognizer()]

@@ -27,9 +27,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs  # noqa: E402
-from emotion_analyzer.capture import Reader  # noqa: E402
-from emotion_analyzer.smoothing import LabelSmoother, Smoothing  # noqa: E402
+from emotion_analyzer.analysis.analyzer import AnalyzerSettings, RunOutputs  # noqa: E402
+from emotion_analyzer.analysis.capture import Reader  # noqa: E402
+from emotion_analyzer.analysis.smoothing import LabelSmoother, Smoothing  # noqa: E402
 
 FPS = 30.0
 NEUTRAL_SECONDS, BLEND_SECONDS, SMILE_SECONDS, GAP_FRAMES = 3.0, 0.3, 3.0, 10
@@ -83,7 +83,7 @@ def london_pairs(folder, people):
 
 def raw_readings(pairs, model):
     """{person: [(time in the clip, probabilities) per frame with a face]} from the analyzer, unsmoothed."""
-    from emotion_analyzer.analyze import Analyzer
+    from emotion_analyzer.analysis.analyzer import Analyzer
 
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "raw.csv"
@@ -152,7 +152,7 @@ def main(argv=None):
     if not pairs:
         parser.error(f"{args.folder}: expected neutral/NNN_03.jpg and happy/NNN_08.jpg (the London set)")
 
-    from emotion_analyzer.device import start_tensorflow
+    from emotion_analyzer.common.device import start_tensorflow
 
     start_tensorflow()
     readings, labels = raw_readings(pairs, args.model)

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # demo_media: real faces for generated 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from emotion_analyzer import config  # noqa: E402
-from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs  # noqa: E402
-from emotion_analyzer.track import iou  # noqa: E402
+from emotion_analyzer.analysis.analyzer import AnalyzerSettings, RunOutputs  # noqa: E402
+from emotion_analyzer.analysis.track import iou  # noqa: E402
 
 SLIPPED = 0.7
 
@@ -36,10 +36,10 @@ def measure(settings, speed, frames):
     """Mean IoU with the face found in the same frame, share of faces slipped under SLIPPED, faces per frame."""
     from demo_media import MovingHeads
 
-    from emotion_analyzer.analyze import Analyzer
-    from emotion_analyzer.detect import FaceDetector
-    from emotion_analyzer.images import to_gray_uint8
-    from emotion_analyzer.results import RowTable
+    from emotion_analyzer.analysis.analyzer import Analyzer
+    from emotion_analyzer.analysis.detect import FaceDetector
+    from emotion_analyzer.core.images import to_gray_uint8
+    from emotion_analyzer.analysis.outputs import RowTable
 
     clip = MovingHeads(speed, frames)
     analyzer = Analyzer(settings, log=lambda *_: None)
@@ -63,7 +63,7 @@ def main(argv=None):
                         help="(default: %(default)s)")
     args = parser.parse_args(argv)
 
-    from emotion_analyzer.device import start_tensorflow
+    from emotion_analyzer.common.device import start_tensorflow
 
     start_tensorflow()
     base = AnalyzerSettings(model=args.model, detect_every=args.detect_every)

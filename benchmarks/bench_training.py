@@ -24,13 +24,13 @@ import numpy as np  # noqa: E402
 
 from emotion_analyzer import config  # noqa: E402
 from emotion_analyzer.errors import UserError  # noqa: E402
-from emotion_analyzer.model import INPUT_SCALINGS  # noqa: E402
-from emotion_analyzer.pipeline import make_dataset  # noqa: E402
-from emotion_analyzer.recipe import AUGMENTATIONS, OPTIMIZERS, PRECISIONS, Recipe  # noqa: E402
+from emotion_analyzer.core.model import INPUT_SCALINGS  # noqa: E402
+from emotion_analyzer.training.inputs import make_dataset  # noqa: E402
+from emotion_analyzer.training.recipe import AUGMENTATIONS, OPTIMIZERS, PRECISIONS, Recipe  # noqa: E402
 
 
 def load_arrays(data_dir, count):
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.data.prepared import load_prepared
 
     try:
         x, y, *_ = load_prepared(data_dir)
@@ -90,9 +90,9 @@ def main(argv=None):
 
     import keras
 
-    from emotion_analyzer.device import choose_precision
-    from emotion_analyzer.model import build_model
-    from emotion_analyzer.training import build_for_training, compile_model
+    from emotion_analyzer.common.device import choose_precision
+    from emotion_analyzer.core.model import build_model
+    from emotion_analyzer.training.trainer import build_for_training, compile_model
 
     original = Recipe.original()
     count = max(recipe.batch_size, original.batch_size) * args.steps

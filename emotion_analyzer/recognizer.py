@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from emotion_analyzer import config
-from emotion_analyzer.cli import silent
+from emotion_analyzer.common.cli import silent
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import BadImage, decode_image_bytes, unreadable_pixels
-from emotion_analyzer.results import RowTable
-from emotion_analyzer.stats import RunStats
+from emotion_analyzer.core.images import BadImage, decode_image_bytes, unreadable_pixels
+from emotion_analyzer.analysis.outputs import RowTable
+from emotion_analyzer.analysis.stats import RunStats
 
 
 def read_image(path):
@@ -92,8 +92,8 @@ class EmotionRecognizer:
     """
 
     def __init__(self, model=None, verbose=False, **settings):
-        from emotion_analyzer.analyze import Analyzer, AnalyzerSettings
-        from emotion_analyzer.device import start_tensorflow
+        from emotion_analyzer.analysis.analyzer import Analyzer, AnalyzerSettings
+        from emotion_analyzer.common.device import start_tensorflow
 
         settings = AnalyzerSettings(model=Path(model or config.DEFAULT_MODEL_PATH), **settings)
         start_tensorflow()
@@ -126,7 +126,7 @@ class EmotionRecognizer:
         `table.attrs["ended_early"]` saying why (None when the video was read whole). Ctrl-C, SIGTERM or
         SIGHUP raise AnalysisStopped, a KeyboardInterrupt whose `rows` are the faces read until then.
         """
-        from emotion_analyzer.analyze import RunOutputs
+        from emotion_analyzer.analysis.analyzer import RunOutputs
 
         table = RowTable(self.labels)
         outputs = RunOutputs(table=table, display=False, progress=self._verbose,
@@ -152,8 +152,8 @@ class EmotionRecognizer:
         cannot be read raises UserError naming it."""
         import pandas as pd
 
-        from emotion_analyzer.batch import each_result
-        from emotion_analyzer.files import table_of
+        from emotion_analyzer.scale.folder import each_result
+        from emotion_analyzer.scale.files import table_of
 
         sources = [str(source) for source in sources]
         if not isinstance(workers, numbers.Integral) or isinstance(workers, bool) or workers < 1:

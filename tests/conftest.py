@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from emotion_analyzer.capture import Reader  # noqa: E402  (after the checkout is on the path)
+from emotion_analyzer.analysis.capture import Reader  # noqa: E402  (after the checkout is on the path)
 
 # The shared datasets (never committed): ../shared/datasets/ beside the project, or wherever
 # EMOTION_ANALYZER_DATASETS points.
@@ -74,7 +74,7 @@ def make_prepared_data(folder, n_train=240, n_test=60, classes=EMOTIONS6, seed=0
     """A prepared set as prep_data.py writes it, with learnable generated images. With
     `crowd_disagrees` (a share), it carries the crowd's votes: all ten on the class each image shows,
     while that share of the labels names the next class instead, as if the dataset's labeller erred."""
-    from emotion_analyzer.prep import write_prepared_set
+    from emotion_analyzer.data.prepared import write_prepared_set
 
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,7 +96,7 @@ def make_prepared_data(folder, n_train=240, n_test=60, classes=EMOTIONS6, seed=0
 
 def crowd_votes_for(shown, classes):
     """(N, 10) FER+ votes, all ten on each face's class."""
-    from emotion_analyzer.votes import category_columns
+    from emotion_analyzer.data.prepared import category_columns
 
     columns = category_columns(classes)
     votes = np.zeros((len(shown), 10), np.int16)
@@ -114,7 +114,7 @@ def fresh_model(tmp_path_factory):
     """An untrained model of the real architecture, saved with its JSON, as the analyzer loads it."""
     import keras
 
-    from emotion_analyzer.model import build_model, save_model_atomic, save_model_info
+    from emotion_analyzer.core.model import build_model, save_model_atomic, save_model_info
 
     keras.utils.set_random_seed(1234)  # the same weights every run, so the analyzer's outputs are reproducible
     path = tmp_path_factory.mktemp("model") / "emotion_model.keras"

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotion_analyzer.capture import Reader
+from emotion_analyzer.analysis.capture import Reader
 
 # Where the astronaut's face is in the 512x512 photo, with some margin so the cascade sees a head.
 FACE_REGION = (150, 35, 150, 150)  # x, y, w, h

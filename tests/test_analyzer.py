@@ -17,10 +17,10 @@ import pytest
 
 import analyzer
 from conftest import EMOTIONS6, ROOT, StoppingCamera, london_photos, requires_london_faces, write_image
-from emotion_analyzer import analyze as analyze_module
+from emotion_analyzer.analysis import analyzer as analyze_module
 from demo_media import compose_frame, write_face_video
-from emotion_analyzer.framing import DEFAULT_FRAMINGS
-from emotion_analyzer.track import iou
+from emotion_analyzer.core.framing import DEFAULT_FRAMINGS
+from emotion_analyzer.analysis.track import iou
 
 COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", *EMOTIONS6, "emotion"]
 
@@ -403,11 +403,11 @@ def test_photos_are_read_with_mirror_views_and_the_models_framing(fresh_model, t
 def test_boxes_follow_a_moving_face_between_detections(fresh_model):
     from demo_media import MovingHeads
 
-    from emotion_analyzer.detect import FaceDetector, DetectorSettings
-    from emotion_analyzer.images import to_gray_uint8
-    from emotion_analyzer.results import RowTable
+    from emotion_analyzer.analysis.detect import DetectorSettings, FaceDetector
+    from emotion_analyzer.core.images import to_gray_uint8
+    from emotion_analyzer.analysis.outputs import RowTable
 
-    from emotion_analyzer.analyzer_script import parse_args, settings_from_args
+    from emotion_analyzer.commands.analyze import parse_args, settings_from_args
 
     assert settings_from_args(parse_args(["--no-follow"])).follow is False
     assert settings_from_args(parse_args([])).follow is True
@@ -431,7 +431,7 @@ def test_boxes_follow_a_moving_face_between_detections(fresh_model):
 
 
 def test_a_wrong_source_is_refused_before_tensorflow_starts(tmp_path):
-    code = ("import sys; from emotion_analyzer.analyzer_script import main;"
+    code = ("import sys; from emotion_analyzer.commands.analyze import main;"
             f" code = main(['--source', {str(tmp_path / 'nowhere.mp4')!r}, '--no-display']);"
             " print(code, 'tensorflow' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -442,7 +442,7 @@ def test_a_wrong_source_is_refused_before_tensorflow_starts(tmp_path):
 def test_a_model_that_reads_another_size_is_refused_in_one_line(tmp_path, face_video, capsys):
     import keras
 
-    from emotion_analyzer.model import save_model_atomic, save_model_info
+    from emotion_analyzer.core.model import save_model_atomic, save_model_info
 
     big = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(), keras.layers.Dense(6, "softmax")])
     path = tmp_path / "big.keras"

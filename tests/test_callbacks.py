@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from conftest import nan_loss_at
-from emotion_analyzer.evaluation import read_history
+from emotion_analyzer.training.evaluate import read_history
 
 
 def test_cosine_schedule_decays_to_one_percent():
-    from emotion_analyzer.callbacks import cosine_learning_rate
+    from emotion_analyzer.training.callbacks import cosine_learning_rate
 
     rate = cosine_learning_rate(1e-3, 10)
     assert rate(0) == pytest.approx(1e-3) and rate(9) == pytest.approx(1e-5)
@@ -19,9 +19,9 @@ def tiny_fit(tmp_path, callbacks_for, epochs=2):
     """Two epochs of the real model on 32 generated images, with make_callbacks' callbacks plus more."""
     import keras
 
-    from emotion_analyzer.callbacks import make_callbacks
-    from emotion_analyzer.recipe import Recipe
-    from emotion_analyzer.training import build_for_training
+    from emotion_analyzer.training.callbacks import make_callbacks
+    from emotion_analyzer.training.recipe import Recipe
+    from emotion_analyzer.training.trainer import build_for_training
 
     recipe = Recipe(epochs=epochs, batch_size=8, augment="none", label_smoothing=0.0, val_split=0.0)
     keras.utils.set_random_seed(0)
@@ -47,7 +47,7 @@ def test_checkpoint_writes_each_epoch_as_one_unit(tmp_path):
 @pytest.mark.slow
 def test_a_nan_epoch_writes_nothing_and_is_reported(tmp_path):
     callbacks, state = tiny_fit(tmp_path, lambda model: [nan_loss_at(epoch=1, batch=1)], epochs=3)
-    from emotion_analyzer.callbacks import EpochCheckpoint
+    from emotion_analyzer.training.callbacks import EpochCheckpoint
 
     checkpoint = next(c for c in callbacks if isinstance(c, EpochCheckpoint))
     assert checkpoint.diverged_in == 2
@@ -62,7 +62,7 @@ def test_a_stop_signal_during_a_batch_stops_fit_as_the_batch_ends_after_the_last
 
     import keras
 
-    from emotion_analyzer.stops import at_safe_points, exit_code
+    from emotion_analyzer.common.stops import at_safe_points, exit_code
 
     class SignalDuringBatch(keras.callbacks.Callback):
         def __init__(self):

@@ -1,7 +1,7 @@
 import threading
 
 from conftest import StoppingCamera
-from emotion_analyzer.capture import Reader, ThreadedCapture
+from emotion_analyzer.analysis.capture import Reader, ThreadedCapture
 
 
 def test_latest_only_capture_hands_out_the_newest_frame():

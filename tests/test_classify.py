@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from emotion_analyzer import config
-from emotion_analyzer.classify import EmotionClassifier
+from emotion_analyzer.analysis.classify import EmotionClassifier
 from demo_media import astronaut_face
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import to_model_input
-from emotion_analyzer.model import load_trained_model
+from emotion_analyzer.core.images import to_model_input
+from emotion_analyzer.core.model import load_trained_model
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,8 @@ def test_float_tflite_matches_keras(shipped):
 
 
 def test_default_engine_on_the_cpu_is_tflite_with_int8_weights_and_reads_as_keras(shipped):
-    from emotion_analyzer.classify import probability_function, to_tflite
+    from emotion_analyzer.analysis.classify import to_tflite
+    from emotion_analyzer.core.views import probability_function
 
     model, info = shipped
     classifier = EmotionClassifier(model, info["labels"])
@@ -99,7 +100,8 @@ def test_an_unknown_view_set_is_refused_by_name(shipped):
 
 
 def test_tensorflow_engine_pads_to_buckets_and_trims(shipped):
-    from emotion_analyzer.classify import TensorFlowEngine, probability_function
+    from emotion_analyzer.analysis.classify import TensorFlowEngine
+    from emotion_analyzer.core.views import probability_function
 
     model, info = shipped
     classifier = EmotionClassifier(model, info["labels"], engine="tf")

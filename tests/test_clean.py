@@ -6,7 +6,7 @@ import pytest
 
 import clean_data
 from conftest import face_like, make_folder_dataset, tree_snapshot, write_image
-from emotion_analyzer import sorted_output
+from emotion_analyzer.data import sorted_folders as sorted_output
 
 EMOTIONS = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
 

@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from emotion_analyzer.cli import positive_int, probability
+from emotion_analyzer.common.cli import positive_int, probability
 
 
 @pytest.mark.parametrize("parse, text, accepted", [

@@ -9,13 +9,13 @@ import sys
 import numpy as np
 import pytest
 
-import training
+from emotion_analyzer.commands import train as training
 from conftest import ROOT
-from emotion_analyzer.cluster import ENVIRONMENT, Worker, worker_from
+from emotion_analyzer.training.distribute import ENVIRONMENT, Worker, worker_from
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.evaluation import read_history
-from emotion_analyzer.model import load_trained_model
-from emotion_analyzer.prep import load_prepared
+from emotion_analyzer.training.evaluate import read_history
+from emotion_analyzer.core.model import load_trained_model
+from emotion_analyzer.data.prepared import load_prepared
 
 WORKERS = 2
 

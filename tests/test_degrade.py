@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion_analyzer.degrade import DEGRADE_CHANCE, blur, degrade, jpeg, noise
-from emotion_analyzer.images import equalize
+from emotion_analyzer.training.degrade import blur, degrade, DEGRADE_CHANCE, jpeg, noise
+from emotion_analyzer.core.images import equalize
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,13 @@
 import numpy as np
 
 from conftest import london_photos, requires_london_faces
-from emotion_analyzer.detect import STILL_DETECTOR, DetectorSettings, FaceDetector, haar_detections, with_boxes_of
+from emotion_analyzer.analysis.detect import (DetectorSettings, FaceDetector, haar_detections, STILL_DETECTOR,
+                                              with_boxes_of)
 
 
 @requires_london_faces
 def test_photos_are_searched_thoroughly_one_face_each_and_no_false_ones(tmp_path):
-    from emotion_analyzer.images import decode_image_bytes, to_gray_uint8
+    from emotion_analyzer.core.images import decode_image_bytes, to_gray_uint8
 
     photos = london_photos(tmp_path, "neutral", 15) + london_photos(tmp_path, "happy", 15)
     thorough, fast = FaceDetector(STILL_DETECTOR), FaceDetector(DetectorSettings())
@@ -56,8 +57,8 @@ def test_mtcnn_finds_a_face_and_its_eyes_with_the_network_cut_off(monkeypatch):
 
     from demo_media import compose_frame
 
-    from emotion_analyzer.detect import MtcnnDetector
-    from emotion_analyzer.images import to_gray_uint8
+    from emotion_analyzer.analysis.detect import MtcnnDetector
+    from emotion_analyzer.core.images import to_gray_uint8
 
     def refuse(*args, **kwargs):
         raise AssertionError("MTCNN tried to reach the network for its weights")
@@ -73,7 +74,7 @@ def test_mtcnn_finds_a_face_and_its_eyes_with_the_network_cut_off(monkeypatch):
 
 
 def test_where_mtcnn_finds_no_face_haar_is_asked():
-    from emotion_analyzer.detect import MtcnnDetector
+    from emotion_analyzer.analysis.detect import MtcnnDetector
 
     class Nothing:
         def detect_faces(self, rgb):
@@ -110,8 +111,8 @@ def test_each_mtcnn_face_takes_the_haar_box_it_overlaps_most_once():
 def test_a_portrait_is_framed_by_haars_box_with_mtcnns_eyes_a_turned_one_by_mtcnns(tmp_path):
     import cv2
 
-    from emotion_analyzer.detect import MtcnnDetector
-    from emotion_analyzer.framing import eye_angle
+    from emotion_analyzer.analysis.detect import MtcnnDetector
+    from emotion_analyzer.core.framing import eye_angle
 
     haar = FaceDetector(STILL_DETECTOR)
     alone, paired = MtcnnDetector(), MtcnnDetector(haar=haar)
@@ -133,7 +134,7 @@ def test_a_portrait_is_framed_by_haars_box_with_mtcnns_eyes_a_turned_one_by_mtcn
 def test_a_huge_portrait_is_searched_at_a_bounded_size_without_false_faces(tmp_path):
     import cv2
 
-    from emotion_analyzer.images import to_gray_uint8
+    from emotion_analyzer.core.images import to_gray_uint8
 
     photo = london_photos(tmp_path, "happy", 1)[0]  # at 8000x8000 and full size Haar found two false faces here
     huge = to_gray_uint8(cv2.resize(cv2.imread(str(photo)), (8000, 8000), interpolation=cv2.INTER_CUBIC))
@@ -145,8 +146,8 @@ def test_a_huge_portrait_is_searched_at_a_bounded_size_without_false_faces(tmp_p
 def test_a_turned_face_is_searched_again_upright_so_its_eyes_give_the_turn(tmp_path, monkeypatch):
     import cv2
 
-    from emotion_analyzer import detect
-    from emotion_analyzer.framing import eye_angle
+    from emotion_analyzer.analysis import detect
+    from emotion_analyzer.core.framing import eye_angle
 
     detector = detect.MtcnnDetector()
     photos = london_photos(tmp_path, "neutral", 3) + london_photos(tmp_path, "happy", 3)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import write_image
-from emotion_analyzer.device import lines_worth_showing, quiet_native_log
+from emotion_analyzer.common.device import lines_worth_showing, quiet_native_log
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,7 +66,7 @@ def test_analyzer_starts_without_native_log_lines(fresh_model, tmp_path):
 
 
 def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it():
-    from emotion_analyzer.device import choose_precision
+    from emotion_analyzer.common.device import choose_precision
 
     amx = {"avx512f", "amx_tile", "amx_bf16", "avx512_bf16"}
     precision, reason = choose_precision("auto", flags=amx, gpus=[])
@@ -78,7 +78,7 @@ def test_auto_precision_is_bfloat16_only_where_the_cpu_computes_it():
 
 
 def test_cpu_flags_are_read_from_the_kernels_list(tmp_path):
-    from emotion_analyzer.device import cpu_flags
+    from emotion_analyzer.common.device import cpu_flags
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx2 amx_bf16\n\nprocessor\t: 1\n")

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emotion_analyzer.evaluation import classification_metrics, read_history
+from emotion_analyzer.training.evaluate import classification_metrics, read_history
 
 
 def test_metrics_on_a_known_confusion():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import atomic_path, load_array_pickle, save_pickle_atomic, write_text_atomic
+from emotion_analyzer.common.fileio import atomic_path, load_array_pickle, save_pickle_atomic, write_text_atomic
 
 
 class RunsCode:

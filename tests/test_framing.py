@@ -2,8 +2,8 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion_analyzer.framing import (DEFAULT_FRAMING, DEFAULT_FRAMINGS, Framing, crop_faces, framing_from_flags,
-                                      framings_of_model, square_crop)
+from emotion_analyzer.core.framing import (crop_faces, DEFAULT_FRAMING, DEFAULT_FRAMINGS, Framing, framing_from_flags,
+                                           framings_of_model, square_crop)
 
 
 def test_faces_cut_by_the_frame_edge_are_clamped():
@@ -27,7 +27,7 @@ def test_framing_widens_and_lowers_the_crop_and_pads_at_the_edge():
 def test_an_equalized_crop_spreads_a_dim_face_over_the_whole_range():
     from demo_media import FACE_IN_REGION, astronaut_face
 
-    from emotion_analyzer.images import to_gray_uint8
+    from emotion_analyzer.core.images import to_gray_uint8
 
     dim = (100 + to_gray_uint8(astronaut_face(150)) // 6).astype(np.uint8)  # a face lit flat: grey levels 100-142
     box = [FACE_IN_REGION]
@@ -54,8 +54,8 @@ def test_a_models_framings_fill_what_its_json_leaves_out_from_the_defaults():
 def test_a_turned_face_is_cropped_as_the_upright_one_by_its_eyes():
     from demo_media import astronaut_face
 
-    from emotion_analyzer.framing import eye_angle, upright_crop
-    from emotion_analyzer.images import to_gray_uint8
+    from emotion_analyzer.core.framing import eye_angle, upright_crop
+    from emotion_analyzer.core.images import to_gray_uint8
 
     face = to_gray_uint8(astronaut_face(150))
     upright = cv2.copyMakeBorder(face, 125, 125, 125, 125, cv2.BORDER_REFLECT)  # 400x400, the face in the middle
@@ -79,7 +79,7 @@ def test_a_turned_face_is_cropped_as_the_upright_one_by_its_eyes():
 def test_each_face_can_have_its_own_framing():
     from demo_media import FACE_IN_REGION, astronaut_face
 
-    from emotion_analyzer.images import to_gray_uint8
+    from emotion_analyzer.core.images import to_gray_uint8
 
     gray = to_gray_uint8(astronaut_face(150))
     tight, wide = Framing(0.0, 0.0), Framing(0.3, -0.1)

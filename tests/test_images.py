@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from conftest import face_like, write_image
-from emotion_analyzer.images import BadImage, decode_image_bytes, jpeg_end
+from emotion_analyzer.core.images import BadImage, decode_image_bytes, jpeg_end
 
 
 def jpeg_bytes(image, **options):
@@ -18,7 +18,7 @@ def jpeg_bytes(image, **options):
 def test_a_sideways_phone_photo_is_read_upright(tmp_path):
     from PIL import Image
 
-    from emotion_analyzer.images import read_face_image
+    from emotion_analyzer.core.images import read_face_image
 
 
     # A face-like picture, wider than tall, stored rotated with an EXIF tag saying how to turn it back.

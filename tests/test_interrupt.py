@@ -66,7 +66,7 @@ def test_clean_data_leaves_the_old_folders_or_the_new(tmp_path, signum):
 
 
 def test_prep_data_leaves_the_old_set_or_the_new(tmp_path):
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.data.prepared import load_prepared
 
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=150)

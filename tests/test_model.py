@@ -3,7 +3,7 @@ import pytest
 
 
 def test_original_architecture():
-    from emotion_analyzer.model import build_model
+    from emotion_analyzer.core.model import build_model
 
     model = build_model((48, 48, 1), 6)
     convs = [layer for layer in model.layers if type(layer).__name__ == "Conv2D"]
@@ -18,7 +18,7 @@ def test_original_architecture():
 def test_input_scaling_lives_in_the_model_and_keeps_the_architecture(scaling, low, high):
     import keras
 
-    from emotion_analyzer.model import build_model
+    from emotion_analyzer.core.model import build_model
 
     model = build_model((48, 48, 1), 6, scaling=scaling)
     assert model.count_params() == build_model((48, 48, 1), 6).count_params()
@@ -31,7 +31,7 @@ def test_input_scaling_lives_in_the_model_and_keeps_the_architecture(scaling, lo
 def test_standardized_input_ignores_brightness_and_contrast_and_survives_save_load_and_tflite(tmp_path):
     import keras
 
-    from emotion_analyzer.model import build_model
+    from emotion_analyzer.core.model import build_model
 
     keras.utils.set_random_seed(1)
     model = build_model((48, 48, 1), 6, scaling="standardize")
@@ -53,8 +53,8 @@ def test_standardized_input_ignores_brightness_and_contrast_and_survives_save_lo
 
 
 def assert_survives_save_load_and_tflite(model, batch, tmp_path):
-    from emotion_analyzer.classify import EmotionClassifier
-    from emotion_analyzer.model import load_trained_model, save_model_atomic, save_model_info
+    from emotion_analyzer.analysis.classify import EmotionClassifier
+    from emotion_analyzer.core.model import load_trained_model, save_model_atomic, save_model_info
 
     path = tmp_path / "model.keras"
     save_model_atomic(model, path)
@@ -68,7 +68,7 @@ def assert_survives_save_load_and_tflite(model, batch, tmp_path):
 
 def test_unknown_scaling_is_refused():
     from emotion_analyzer.errors import UserError
-    from emotion_analyzer.model import build_model
+    from emotion_analyzer.core.model import build_model
 
     with pytest.raises(UserError, match="input scaling 'pm1'"):
         build_model((48, 48, 1), 6, scaling="pm1")
@@ -77,7 +77,7 @@ def test_unknown_scaling_is_refused():
 def test_batch_norm_folds_into_the_layers_it_follows(tmp_path):
     import keras
 
-    from emotion_analyzer.model import build_model, fold_batch_norm
+    from emotion_analyzer.core.model import build_model, fold_batch_norm
 
     keras.utils.set_random_seed(3)
     trained = build_model((48, 48, 1), 6, scaling="standardize", batch_norm=True)
@@ -103,7 +103,7 @@ def test_batch_norm_folds_into_the_layers_it_follows(tmp_path):
 def test_mixed_bfloat16_computes_in_bfloat16_with_a_float32_output():
     import keras
 
-    from emotion_analyzer.model import build_model
+    from emotion_analyzer.core.model import build_model
 
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:

@@ -3,9 +3,9 @@ import pytest
 
 from conftest import make_prepared_data
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.pipeline import (ERASE_AREA, check_arrays, erase_rectangles, make_dataset,
-                                       stratified_validation_split)
-from emotion_analyzer.recipe import Recipe
+from emotion_analyzer.training.inputs import (check_arrays, ERASE_AREA, erase_rectangles, make_dataset,
+                                              stratified_validation_split)
+from emotion_analyzer.training.recipe import Recipe
 
 
 def test_validation_split_is_stratified_and_disjoint():
@@ -54,7 +54,7 @@ def test_random_erasing_blanks_one_rectangle_to_the_image_mean():
 
 
 def test_random_erasing_reaches_training_batches_only(prepared_data):
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.data.prepared import load_prepared
 
     x = load_prepared(prepared_data)[0].astype(np.float32)
     index = np.arange(len(x))  # as the "labels", to find each shuffled image's original
@@ -70,7 +70,7 @@ def test_random_erasing_reaches_training_batches_only(prepared_data):
 
 
 def prepared_arrays(tmp_path, relabel):
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.data.prepared import load_prepared
 
     x, y, x_test, y_test, categories, _ = load_prepared(make_prepared_data(tmp_path / "data", n_train=240))
     return x, relabel(y.copy()), x_test, y_test, categories
@@ -93,8 +93,8 @@ def test_an_emotion_with_no_training_image_is_refused(tmp_path):
 
 
 def test_faces_reach_the_model_equalized_by_the_analyzers_own_function(tmp_path):
-    from emotion_analyzer.images import equalize
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.core.images import equalize
+    from emotion_analyzer.data.prepared import load_prepared
 
     x, y = load_prepared(make_prepared_data(tmp_path / "data", n_train=64, n_test=8))[:2]
     x = (x // 2 + 40).astype(np.uint8)  # a flat, dim set, so equalizing changes every face
@@ -107,8 +107,8 @@ def test_faces_reach_the_model_equalized_by_the_analyzers_own_function(tmp_path)
 
 
 def test_the_real_augmentation_degrades_training_faces_only(tmp_path):
-    from emotion_analyzer.images import equalize
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.core.images import equalize
+    from emotion_analyzer.data.prepared import load_prepared
 
     x, y = load_prepared(make_prepared_data(tmp_path / "data", n_train=64, n_test=8))[:2]
     recipe = Recipe(augment="real", label_smoothing=0.0, batch_size=64)

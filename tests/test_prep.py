@@ -8,9 +8,9 @@ import pytest
 import clean_data
 import prep_data
 from conftest import face_like, make_folder_dataset, write_image
-from emotion_analyzer import fileio
+from emotion_analyzer.common import fileio
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.prep import load_prepared
+from emotion_analyzer.data.prepared import load_prepared
 
 EMOTIONS = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
 
@@ -112,7 +112,7 @@ def test_categories_json_is_required_to_be_a_list(cleaned, capsys):
 
 def test_a_set_cut_short_between_its_renames_is_refused_and_a_rerun_mends_it(cleaned, monkeypatch, capsys):
     """What a crash (not a signal, which the commit holds back) between two renames would leave."""
-    from emotion_analyzer import prep
+    from emotion_analyzer.data import prepared as prep
 
     assert prep_data.main(["--data", str(cleaned)]) == 0
     real_commit = prep.commit_temp

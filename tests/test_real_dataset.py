@@ -12,7 +12,7 @@ import clean_data
 import prep_data
 from conftest import SHARED_DATASET, requires_dataset
 from emotion_analyzer import config
-from emotion_analyzer.prep import load_prepared
+from emotion_analyzer.data.prepared import load_prepared
 
 TRAIN = {"angry": 3995, "fear": 4097, "happy": 7215, "neutral": 4965, "sad": 4830, "surprise": 3171}
 TEST = {"angry": 958, "fear": 1024, "happy": 1774, "neutral": 1233, "sad": 1247, "surprise": 831}
@@ -50,9 +50,9 @@ def test_real_dataset_clean_and_prep_give_the_published_counts(real_data):
 @requires_dataset
 def test_shipped_model_scores_what_its_json_claims_on_the_real_test_set(real_data):
     """The README's figures come from res/emotion_model.json: recompute the one-view accuracy from the JPEGs."""
-    from emotion_analyzer.model import load_trained_model
-    from emotion_analyzer.evaluation import predict_with_views
-    from emotion_analyzer.images import equalize
+    from emotion_analyzer.core.model import load_trained_model
+    from emotion_analyzer.training.evaluate import predict_with_views
+    from emotion_analyzer.core.images import equalize
 
     model, info = load_trained_model(config.DEFAULT_MODEL_PATH)
     _, _, x_test, y_test, categories, _ = load_prepared(real_data[0])
@@ -67,8 +67,8 @@ def test_shipped_model_scores_what_its_json_claims_on_the_real_test_set(real_dat
 @requires_dataset
 def test_the_default_cpu_engine_reads_the_real_test_set_as_the_float_model_does(real_data):
     """int8 weights (the analyzer's engine on a CPU) against float32 TensorFlow Lite, both with the mirror view."""
-    from emotion_analyzer.classify import EmotionClassifier
-    from emotion_analyzer.model import load_trained_model
+    from emotion_analyzer.analysis.classify import EmotionClassifier
+    from emotion_analyzer.core.model import load_trained_model
 
     model, info = load_trained_model(config.DEFAULT_MODEL_PATH)
     _, _, x_test, y_test, _, _ = load_prepared(real_data[0])

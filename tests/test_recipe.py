@@ -1,8 +1,8 @@
 import pytest
 
-import training
+from emotion_analyzer.commands import train as training
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.recipe import RETIRED_OPTIONS, Recipe, changed_fields, option_name, recipe_from_saved
+from emotion_analyzer.training.recipe import changed_fields, option_name, Recipe, recipe_from_saved, RETIRED_OPTIONS
 
 
 def test_original_recipe_is_the_original_run():

@@ -16,7 +16,7 @@ import analyzer
 from conftest import EMOTIONS6, ROOT, london_photos, requires_london_faces, write_image
 from demo_media import compose_frame, write_face_video
 from emotion_analyzer import EmotionRecognizer, UserError
-from emotion_analyzer.classify import EmotionClassifier
+from emotion_analyzer.analysis.classify import EmotionClassifier
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_an_interrupted_video_keeps_the_rows_read_and_the_signal(recognizer, tmp
     import signal
 
     from emotion_analyzer import AnalysisStopped
-    from emotion_analyzer.results import RowTable
+    from emotion_analyzer.analysis.outputs import RowTable
 
     video = tmp_path / "clip.avi"
     write_face_video(video, frames=40, faces=3)

@@ -2,9 +2,9 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion_analyzer import results
+from emotion_analyzer.analysis import outputs as results
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.results import CsvLog, VideoOutput
+from emotion_analyzer.analysis.outputs import CsvLog, VideoOutput
 
 
 class UnopenableWriter:

@@ -1,13 +1,13 @@
 import pytest
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.runs import model_path_of, new_run_dir
+from emotion_analyzer.training.runs import model_path_of, new_run_dir
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
     import datetime
 
-    from emotion_analyzer import runs
+    from emotion_analyzer.training import runs
 
     class SameSecond(datetime.datetime):
         @classmethod

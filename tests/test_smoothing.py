@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from emotion_analyzer.smoothing import FaceSmoothers, LabelSmoother, Smoothing
+from emotion_analyzer.analysis.smoothing import FaceSmoothers, LabelSmoother, Smoothing
 
 NEUTRAL, HAPPY = 3, 2
 

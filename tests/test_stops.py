@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from emotion_analyzer.stops import STOP_SIGNALS, at_safe_points, deferred, exit_code, handled, raise_if_stopped
+from emotion_analyzer.common.stops import at_safe_points, deferred, exit_code, handled, raise_if_stopped, STOP_SIGNALS
 
 
 def send_to_self(signum):

@@ -1,8 +1,8 @@
 import numpy as np
 
-from emotion_analyzer.detect import DetectorSettings, FaceDetector
-from emotion_analyzer.stats import RunStats
-from emotion_analyzer.track import MAX_MISSED, FaceTracker, VideoFaces
+from emotion_analyzer.analysis.detect import DetectorSettings, FaceDetector
+from emotion_analyzer.analysis.stats import RunStats
+from emotion_analyzer.analysis.track import FaceTracker, MAX_MISSED, VideoFaces
 
 
 def test_tracker_keeps_ids_by_overlap():
@@ -37,7 +37,7 @@ def test_a_face_missed_once_keeps_its_id_when_found_again():
 def test_video_faces_detect_every_nth_frame_and_apply_it_from_the_next():
     from demo_media import MovingHeads
 
-    from emotion_analyzer.images import to_gray_uint8
+    from emotion_analyzer.core.images import to_gray_uint8
 
     calls = []
 
@@ -61,7 +61,7 @@ def test_video_faces_detect_every_nth_frame_and_apply_it_from_the_next():
 def test_a_followed_box_moves_with_its_face_and_stays_without_corners():
     from demo_media import MovingHeads
 
-    from emotion_analyzer.images import to_gray_uint8
+    from emotion_analyzer.core.images import to_gray_uint8
 
     clip = MovingHeads(speed=8, frames=2, heads=1)
     first, second = (to_gray_uint8(clip.read()[1]) for _ in range(2))

@@ -11,9 +11,9 @@ import pytest
 
 import training
 from conftest import EMOTIONS6, ROOT, make_prepared_data, nan_loss_at
-from emotion_analyzer.framing import DEFAULT_FRAMING, DEFAULT_FRAMINGS, framings_of_model
-from emotion_analyzer.evaluation import read_history
-from emotion_analyzer.recipe import recipe_from_saved
+from emotion_analyzer.core.framing import DEFAULT_FRAMING, DEFAULT_FRAMINGS, framings_of_model
+from emotion_analyzer.training.evaluate import read_history
+from emotion_analyzer.training.recipe import recipe_from_saved
 
 FAST = ["--epochs", "1", "--batch-size", "32", "--augment", "mild"]
 slow = pytest.mark.slow  # runs model.fit: skipped by `pytest -m "not slow"`, run by CI
@@ -88,8 +88,8 @@ def test_the_crowd_s_votes_are_learned_and_judge_the_model(tmp_path, capsys):
 def test_a_finished_run_is_evaluated_again_with_other_views_without_training(prepared_data, tmp_path, capsys):
     import keras
 
-    from emotion_analyzer.images import equalize
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.core.images import equalize
+    from emotion_analyzer.data.prepared import load_prepared
     assert run_training(prepared_data, tmp_path, *FAST, "--no-tta") == 0
     run = only_run(tmp_path)
     assert run_training(prepared_data, tmp_path, "--resume", "--run-dir", str(run), "--tta", "flip") == 0
@@ -135,7 +135,7 @@ def test_val_split_zero_refuses_a_schedule_that_watches_validation(prepared_data
 def test_saved_model_takes_raw_pixels_and_predicts_like_training(prepared_data, tmp_path):
     import keras
 
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.data.prepared import load_prepared
     assert run_training(prepared_data, tmp_path, *FAST, "--no-tta") == 0
     model = keras.models.load_model(tmp_path / "res" / "model.keras")
     x_test, y_test = load_prepared(prepared_data)[2:4]
@@ -197,7 +197,7 @@ def first_step_weights(seen):
 
 def add_callback(monkeypatch, callback):
     """Make training runs use `callback` after their own, until monkeypatch.undo()."""
-    from emotion_analyzer import callbacks
+    from emotion_analyzer.training import callbacks
 
     real = callbacks.make_callbacks
     monkeypatch.setattr(callbacks, "make_callbacks", lambda *a, **k: real(*a, **k) + [callback])
@@ -243,7 +243,7 @@ def test_resume_keeps_the_runs_model_path_and_recipe(prepared_data, tmp_path, ca
 def test_a_run_resumed_in_another_precision_carries_its_weights_and_momentum(prepared_data, tmp_path, capsys):
     import keras
 
-    from emotion_analyzer.training import in_precision
+    from emotion_analyzer.training.trainer import in_precision
 
     assert run_training(prepared_data, tmp_path, *FAST, "--optimizer", "sgd", "--lr", "0.01", "--no-tta",
                         "--precision", "float32", "--limit", "120") == 0
@@ -270,9 +270,9 @@ def test_a_run_resumed_in_another_precision_carries_its_weights_and_momentum(pre
 def test_sgd_batch_norm_bfloat16_run_saves_a_float32_model_with_the_original_layers(prepared_data, tmp_path):
     import keras
 
-    from emotion_analyzer.images import equalize
-    from emotion_analyzer.model import build_model
-    from emotion_analyzer.prep import load_prepared
+    from emotion_analyzer.core.images import equalize
+    from emotion_analyzer.core.model import build_model
+    from emotion_analyzer.data.prepared import load_prepared
 
     assert run_training(prepared_data, tmp_path, *FAST, "--optimizer", "sgd", "--lr", "0.01", "--batch-norm",
                         "--precision", "bfloat16", "--erase", "0.25", "--weight-decay", "0.005", "--no-tta",
@@ -343,7 +343,7 @@ def mix_in(other, data, name):
 
 def replace_with_consistent_manifest(data, name, content):
     """Write `content` as `name` and update the manifest to match, as a deliberate tamperer would."""
-    from emotion_analyzer.prep import fingerprint
+    from emotion_analyzer.data.prepared import fingerprint
 
     (data / name).write_bytes(content)
     manifest = json.loads((data / "prepared.json").read_text())
@@ -352,7 +352,7 @@ def replace_with_consistent_manifest(data, name, content):
 
 
 def rewrite_set(data, **changes):
-    from emotion_analyzer.prep import load_prepared, write_prepared_set
+    from emotion_analyzer.data.prepared import load_prepared, write_prepared_set
 
     x, y, xt, yt, categories, leak = load_prepared(data)
     arrays = {"x": x, "y": y, "xt": xt, "yt": yt, **changes}

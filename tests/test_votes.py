@@ -11,9 +11,11 @@ import pytest
 import clean_data
 import prep_data
 from conftest import make_folder_dataset
-from emotion_analyzer.evaluation import crowd_metrics
-from emotion_analyzer.prep import load_prepared, load_prepared_votes
-from emotion_analyzer.votes import VOTE_COLUMNS, VOTES_FILE, crowd_distribution, training_targets
+from emotion_analyzer.training.evaluate import crowd_metrics
+from emotion_analyzer.data.prepared import load_prepared, load_prepared_votes
+from emotion_analyzer.data.prepared import crowd_distribution, VOTE_COLUMNS
+from emotion_analyzer.data.votes import VOTES_FILE
+from emotion_analyzer.training.inputs import training_targets
 
 EMOTIONS = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
 HEADER = "image," + ",".join(VOTE_COLUMNS)
@@ -88,7 +90,7 @@ def test_a_rerun_without_votes_leaves_no_stale_votes(voted_source, tmp_path):
 
 def test_a_votes_pickle_from_another_set_is_refused(voted_source, tmp_path, capsys):
     from emotion_analyzer.errors import UserError
-    from emotion_analyzer.prep import write_prepared_set
+    from emotion_analyzer.data.prepared import write_prepared_set
 
     source, _ = voted_source
     out = tmp_path / "data"

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import ROOT, write_image
 from demo_media import compose_frame
-from emotion_analyzer.draw import COLOURS
+from emotion_analyzer.analysis.draw import COLOURS
 
 pytestmark = pytest.mark.skipif(shutil.which("Xvfb") is None,
                                 reason="Xvfb is not installed (apt-get install xvfb) so no window can be drawn")

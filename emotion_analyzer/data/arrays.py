@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from emotion_analyzer import config
-from emotion_analyzer.cli import progress
+from emotion_analyzer.common.cli import progress
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import BadImage, list_image_files, read_face_image
-from emotion_analyzer.prepared import write_prepared_set
+from emotion_analyzer.core.images import BadImage, list_image_files, read_face_image
+from emotion_analyzer.data.prepared import write_prepared_set
 
 
 @dataclass
@@ -90,14 +90,14 @@ def load_split(data_dir, split, categories, workers=4, votes=None):
 
 def read_sorted_votes(data_dir):
     """{split/emotion/name: votes} from the votes file clean_data.py --votes wrote, or None without one."""
-    from emotion_analyzer.votes import VOTES_FILE, read_votes_by_path
+    from emotion_analyzer.data.votes import read_votes_by_path, VOTES_FILE
 
     path = Path(data_dir) / VOTES_FILE
     return read_votes_by_path(path) if path.is_file() else None
 
 
 def _votes_of(votes, split, names):
-    from emotion_analyzer.votes import VOTE_COLUMNS
+    from emotion_analyzer.data.prepared import VOTE_COLUMNS
 
     none = np.zeros(len(VOTE_COLUMNS), np.int16)
     return np.stack([votes.get(f"{split}/{name}", none) for name in names]).astype(np.int16)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from emotion_analyzer import config
-from emotion_analyzer.images import equalize, to_model_input
+from emotion_analyzer.core.images import equalize, to_model_input
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.prepared import VOTE_COLUMNS
+from emotion_analyzer.data.prepared import VOTE_COLUMNS
 
 # The sorted set's votes, keyed by each image's path under the output (split/emotion/name).
 VOTES_FILE = "votes.csv"

@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.framing import eye_angle
-from emotion_analyzer.images import to_uint8
-from emotion_analyzer.track import matches_by_overlap
+from emotion_analyzer.core.framing import eye_angle
+from emotion_analyzer.core.images import to_uint8
+from emotion_analyzer.analysis.track import matches_by_overlap
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 

@@ -13,16 +13,16 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.cluster import STRATEGY as STRATEGY_MULTIWORKER
-from emotion_analyzer.cluster import is_chief, join, on_this_worker_only, wait_for_all
-from emotion_analyzer.stops import raise_if_stopped
+from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
+from emotion_analyzer.training.distribute import is_chief, join, on_this_worker_only, wait_for_all
+from emotion_analyzer.common.stops import raise_if_stopped
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import write_json_atomic
-from emotion_analyzer.stops import deferred
-from emotion_analyzer.recipe import (CHANGEABLE_ON_RESUME, PRECISIONS, SGD_MOMENTUM, changed_fields, option_name,
-                                     recipe_from_saved)
-from emotion_analyzer.runs import (BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, STATE_FILE, latest_resumable_run,
-                                   load_state, model_path_of, new_run_dir, new_state)
+from emotion_analyzer.common.fileio import write_json_atomic
+from emotion_analyzer.common.stops import deferred
+from emotion_analyzer.training.recipe import (CHANGEABLE_ON_RESUME, changed_fields, option_name, PRECISIONS,
+                                              recipe_from_saved, SGD_MOMENTUM)
+from emotion_analyzer.training.runs import (BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, latest_resumable_run,
+                                            load_state, model_path_of, new_run_dir, new_state, STATE_FILE)
 
 INPUT_SHAPE = (config.IMAGE_SIZE, config.IMAGE_SIZE, 1)
 
@@ -45,7 +45,7 @@ def build_for_training(recipe, num_classes, precision):
     """The recipe's model, compiled, in `precision` (the dtype policy applies while layers are built)."""
     import keras
 
-    from emotion_analyzer.model import build_model
+    from emotion_analyzer.core.model import build_model
 
     keras.config.set_dtype_policy(PRECISIONS[precision])
     try:
@@ -89,7 +89,7 @@ def in_precision(model, recipe, num_classes, precision):
 
 def inference_model(trained, recipe, num_classes):
     """The model to ship: the original's layers in float32, batch normalisation folded into them."""
-    from emotion_analyzer.model import build_model, fold_batch_norm
+    from emotion_analyzer.core.model import build_model, fold_batch_norm
 
     return fold_batch_norm(trained, build_model(INPUT_SHAPE, num_classes, recipe.scaling))
 
@@ -140,8 +140,8 @@ def resume(data_dir, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, model_path=
 
 
 def load_training_data(data_dir, limit):
-    from emotion_analyzer.pipeline import check_arrays
-    from emotion_analyzer.prep import load_prepared, load_prepared_votes
+    from emotion_analyzer.training.inputs import check_arrays
+    from emotion_analyzer.data.prepared import load_prepared, load_prepared_votes
 
     x_train, y_train, x_test, y_test, categories, leak = load_prepared(data_dir)
     votes_train, votes_test = load_prepared_votes(data_dir, len(y_train), len(y_test)) or (None, None)
@@ -156,7 +156,8 @@ def load_training_data(data_dir, limit):
 def fit_targets(data, recipe, log):
     """What the model learns to output for each training face: class indices, or distributions
     (labels smoothed by the loss, mixed with the crowd's votes by recipe.crowd where the face has them)."""
-    from emotion_analyzer.votes import describe_coverage, training_targets
+    from emotion_analyzer.data.prepared import describe_coverage
+    from emotion_analyzer.training.inputs import training_targets
 
     if not recipe.soft_targets:
         return data["y_train"]
@@ -172,7 +173,7 @@ def fit_targets(data, recipe, log):
 
 def validation_split(data, recipe):
     """(train indices, validation indices) of the training images, refused when a split cannot work."""
-    from emotion_analyzer.pipeline import stratified_validation_split
+    from emotion_analyzer.training.inputs import stratified_validation_split
 
     y_train = data["y_train"]
     train_idx, val_idx = stratified_validation_split(y_train, recipe.val_split, recipe.seed)
@@ -201,9 +202,9 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     """Fit from the state's epoch to recipe.epochs, then evaluate the best checkpoint and save it."""
     import keras
 
-    from emotion_analyzer.callbacks import make_callbacks
-    from emotion_analyzer.device import choose_precision, describe_device
-    from emotion_analyzer.pipeline import balanced_class_weights, make_dataset
+    from emotion_analyzer.training.callbacks import make_callbacks
+    from emotion_analyzer.common.device import choose_precision, describe_device
+    from emotion_analyzer.training.inputs import balanced_class_weights, make_dataset
 
     categories, num_classes = data["categories"], len(data["categories"])
     x_train, y_train = data["x_train"], fit_targets(data, recipe, log)
@@ -256,11 +257,11 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
 def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_train, n_val, seconds, log):
     import keras
 
-    from emotion_analyzer.framing import framings_for_json
-    from emotion_analyzer.evaluation import evaluate, format_metrics, read_history, write_evidence
-    from emotion_analyzer.model import plot_architecture, save_trained_model
+    from emotion_analyzer.core.framing import framings_for_json
+    from emotion_analyzer.training.evaluate import evaluate, format_metrics, read_history, write_evidence
+    from emotion_analyzer.core.model import plot_architecture, save_trained_model
 
-    from emotion_analyzer.images import equalize
+    from emotion_analyzer.core.images import equalize
 
     categories = data["categories"]
     best = inference_model(keras.models.load_model(run_dir / BEST_CHECKPOINT), recipe, len(categories))

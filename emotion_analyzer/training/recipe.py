@@ -7,10 +7,10 @@ its flags before the slow start.
 from dataclasses import dataclass, fields
 
 from emotion_analyzer import config
-from emotion_analyzer.classify import TTA_VIEWS
-from emotion_analyzer.cluster import STRATEGY as STRATEGY_MULTIWORKER
+from emotion_analyzer.core.views import TTA_VIEWS
+from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.model import INPUT_SCALINGS
+from emotion_analyzer.core.model import INPUT_SCALINGS
 
 AUGMENTATIONS = {
     # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction, camera

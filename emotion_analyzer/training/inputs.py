@@ -4,10 +4,10 @@ that augments training batches on the fly."""
 import numpy as np
 
 from emotion_analyzer import config
-from emotion_analyzer.cluster import STRATEGY as STRATEGY_MULTIWORKER
-from emotion_analyzer.cli import warn
+from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
+from emotion_analyzer.common.cli import warn
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.recipe import AUGMENTATIONS
+from emotion_analyzer.training.recipe import AUGMENTATIONS
 
 MIN_SAMPLES_PER_CLASS = 20
 
@@ -124,8 +124,8 @@ def as_the_analyzer_reads(recipe, training):
     camera = training and settings is not None and settings[4]
     if not (camera or recipe.equalize):
         return None
-    from emotion_analyzer.degrade import degrade
-    from emotion_analyzer.images import equalize
+    from emotion_analyzer.training.degrade import degrade
+    from emotion_analyzer.core.images import equalize
 
     rng = np.random.default_rng(recipe.seed)
 
@@ -176,7 +176,7 @@ def training_targets(labels, votes, categories, crowd_weight):
     one_hot = np.eye(len(categories), dtype=np.float32)[np.asarray(labels)]
     if votes is None or not crowd_weight:
         return one_hot
-    from emotion_analyzer.prepared import crowd_distribution
+    from emotion_analyzer.data.prepared import crowd_distribution
 
     shares, usable = crowd_distribution(votes, categories)
     mixed = (1 - crowd_weight) * one_hot + crowd_weight * shares

@@ -5,13 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion_analyzer.stops import raise_if_stopped
-from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
+from emotion_analyzer.common.stops import raise_if_stopped
+from emotion_analyzer.common.fileio import write_json_atomic, write_text_atomic
 
 
 def predict_with_views(model, images, tta, batch_size=256):
     """Probabilities averaged over the `tta` views, by the same function the analyzer classifies with."""
-    from emotion_analyzer.classify import probability_function
+    from emotion_analyzer.core.views import probability_function
 
     probabilities = probability_function(model, tta)
     batches = []
@@ -24,7 +24,7 @@ def predict_with_views(model, images, tta, batch_size=256):
 def evaluate(model, x_test, y_test, categories, leak, tta, votes=None):
     """Test metrics of `model` with the `tta` views, and the accuracy with each smaller set of views;
     judged by the crowd too (`crowd`) when the test faces have the crowd's `votes`."""
-    from emotion_analyzer.classify import TTA_VIEWS, tta_name
+    from emotion_analyzer.core.views import tta_name, TTA_VIEWS
 
     tta = tta_name(tta)
     accuracy_by_tta = {}
@@ -42,7 +42,7 @@ def evaluate(model, x_test, y_test, categories, leak, tta, votes=None):
 def crowd_metrics(y_pred, votes, categories):
     """The answers judged by the crowd, on the faces with usable votes: agreement with the crowd's
     majority (per class, and its confusion matrix) and the crowd's mean share of votes on the answer."""
-    from emotion_analyzer.votes import crowd_distribution
+    from emotion_analyzer.data.prepared import crowd_distribution
 
     shares, usable = crowd_distribution(votes, categories)
     shares, y_pred = shares[usable], np.asarray(y_pred)[usable]
@@ -116,7 +116,7 @@ def write_per_class_csv(metrics, path):
 
 def write_evidence(folder, metrics, history, categories, prefix=""):
     """metrics.json, per_class.csv, training_curves.png and confusion_matrix.png in `folder`."""
-    from emotion_analyzer.plots import plot_confusion_matrix, plot_training_curves
+    from emotion_analyzer.common.plots import plot_confusion_matrix, plot_training_curves
 
     folder = Path(folder)
     write_json_atomic(folder / f"{prefix}metrics.json", metrics)

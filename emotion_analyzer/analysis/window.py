@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 
-from emotion_analyzer.draw import draw_status
+from emotion_analyzer.analysis.draw import draw_status
 from emotion_analyzer.errors import UserError
 
 WINDOW_TITLE = "Emotion Analyzer"

@@ -11,9 +11,9 @@ import numpy as np
 
 from emotion_analyzer import config
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.labels import canonical_emotion
-from emotion_analyzer.fileio import commit_temp, load_array_pickle, temp_path_beside, write_json_atomic
-from emotion_analyzer.stops import deferred
+from emotion_analyzer.data.labels import canonical_emotion
+from emotion_analyzer.common.fileio import commit_temp, load_array_pickle, temp_path_beside, write_json_atomic
+from emotion_analyzer.common.stops import deferred
 
 # The files of a prepared set, in the order load_prepared returns them.
 PREPARED_FILES = (config.FEATURES_FILE, config.LABELS_FILE, config.TEST_FEATURES_FILE, config.TEST_LABELS_FILE,

@@ -10,9 +10,9 @@ import signal
 import time
 
 from emotion_analyzer import config
-from emotion_analyzer.cli import progress, silent, warn
+from emotion_analyzer.common.cli import progress, silent, warn
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.files import analyze_one, folder_jobs
+from emotion_analyzer.scale.files import analyze_one, folder_jobs
 
 _worker_analyzer = None  # each worker process's own Analyzer, loaded once
 
@@ -20,8 +20,8 @@ _worker_analyzer = None  # each worker process's own Analyzer, loaded once
 def _start_worker(settings):
     global _worker_analyzer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the run stops
-    from emotion_analyzer.analyze import Analyzer
-    from emotion_analyzer.device import start_tensorflow
+    from emotion_analyzer.analysis.analyzer import Analyzer
+    from emotion_analyzer.common.device import start_tensorflow
 
     start_tensorflow()
     _worker_analyzer = Analyzer(settings, log=silent, warn=silent)
@@ -48,7 +48,7 @@ def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None, r
     bar = progress(total=len(todo), desc="files", unit="file")
     try:
         if ray:
-            from emotion_analyzer.ray_batch import each_result_on_ray
+            from emotion_analyzer.scale.ray_actors import each_result_on_ray
 
             finished = each_result_on_ray(todo, settings, workers, ray)
         else:
@@ -81,7 +81,7 @@ def each_result(work, todo, settings, workers, analyzer=None):
     Analyzer of its own."""
     if workers <= 1 or len(todo) <= 1:
         if analyzer is None:
-            from emotion_analyzer.analyze import Analyzer
+            from emotion_analyzer.analysis.analyzer import Analyzer
 
             analyzer = Analyzer(settings, log=silent, warn=silent)
         for job in todo:

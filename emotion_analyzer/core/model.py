@@ -9,7 +9,7 @@ import numpy as np
 
 from emotion_analyzer import config
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import atomic_path, write_json_atomic
+from emotion_analyzer.common.fileio import atomic_path, write_json_atomic
 
 
 def rescale_layer(scale, offset):
@@ -189,7 +189,7 @@ def describe_layers(model):
 
 def plot_architecture(model, path):
     """A layer-by-layer diagram drawn with matplotlib, so Graphviz is not needed."""
-    from emotion_analyzer.plots import plt, save_figure
+    from emotion_analyzer.common.plots import plt, save_figure
 
     rows = describe_layers(model)
     colours = {"Conv2D": "#8ecae6", "MaxPooling2D": "#ffb703", "Dense": "#90be6d", "Dropout": "#dddddd",

@@ -14,9 +14,9 @@ import warnings
 import numpy as np
 
 from emotion_analyzer import config
-from emotion_analyzer.device import gpu_names, quiet_native_log
+from emotion_analyzer.common.device import gpu_names, quiet_native_log
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.views import probability_function, tta_name
+from emotion_analyzer.core.views import probability_function, tta_name
 
 ENGINES = ("auto", "tflite-int8", "tflite", "tf")
 

@@ -10,11 +10,11 @@ import math
 import keras
 import numpy as np
 
-from emotion_analyzer.cluster import on_this_worker_only
-from emotion_analyzer.stops import deferred, raise_if_stopped
-from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
-from emotion_analyzer.model import save_model_atomic
-from emotion_analyzer.runs import BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, STATE_FILE
+from emotion_analyzer.training.distribute import on_this_worker_only
+from emotion_analyzer.common.stops import deferred, raise_if_stopped
+from emotion_analyzer.common.fileio import write_json_atomic, write_text_atomic
+from emotion_analyzer.core.model import save_model_atomic
+from emotion_analyzer.training.runs import BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, STATE_FILE
 
 
 def cosine_learning_rate(base, epochs):

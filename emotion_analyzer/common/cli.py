@@ -6,7 +6,7 @@ import sys
 
 from tqdm import tqdm
 
-from emotion_analyzer import stops
+from emotion_analyzer.common import stops
 from emotion_analyzer.errors import UserError
 
 EXIT_USER_ERROR = 2

@@ -6,7 +6,7 @@ matplotlib.use("Agg")  # files only: the scripts must work with no display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from emotion_analyzer.fileio import atomic_path  # noqa: E402
+from emotion_analyzer.common.fileio import atomic_path  # noqa: E402
 
 
 def save_figure(fig, path):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import list_image_files
+from emotion_analyzer.core.images import list_image_files
 
 PHOTOS_CSV = "photos.csv"  # the photos directly under the folder, as one set
 
@@ -39,7 +39,7 @@ def folder_jobs(folder, out_dir):
 
 def analyze_one(analyzer, source, csv_path):
     """Read `source` into `csv_path`, renamed into place only when the source was read to its end."""
-    from emotion_analyzer.analyze import RunOutputs
+    from emotion_analyzer.analysis.analyzer import RunOutputs
 
     partial = csv_path.with_name(csv_path.name + ".partial")
     try:
@@ -57,8 +57,8 @@ def analyze_one(analyzer, source, csv_path):
 def table_of(analyzer, source):
     """(source, every face of every frame of it as analyze_video's DataFrame), its `source` column the
     path as given (two folders may hold videos of the same name)."""
-    from emotion_analyzer.analyze import RunOutputs
-    from emotion_analyzer.results import RowTable
+    from emotion_analyzer.analysis.analyzer import RunOutputs
+    from emotion_analyzer.analysis.outputs import RowTable
 
     table = RowTable(analyzer.labels)
     stats = analyzer.run(str(source), RunOutputs(table=table, display=False, progress=False))

@@ -13,8 +13,8 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import commit_temp, temp_path_beside
-from emotion_analyzer.stops import deferred
+from emotion_analyzer.common.fileio import commit_temp, temp_path_beside
+from emotion_analyzer.common.stops import deferred
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 
@@ -165,7 +165,7 @@ class Summary:
         return lines
 
     def save_plot(self, path):
-        from emotion_analyzer.plots import plot_emotion_summary
+        from emotion_analyzer.common.plots import plot_emotion_summary
 
         shares = self.face_shares()
         if len(shares) > 20:  # a folder of photos has a face per photo: keep the chart readable

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 
 from emotion_analyzer import config
-from emotion_analyzer.cli import progress
+from emotion_analyzer.common.cli import progress
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import write_json_atomic, write_text_atomic
-from emotion_analyzer.stops import deferred
-from emotion_analyzer.images import check_image_file
+from emotion_analyzer.common.fileio import write_json_atomic, write_text_atomic
+from emotion_analyzer.common.stops import deferred
+from emotion_analyzer.core.images import check_image_file
 
 MANIFEST_FILE = ".clean_data.json"
 MAX_LISTED = 5
@@ -59,7 +59,7 @@ def prepare_output(out, force):
 
 def votes_table(items, written):
     """The sorted set's votes file: each written item's path under the output and its ten votes."""
-    from emotion_analyzer.votes import VOTE_COLUMNS
+    from emotion_analyzer.data.prepared import VOTE_COLUMNS
 
     rows = [",".join(["image", *VOTE_COLUMNS])]
     rows += [",".join([f"{item.split}/{item.emotion}/{item.name}", *map(str, item.votes)])
@@ -75,7 +75,7 @@ def write_output(items, out, categories, force, description, workers=4, with_vot
     (`with_votes`: each item's `votes`; else an old votes file is removed) and the manifest
     (`description` plus the counts) written, so `out` holds the old set or the new one.
     """
-    from emotion_analyzer.votes import VOTES_FILE
+    from emotion_analyzer.data.votes import VOTES_FILE
 
     replace = prepare_output(out, force)
     out.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import BadImage, decode_image_bytes, is_image_name, list_image_files
+from emotion_analyzer.core.images import BadImage, decode_image_bytes, is_image_name, list_image_files
 
 DEFAULT_FPS = 30.0
 

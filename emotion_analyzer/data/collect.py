@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from emotion_analyzer import config
-from emotion_analyzer.cli import progress
+from emotion_analyzer.common.cli import progress
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.images import is_image_name
-from emotion_analyzer.labels import canonical_emotion, unknown_label_error
-from emotion_analyzer.sorted_output import MAX_LISTED, write_output
+from emotion_analyzer.core.images import is_image_name
+from emotion_analyzer.data.labels import canonical_emotion, unknown_label_error
+from emotion_analyzer.data.sorted_folders import MAX_LISTED, write_output
 
 SPLIT_NAMES = {
     "train": config.TRAIN_SPLIT, "training": config.TRAIN_SPLIT,
@@ -307,7 +307,7 @@ def attach_votes(found, votes_path):
 
     A votes file keyed by path must name only images under the source (else it belongs to another copy
     of the dataset); FER+'s fer2013new.csv must have fer2013.csv's rows."""
-    from emotion_analyzer.votes import read_votes_by_path, read_votes_by_row
+    from emotion_analyzer.data.votes import read_votes_by_path, read_votes_by_row
 
     if found.rows:
         votes = read_votes_by_row(votes_path, found.rows)

@@ -15,23 +15,24 @@ from pathlib import Path
 import numpy as np
 
 from emotion_analyzer import config
-from emotion_analyzer.capture import ThreadedCapture, open_source, parse_source
-from emotion_analyzer.classify import DEFAULT_TTA, EmotionClassifier
-from emotion_analyzer.cli import progress, warn
-from emotion_analyzer.detect import DETECTORS, STILL_DETECTOR, DetectorSettings, FaceDetector, MtcnnDetector
-from emotion_analyzer.device import describe_device
-from emotion_analyzer.draw import as_bgr, draw_face, draw_status
+from emotion_analyzer.analysis.capture import open_source, parse_source, ThreadedCapture
+from emotion_analyzer.analysis.classify import EmotionClassifier
+from emotion_analyzer.core.views import DEFAULT_TTA
+from emotion_analyzer.common.cli import progress, warn
+from emotion_analyzer.analysis.detect import DETECTORS, DetectorSettings, FaceDetector, MtcnnDetector, STILL_DETECTOR
+from emotion_analyzer.common.device import describe_device
+from emotion_analyzer.analysis.draw import as_bgr, draw_face, draw_status
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.fileio import check_output_path
-from emotion_analyzer.framing import Framing, crop_faces, framings_of_model
-from emotion_analyzer.images import list_image_files, to_gray_uint8
-from emotion_analyzer.model import check_model_file
-from emotion_analyzer.results import CsvLog, Summary, VideoOutput, check_video_name
-from emotion_analyzer.smoothing import FaceSmoothers, Smoothing
-from emotion_analyzer.stats import RunStats, peak_rss_mb
-from emotion_analyzer.stops import deferred, exit_code
-from emotion_analyzer.track import VideoFaces
-from emotion_analyzer.window import Window, check_display_available
+from emotion_analyzer.common.fileio import check_output_path
+from emotion_analyzer.core.framing import crop_faces, Framing, framings_of_model
+from emotion_analyzer.core.images import list_image_files, to_gray_uint8
+from emotion_analyzer.core.model import check_model_file
+from emotion_analyzer.analysis.outputs import check_video_name, CsvLog, Summary, VideoOutput
+from emotion_analyzer.analysis.smoothing import FaceSmoothers, Smoothing
+from emotion_analyzer.analysis.stats import peak_rss_mb, RunStats
+from emotion_analyzer.common.stops import deferred, exit_code
+from emotion_analyzer.analysis.track import VideoFaces
+from emotion_analyzer.analysis.window import check_display_available, Window
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class Analyzer:
     """The model, its compiled classifier and the detectors, built once; `run` reads one source."""
 
     def __init__(self, settings=None, log=print, warn=warn):
-        from emotion_analyzer.model import load_trained_model
+        from emotion_analyzer.core.model import load_trained_model
 
         self.settings = (settings or AnalyzerSettings()).check()
         self.log, self.warn = log, warn

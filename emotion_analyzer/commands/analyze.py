@@ -17,15 +17,16 @@ import os
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.analyze import AnalyzerSettings, RunOutputs
-from emotion_analyzer.classify import DEFAULT_TTA, ENGINES, TTA_VIEWS
-from emotion_analyzer.cli import (non_negative_float, non_negative_int, number_type, positive_float, positive_int,
-                                  probability, run_cli)
-from emotion_analyzer.detect import DETECTORS, STILL_DETECTOR, DetectorSettings, cascade_from_flag
-from emotion_analyzer.framing import DEFAULT_FRAMING, framing_from_flags
+from emotion_analyzer.analysis.analyzer import AnalyzerSettings, RunOutputs
+from emotion_analyzer.analysis.classify import ENGINES
+from emotion_analyzer.core.views import DEFAULT_TTA, TTA_VIEWS
+from emotion_analyzer.common.cli import (non_negative_float, non_negative_int, number_type, positive_float,
+                                         positive_int, probability, run_cli)
+from emotion_analyzer.analysis.detect import cascade_from_flag, DETECTORS, DetectorSettings, STILL_DETECTOR
+from emotion_analyzer.core.framing import DEFAULT_FRAMING, framing_from_flags
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.smoothing import Smoothing
-from emotion_analyzer.stops import at_safe_points
+from emotion_analyzer.analysis.smoothing import Smoothing
+from emotion_analyzer.common.stops import at_safe_points
 
 above_one = number_type(float, lambda v: v > 1, "a number above 1, such as 1.1")
 
@@ -150,8 +151,8 @@ def outputs_from_args(args):
 def analyze(args):
     if args.cpu:
         os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
-    from emotion_analyzer.analyze import Analyzer, check_run
-    from emotion_analyzer.device import start_tensorflow
+    from emotion_analyzer.analysis.analyzer import Analyzer, check_run
+    from emotion_analyzer.common.device import start_tensorflow
 
     settings, outputs = settings_from_args(args), outputs_from_args(args)
     if args.csv_dir:
@@ -167,9 +168,9 @@ def analyze(args):
 
 def analyze_folder_from_args(args, settings):
     """--csv-dir: a folder of videos, each into its own CSV, on --workers processes."""
-    from emotion_analyzer.batch import analyze_folder
-    from emotion_analyzer.fileio import check_output_folder
-    from emotion_analyzer.model import check_model_file
+    from emotion_analyzer.scale.folder import analyze_folder
+    from emotion_analyzer.common.fileio import check_output_folder
+    from emotion_analyzer.core.model import check_model_file
 
     if not Path(args.source).is_dir():
         raise UserError(f"--csv-dir reads a folder: --source {args.source} is not one")
@@ -178,7 +179,7 @@ def analyze_folder_from_args(args, settings):
     check_model_file(settings.model)
     check_output_folder(args.csv_dir, "--csv-dir")
     if args.workers == 1 and not args.ray:  # read here; otherwise each worker starts its own TensorFlow
-        from emotion_analyzer.device import start_tensorflow
+        from emotion_analyzer.common.device import start_tensorflow
 
         start_tensorflow()
     return analyze_folder(settings, Path(args.source), args.csv_dir, args.workers, ray=args.ray)

@@ -7,7 +7,7 @@ filesystem), since each actor reads its files and writes their CSVs where it run
 
 import os
 
-from emotion_analyzer.cli import silent
+from emotion_analyzer.common.cli import silent
 from emotion_analyzer.errors import UserError
 
 # An actor whose process dies (a machine lost, the memory killer) is started again this many times,
@@ -37,14 +37,14 @@ def file_worker_class(ray):
     @ray.remote(max_restarts=ACTOR_RESTARTS, max_task_retries=ACTOR_RESTARTS)
     class FileWorker:
         def __init__(self, settings):
-            from emotion_analyzer.analyze import Analyzer
-            from emotion_analyzer.device import start_tensorflow
+            from emotion_analyzer.analysis.analyzer import Analyzer
+            from emotion_analyzer.common.device import start_tensorflow
 
             start_tensorflow()
             self.analyzer = Analyzer(settings, log=silent, warn=silent)
 
         def read(self, source, csv_path):
-            from emotion_analyzer.files import analyze_one
+            from emotion_analyzer.scale.files import analyze_one
 
             return analyze_one(self.analyzer, source, csv_path)
 

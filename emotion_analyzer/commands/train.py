@@ -1,0 +1,190 @@
+"""Train the emotion CNN on data/*.pickle, evaluate it on the test set and save it with its evidence.
+
+The default run trains the original architecture with a better recipe (augmentation, validation
+split, cosine learning rate, best checkpoint, test-time views: mirror and shifts); --original repeats the
+original run exactly. Every epoch is checkpointed: --resume continues an interrupted run with its own
+recipe and model path (only --epochs, --tta and --precision may change).
+
+examples:
+  python training.py                                  # the default recipe, saved to res/emotion_model.keras
+  python training.py --epochs 5 --model /tmp/m.keras  # a quick run that leaves the shipped model alone
+  python training.py --resume                         # continue the latest run after Ctrl-C or a crash
+"""
+
+import argparse
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from emotion_analyzer import config
+from emotion_analyzer.core.views import TTA_SHIFT, TTA_VIEWS
+from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
+from emotion_analyzer.training.distribute import use_jax_backend, worker_from
+from emotion_analyzer.errors import UserError
+from emotion_analyzer.common.cli import (non_negative_float, non_negative_int, positive_float, positive_int,
+                                         probability, run_cli)
+from emotion_analyzer.common.fileio import check_output_folder, check_output_path
+from emotion_analyzer.core.model import INPUT_SCALINGS
+from emotion_analyzer.training.inputs import ERASE_AREA
+from emotion_analyzer.data.prepared import read_manifest
+from emotion_analyzer.common.stops import at_safe_points, exit_code
+from emotion_analyzer.training.recipe import (AUGMENTATIONS, OPTIMIZERS, OPTION_FOR_FIELD, PRECISIONS, Recipe,
+                                              SCHEDULES, SGD_MOMENTUM, STRATEGIES)
+
+
+def parse_args(argv):
+    default = Recipe()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=config.DEFAULT_DATA_DIR,
+                        help="folder with the pickles from prep_data.py (default: %(default)s)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="where the trained model (.keras) and its .json go (default:"
+                             f" {config.DEFAULT_MODEL_PATH}; with --resume, where the run was started to save it)")
+    parser.add_argument("--runs", type=Path, default=config.DEFAULT_RUNS_DIR,
+                        help="folder for run folders with checkpoints, logs and plots (default: %(default)s)")
+    parser.add_argument("--run-dir", type=Path, default=None,
+                        help="use this run folder (default: a new runs/<time>/, or the latest with --resume)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the latest (or --run-dir) run from its last checkpoint, with its recipe")
+    parser.add_argument("--original", action="store_true",
+                        help="the original run exactly: batch 64, 12 epochs, no augmentation, constant Adam 1e-3")
+    recipe = parser.add_argument_group("recipe (saved with the run; --resume refuses changes but to --epochs, --tta, --precision)")
+    recipe.add_argument("--epochs", type=positive_int, default=None, help=f"epochs in all (default: {default.epochs})")
+    recipe.add_argument("--batch-size", type=positive_int, default=None,
+                        help=f"batch size (default: {default.batch_size})")
+    recipe.add_argument("--lr", type=positive_float, default=None,
+                        help=f"learning rate (default: {default.learning_rate})")
+    recipe.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                        help=f"adam, or sgd with Nesterov momentum {SGD_MOMENTUM} (default: {default.optimizer})")
+    recipe.add_argument("--schedule", choices=SCHEDULES, default=None,
+                        help=f"learning-rate schedule (default: {default.schedule})")
+    recipe.add_argument("--augment", choices=tuple(AUGMENTATIONS), default=None,
+                        help=f"on-the-fly augmentation strength (default: {default.augment})")
+    recipe.add_argument("--erase", type=probability, default=None, metavar="P",
+                        help="random erasing: the chance that a training image gets one rectangle"
+                             f" ({ERASE_AREA[0] * 100:.0f}-{ERASE_AREA[1] * 100:.0f}%% of it) blanked to its mean grey,"
+                             f" 0 = off (default: {default.erase})")
+    recipe.add_argument("--label-smoothing", type=non_negative_float, default=None,
+                        help=f"label smoothing (default: {default.label_smoothing})")
+    recipe.add_argument("--crowd", type=probability, default=None, metavar="W",
+                        help="the share of the FER+ crowd's votes in each face's target: 0 = the dataset's one"
+                             " label, 1 = the crowd's vote distribution; faces without votes keep their label"
+                             f" (clean_data.py --votes) (default: {default.crowd})")
+    recipe.add_argument("--weight-decay", type=non_negative_float, default=None, metavar="F",
+                        help="decoupled weight decay: each step shrinks the weights by lr x this,"
+                             f" 0 = off (default: {default.weight_decay})")
+    recipe.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
+                        help="batch normalisation after each conv and dense layer while training; the saved model"
+                             f" has it folded into those layers (default: {default.batch_norm})")
+    recipe.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=None,
+                        help=f"weight classes by inverse frequency (default: {default.class_weight})")
+    recipe.add_argument("--val-split", type=non_negative_float, default=None,
+                        help="stratified fraction of training held out for validation; 0 trains on all of it and"
+                             f" keeps the last epoch (default: {default.val_split})")
+    recipe.add_argument("--patience", type=non_negative_int, default=None,
+                        help="early-stopping patience in epochs on validation accuracy, 0 = off"
+                             f" (default: {default.patience})")
+    recipe.add_argument("--tta", choices=tuple(TTA_VIEWS), default=None,
+                        help="test-time views averaged in evaluation: none, flip (image and mirror) or shifts"
+                             f" (5 shifts of {TTA_SHIFT} pixels and their mirrors) (default: {default.tta})")
+    recipe.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="same as --tta none")
+    recipe.add_argument("--scaling", choices=tuple(INPUT_SCALINGS), default=None,
+                        help="how the model normalises its 0-255 input: unit = 0..1, center = -1..1,"
+                             f" standardize = each image to mean 0, standard deviation 1 (default: {default.scaling})")
+    recipe.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
+                        help="train and test on histogram-equalized faces, as the analyzer reads them"
+                             f" (default: {default.equalize})")
+    recipe.add_argument("--precision", choices=tuple(PRECISIONS), default=None,
+                        help="bfloat16 = mixed precision: bfloat16 compute, float32 weights; faster only where the"
+                             " CPU computes bfloat16 natively (AMX, AVX-512 BF16), much slower elsewhere; auto ="
+                             " bfloat16 there and float32 elsewhere, the choice printed and saved with the run;"
+                             f" the saved model is float32 either way (default: {default.precision})")
+    recipe.add_argument("--strategy", choices=STRATEGIES, default=None,
+                        help="default: one device; mirrored: all GPUs of this machine; multiworker: several"
+                             " machines, one worker process each, on Keras's JAX backend (docs/scale_out.md)"
+                             f" (default: {default.strategy})")
+    recipe.add_argument("--seed", type=int, default=None, help=f"random seed (default: {default.seed})")
+    cluster = parser.add_argument_group(
+        "several machines (--strategy multiworker; each worker runs the same command with its own --worker-index,"
+        " and --run-dir names one folder; unset flags are read from KERAS_DISTRIBUTION_JOB_ADDRESSES,"
+        " _NUM_PROCESSES and _PROCESS_ID)")
+    cluster.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                         help="where worker 0, the chief, listens for the others")
+    cluster.add_argument("--num-workers", type=positive_int, default=None, help="how many workers train together")
+    cluster.add_argument("--worker-index", type=non_negative_int, default=None,
+                         help="this worker's index, 0 to N-1; worker 0 writes the run folder and the model")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="use only the first N training images (quick experiments)")
+    parser.add_argument("--cpu", action="store_true", help="hide GPUs and train on the CPU")
+    args = parser.parse_args(argv)
+    if args.resume and args.original:
+        parser.error("--original with --resume: a resumed run keeps the recipe it started with")
+    if args.resume and args.limit:
+        parser.error("--limit with --resume: a resumed run uses the images it started with")
+    return args
+
+
+def requested_fields(args):
+    """{Recipe field: value} for the recipe flags given on the command line."""
+    values = {field.name: getattr(args, OPTION_FOR_FIELD.get(field.name, field.name), None) for field in fields(Recipe)}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def recipe_from_args(args):
+    recipe = Recipe.original() if args.original else Recipe()
+    for name, value in requested_fields(args).items():
+        setattr(recipe, name, value)
+    return recipe.check()
+
+
+def cluster_worker(args, recipe):
+    """This process's cluster.Worker for --strategy multiworker, else None; refuses what cannot work."""
+    if args.strategy != STRATEGY_MULTIWORKER:
+        given = [flag for flag in ("coordinator", "num_workers", "worker_index") if getattr(args, flag) is not None]
+        if given:
+            raise UserError(f"--{given[0].replace('_', '-')} is for --strategy {STRATEGY_MULTIWORKER}: add it, or drop"
+                            " the cluster flags")
+        return None
+    worker = worker_from(args.coordinator, args.num_workers, args.worker_index)
+    if args.run_dir is None:
+        raise UserError(f"--strategy {STRATEGY_MULTIWORKER}: name the run folder with --run-dir, the same on every"
+                        " worker (the chief writes it; --resume reads it)")
+    batch_size = recipe.batch_size if recipe else args.batch_size
+    if batch_size and batch_size % worker.num_workers:
+        raise UserError(f"--batch-size {batch_size} does not split evenly among {worker.num_workers} workers;"
+                        f" choose a multiple of {worker.num_workers}")
+    use_jax_backend()
+    return worker
+
+
+def run_training(args):
+    recipe = None if args.resume else recipe_from_args(args)  # bad flags are refused before the slow start
+    worker = cluster_worker(args, recipe)
+    if args.model is not None or not args.resume:
+        check_output_path(args.model or config.DEFAULT_MODEL_PATH, "--model")
+    check_output_folder(args.runs, "--runs")
+    read_manifest(args.data)  # a missing or half-written set is said at once, not after TensorFlow starts
+    if args.cpu:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
+    from emotion_analyzer.common.device import start_tensorflow
+    from emotion_analyzer.training.trainer import resume, train
+
+    start_tensorflow()
+    try:
+        with at_safe_points():  # Keras stops at the end of the batch (callbacks.StopAtBatchEnd)
+            if args.resume:
+                resume(args.data, args.runs, args.run_dir, args.model, requested_fields(args), worker=worker)
+            else:
+                train(args.data, args.model or config.DEFAULT_MODEL_PATH, recipe, args.runs, args.run_dir,
+                      args.limit, worker=worker)
+    except KeyboardInterrupt as exc:
+        print("interrupted: every finished epoch is checkpointed; continue with `python training.py --resume`",
+              file=sys.stderr)
+        return exit_code(exc)
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_cli(run_training, parse_args(argv))
+

@@ -1,0 +1,1 @@
+"""The face core that training and the analyzer share: image files and crops (images), framing and box geometry (framing), the model and its file (model), the test-time views and the probability function (views)."""
