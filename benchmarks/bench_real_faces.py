@@ -11,7 +11,6 @@ reading is its largest face (more than one face in a portrait is a false face).
 
     python benchmarks/bench_real_faces.py london-faces
     python benchmarks/bench_real_faces.py london-faces --margin 0.2 --offset 0.1   # try another framing
-    python benchmarks/bench_real_faces.py london-faces --no-equalize               # crops as they are
     python benchmarks/bench_real_faces.py london-faces --detectors mtcnn --turned 0 # MTCNN only, upright only
 """
 
@@ -148,8 +147,6 @@ def main(argv=None):
                         help="today's detectors to measure beside the settings before (default: %(default)s)")
     parser.add_argument("--margin", type=float, default=None, help="framing margin to measure as today's")
     parser.add_argument("--offset", type=float, default=None, help="framing offset to measure as today's")
-    parser.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
-                        help="equalized crops or not, to measure as today's")
     parser.add_argument("--tta", default=AnalyzerSettings.tta,
                         help="test-time views to measure as today's (default: %(default)s)")
     parser.add_argument("--still-scale-factor", type=float, default=STILL_DETECTOR.scale_factor)
@@ -171,14 +168,14 @@ def main(argv=None):
     still_haar = replace(STILL_DETECTOR, scale_factor=args.still_scale_factor,
                          min_neighbors=args.still_min_neighbors, fallback=cascade_from_flag(args.fallback_cascade))
     today = {kind: AnalyzerSettings(model=args.model, detector=kind, tta=args.tta, still_haar=still_haar,
-                                    framing=framing_from_flags(args.margin, args.offset, args.equalize))
+                                    framing=framing_from_flags(args.margin, args.offset))
              for kind in args.detectors}
     started = time.perf_counter()
     results = [measure("before", AnalyzerSettings(model=args.model, **BEFORE), folders)]
     results += [measure(kind, settings, folders) for kind, settings in today.items()]
     print(f"{args.folder}: {sum(len(list_image_files(f)[0]) for f in folders.values())} photos in"
           f" {', '.join(folders)}; Haar for photos: {still_haar}; framing"
-          f" {framing_from_flags(args.margin, args.offset, args.equalize) or 'per detector, from the model JSON'},"
+          f" {framing_from_flags(args.margin, args.offset) or 'per detector, from the model JSON'},"
           f" views {args.tta}; {time.perf_counter() - started:.0f} s")
     report(results, labels)
     if args.turned:

@@ -18,6 +18,8 @@ EMOTIONS = ("angry", "contempt", "disgust", "fear", "happy", "neutral", "sad", "
 FER2013_CODES = {0: "angry", 1: "disgust", 2: "fear", 3: "happy", 4: "sad", 5: "surprise", 6: "neutral"}
 
 IMAGE_SIZE = 48
+# A face as the model reads it: 48x48, one grey channel (uint8 0-255).
+FACE_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm")
 # What a folder run (analyzer.py --csv-dir) takes for videos.
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv")

@@ -114,13 +114,13 @@ def fresh_model(tmp_path_factory):
     """An untrained model of the real architecture, saved with its JSON, as the analyzer loads it."""
     import keras
 
-    from emotion_analyzer.core.model import build_model, save_model_atomic, save_model_info
+    from emotion_analyzer.core.model import build_model, input_contract, save_model_atomic, save_model_info
 
     keras.utils.set_random_seed(1234)  # the same weights every run, so the analyzer's outputs are reproducible
     path = tmp_path_factory.mktemp("model") / "emotion_model.keras"
     model = build_model((48, 48, 1), len(EMOTIONS6))
     save_model_atomic(model, path)
-    save_model_info(path, {"labels": EMOTIONS6, "input_shape": [48, 48, 1], "tta": "none"})
+    save_model_info(path, {"labels": EMOTIONS6, "input": input_contract(equalized=True), "tta": "none"})
     return path
 
 

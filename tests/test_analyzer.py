@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import zipfile
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -389,15 +390,15 @@ def test_photos_are_read_with_mirror_views_and_the_models_framing(fresh_model, t
     photo = write_image(tmp_path / "photo.png", compose_frame(0, faces=1)[0])
     assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--detector", "haar"]) == 0
     log = capsys.readouterr().out
-    # What the JSON leaves out (equalize: it predates the setting) is the default framing's.
+    # The model reads equalized faces (its JSON's input record), so every crop is equalized.
     assert ("faces found by haar; views per face: flip; crop: Framing(margin=0.2, offset=0.1, equalize=True);"
             " smoothing: off") in log
     # Photos are searched with MTCNN by default, whose boxes have their own framing (this JSON predates it).
     assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display"]) == 0
     assert (f"faces found by mtcnn (Haar where it finds none); views per face: flip; crop:"
-            f" {DEFAULT_FRAMINGS['mtcnn']}") in capsys.readouterr().out
-    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--no-equalize"]) == 0
-    assert "crop: Framing(margin=0.1, offset=-0.05, equalize=False)" in capsys.readouterr().out
+            f" {replace(DEFAULT_FRAMINGS['mtcnn'], equalize=True)}") in capsys.readouterr().out
+    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--margin", "0.3"]) == 0
+    assert "crop: Framing(margin=0.3, offset=-0.05, equalize=True)" in capsys.readouterr().out
 
 
 def test_boxes_follow_a_moving_face_between_detections(fresh_model):

@@ -23,7 +23,7 @@ def tiny_fit(tmp_path, callbacks_for, epochs=2):
     from emotion_analyzer.training.recipe import Recipe
     from emotion_analyzer.training.trainer import build_for_training
 
-    recipe = Recipe(epochs=epochs, batch_size=8, augment="none", label_smoothing=0.0, val_split=0.0)
+    recipe = Recipe(epochs=epochs, batch_size=8, augment="none", label_smoothing=0.0, crowd=0.0, val_split=0.0)
     keras.utils.set_random_seed(0)
     model = build_for_training(recipe, 6, "float32")
     state = {"epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0}

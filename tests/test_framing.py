@@ -43,12 +43,38 @@ def test_an_equalized_crop_spreads_a_dim_face_over_the_whole_range():
 def test_a_models_framings_fill_what_its_json_leaves_out_from_the_defaults():
     assert framings_of_model({}) == DEFAULT_FRAMINGS
     older = framings_of_model({"framing": {"margin": 0.2, "offset": 0.1}})  # before MTCNN: Haar's alone
-    assert older == {"haar": Framing(0.2, 0.1, DEFAULT_FRAMING.equalize), "mtcnn": DEFAULT_FRAMINGS["mtcnn"]}
+    assert older == {"haar": Framing(0.2, 0.1), "mtcnn": DEFAULT_FRAMINGS["mtcnn"]}
     recorded = framings_of_model({"framings": {"haar": {"margin": 0.0, "offset": 0.0, "equalize": False},
                                                "mtcnn": {"margin": 0.3}}})
     assert recorded["haar"] == Framing(0.0, 0.0) and recorded["mtcnn"].margin == 0.3
-    assert framing_from_flags(None, None, None) is None  # nothing asked: the model's JSON decides
-    assert framing_from_flags(None, None, False) == Framing(DEFAULT_FRAMING.margin, DEFAULT_FRAMING.offset, False)
+    assert framing_from_flags(None, None) is None  # nothing asked: the model's JSON decides
+    assert framing_from_flags(0.3, None) == Framing(0.3, DEFAULT_FRAMING.offset)
+
+
+def test_faces_are_equalized_exactly_when_the_model_reads_them_so():
+    from emotion_analyzer.core.model import input_contract
+
+    # One fact, the model's input record, decides for every detector, over what older framings said.
+    for equalized in (True, False):
+        info = {"input": input_contract(equalized), "framings": {"haar": {"margin": 0.2, "offset": 0.0,
+                                                                          "equalize": not equalized}}}
+        assert {framing.equalize for framing in framings_of_model(info).values()} == {equalized}
+    # A model saved before the record said it in its framings (the shipped model of 2026-11-30) or its recipe.
+    assert framings_of_model({"framings": {"haar": {"margin": 0.2, "offset": -0.05, "equalize": True}}})["mtcnn"].equalize
+    assert framings_of_model({"recipe": {"equalize": True}})["haar"].equalize
+    assert not framings_of_model({"recipe": {"equalize": False}})["haar"].equalize
+
+
+def test_a_new_model_is_framed_as_the_shipped_one():
+    import json
+
+    from emotion_analyzer import config
+    from emotion_analyzer.core.framing import framings_for_json
+
+    shipped = json.loads(config.model_info_path(config.DEFAULT_MODEL_PATH).read_text())
+    assert framings_for_json() == shipped["framings"]
+    assert shipped["input"]["equalized"] and framings_of_model(shipped) == {
+        kind: Framing(f["margin"], f["offset"], equalize=True) for kind, f in shipped["framings"].items()}
 
 
 def test_a_turned_face_is_cropped_as_the_upright_one_by_its_eyes():

@@ -54,11 +54,11 @@ def test_standardized_input_ignores_brightness_and_contrast_and_survives_save_lo
 
 def assert_survives_save_load_and_tflite(model, batch, tmp_path):
     from emotion_analyzer.analysis.classify import EmotionClassifier
-    from emotion_analyzer.core.model import load_trained_model, save_model_atomic, save_model_info
+    from emotion_analyzer.core.model import input_contract, load_trained_model, save_model_atomic, save_model_info
 
     path = tmp_path / "model.keras"
     save_model_atomic(model, path)
-    save_model_info(path, {"labels": [f"e{i}" for i in range(6)], "input_shape": [48, 48, 1]})
+    save_model_info(path, {"labels": [f"e{i}" for i in range(6)], "input": input_contract(equalized=False)})
     loaded, info = load_trained_model(path)
     expected = model.predict(batch, verbose=0)
     np.testing.assert_allclose(loaded.predict(batch, verbose=0), expected, atol=1e-6)

@@ -50,14 +50,13 @@ def test_real_dataset_clean_and_prep_give_the_published_counts(real_data):
 @requires_dataset
 def test_shipped_model_scores_what_its_json_claims_on_the_real_test_set(real_data):
     """The README's figures come from res/emotion_model.json: recompute the one-view accuracy from the JPEGs."""
-    from emotion_analyzer.core.model import load_trained_model
+    from emotion_analyzer.core.model import as_the_model_reads, load_trained_model
     from emotion_analyzer.training.evaluate import predict_with_views
-    from emotion_analyzer.core.images import equalize
 
     model, info = load_trained_model(config.DEFAULT_MODEL_PATH)
     _, _, x_test, y_test, categories, _ = load_prepared(real_data[0])
     assert info["labels"] == categories
-    faces = equalize(x_test) if info["recipe"].get("equalize") else x_test  # as the model was trained and tested
+    faces = as_the_model_reads(x_test, info)  # as its JSON says it reads, as it was trained and tested
     accuracy = float((predict_with_views(model, faces.astype("float32"), "none").argmax(axis=1) == y_test).mean())
     claimed = info["test_metrics"]["accuracy_by_tta"]["none"]
     assert accuracy == pytest.approx(claimed, abs=0.002)  # 14 images: room for another CPU's rounding

@@ -9,7 +9,7 @@ read (capture.py, a thread of its own) -> detect or follow (detect.py; track.py 
 import contextlib
 import numbers
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -137,8 +137,10 @@ class Analyzer:
         self.log, self.warn = log, warn
         self.model, info = load_trained_model(self.settings.model)
         self.labels = info["labels"]
-        self.framings = ({kind: self.settings.framing for kind in ("haar", "mtcnn")} if self.settings.framing
-                         else framings_of_model(info))
+        self.framings = framings_of_model(info)
+        if self.settings.framing:  # --margin/--offset for every detector; the faces equalized as the model reads
+            self.framings = {kind: replace(self.settings.framing, equalize=framing.equalize)
+                             for kind, framing in self.framings.items()}
         self.classifier = EmotionClassifier(self.model, self.labels, tta=self.settings.tta,
                                             engine=self.settings.engine, log=log)
         self.classifier.warm_up()

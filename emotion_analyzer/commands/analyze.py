@@ -111,9 +111,6 @@ def parse_args(argv, prog=None):
     reading.add_argument("--offset", type=float, default=None,
                          help="and moves down by this share of the box's height (default: the model's JSON, else"
                               f" {DEFAULT_FRAMING.offset})")
-    reading.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
-                         help="equalize the histogram of the crop the CNN reads (default: the model's JSON, else"
-                              f" {'on' if DEFAULT_FRAMING.equalize else 'off'})")
     reading.add_argument("--tta", nargs="?", choices=tuple(TTA_VIEWS), const="flip", default=DEFAULT_TTA,
                          help="average each face's probabilities over test-time views: none, flip = the face and"
                               " its mirror (twice the CNN work), shifts = 5 shifts and their mirrors (10 times);"
@@ -135,7 +132,7 @@ def settings_from_args(args):
     return AnalyzerSettings(
         model=args.model, detect_every=args.detect_every, follow=args.follow,
         smoothing=Smoothing(args.smooth_seconds, args.switch_margin, args.switch_hold) if args.smooth else None,
-        tta=args.tta, engine=args.engine, framing=framing_from_flags(args.margin, args.offset, args.equalize),
+        tta=args.tta, engine=args.engine, framing=framing_from_flags(args.margin, args.offset),
         detector=args.detector,
         haar=DetectorSettings(args.scale_factor, args.min_neighbors, args.min_size, args.detect_width),
         still_haar=DetectorSettings(args.still_scale_factor, args.still_min_neighbors, args.min_size,

@@ -39,12 +39,45 @@ INPUT_SCALINGS = {
 }
 
 
-def build_model(input_shape, num_classes, scaling="unit", batch_norm=False):
+# What a model reads, one fact, recorded in its JSON as `input` (input_contract) and in the name of its
+# input layer, where a Keras user looking at model.summary() sees it: 48x48 uint8 grayscale faces,
+# histogram-equalized (cv2.equalizeHist) first when `equalized`.
+EQUALIZER = "cv2.equalizeHist on each 48x48 uint8 face"
+
+
+def input_contract(equalized):
+    """The `input` record of a model's JSON: what the saved model expects to be given."""
+    return {"shape": list(config.FACE_SHAPE), "dtype": "uint8", "range": "0-255 grayscale; the model normalises",
+            "equalized": bool(equalized), "equalizer": EQUALIZER if equalized else None}
+
+
+def input_layer_name(equalized):
+    return "equalized_uint8_face" if equalized else "uint8_face"
+
+
+def reads_equalized(info):
+    """Whether the model of JSON `info` reads histogram-equalized faces; models saved before the
+    `input` record said so in each detector's framing, or in their recipe."""
+    if "input" in info:
+        return bool(info["input"].get("equalized"))
+    framings = list(info.get("framings", {}).values()) + ([info["framing"]] if "framing" in info else [])
+    return any(bool(framing.get("equalize")) for framing in framings) or bool(info.get("recipe", {}).get("equalize"))
+
+
+def as_the_model_reads(faces, info):
+    """uint8 faces (N, 48, 48, 1) as the model of JSON `info` reads them: equalized when it reads so."""
+    from emotion_analyzer.core.images import equalize
+
+    return equalize(faces) if reads_equalized(info) else faces
+
+
+def build_model(input_shape, num_classes, scaling="unit", batch_norm=False, equalized=False):
     """The original architecture; it takes raw 0-255 pixels and normalises them itself.
 
     Conv 50 -> Conv 75 -> MaxPool -> Conv 125 -> MaxPool (3x3, ReLU) -> Dense 500 (dropout 0.3)
     -> Dense 250 (dropout 0.2) -> softmax over `num_classes` emotions. `scaling` changes
-    how inputs are normalised, not the layers. `batch_norm` puts a batch
+    how inputs are normalised, not the layers; `equalized` names the input layer for the faces it is
+    trained on (input_layer_name). `batch_norm` puts a batch
     normalisation between each conv or dense layer and its ReLU, for training: `fold_batch_norm`
     folds it back into the layer it follows, so the model shipped has the original's layers.
     The output layer computes in float32 under any dtype policy (mixed bfloat16 training).
@@ -66,7 +99,7 @@ def build_model(input_shape, num_classes, scaling="unit", batch_norm=False):
             return layers.Activation("relu", name=f"{name}_relu")(x)
         return apply
 
-    inputs = keras.Input(shape=input_shape, name="face")
+    inputs = keras.Input(shape=input_shape, name=input_layer_name(equalized))
     x = INPUT_SCALINGS[scaling](f"scale_{scaling}")(inputs)
     x = with_relu(layers.Conv2D, "conv_50", 50, 3, padding="valid")(x)
     x = with_relu(layers.Conv2D, "conv_75", 75, 3, padding="valid")(x)
@@ -171,9 +204,9 @@ def check_input_shape(model, model_path):
     """Refuse a model that does not read 48x48 grayscale faces, the crops the analyzer makes."""
     size = config.IMAGE_SIZE
     shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
-    if shape != (size, size, 1):
+    if shape != config.FACE_SHAPE:
         raise UserError(f"{model_path}: the model takes input of shape {shape or model.input_shape}, but the analyzer"
-                        f" reads {size}x{size} grayscale faces, shape ({size}, {size}, 1); train one with"
+                        f" reads {size}x{size} grayscale faces, shape {config.FACE_SHAPE}; train one with"
                         " training.py")
 
 

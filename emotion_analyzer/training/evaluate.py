@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion_analyzer.common.stops import raise_if_stopped
+from emotion_analyzer.common.cli import progress
 from emotion_analyzer.common.fileio import write_json_atomic, write_text_atomic
 
 
@@ -23,19 +24,21 @@ def predict_with_views(model, images, tta, batch_size=256):
 
 def evaluate(model, x_test, y_test, categories, leak, tta, votes=None):
     """Test metrics of `model` with the `tta` views, and the accuracy with each smaller set of views;
-    judged by the crowd too (`crowd`) when the test faces have the crowd's `votes`."""
-    from emotion_analyzer.core.views import tta_name, TTA_VIEWS
+    judged by the crowd too (`crowd`: one view, as the analyzer reads a face, and by views) when the
+    test faces have the crowd's `votes`."""
+    from emotion_analyzer.core.views import TTA_VIEWS, tta_name
 
     tta = tta_name(tta)
-    accuracy_by_tta = {}
-    for name in list(TTA_VIEWS)[:list(TTA_VIEWS).index(tta) + 1]:
-        probabilities = predict_with_views(model, x_test, name)
-        accuracy_by_tta[name] = float((probabilities.argmax(axis=1) == y_test).mean())
-    metrics = classification_metrics(y_test, probabilities.argmax(axis=1), categories, leak)
+    answers = {}
+    for name in progress(list(TTA_VIEWS)[:list(TTA_VIEWS).index(tta) + 1], desc="evaluating", unit="views"):
+        answers[name] = predict_with_views(model, x_test, name).argmax(axis=1)
+    metrics = classification_metrics(y_test, answers[tta], categories, leak)
     metrics["tta"] = tta
-    metrics["accuracy_by_tta"] = accuracy_by_tta
+    metrics["accuracy_by_tta"] = {name: float((answer == y_test).mean()) for name, answer in answers.items()}
     if votes is not None:
-        metrics["crowd"] = crowd_metrics(probabilities.argmax(axis=1), votes, categories)
+        metrics["crowd"] = crowd_metrics(answers["none"], votes, categories)
+        metrics["crowd"]["accuracy_by_tta"] = {name: crowd_metrics(answer, votes, categories)["accuracy"]
+                                               for name, answer in answers.items()}
     return metrics
 
 
@@ -85,8 +88,10 @@ def format_metrics(metrics):
              f" macro F1 {metrics['macro_f1']:.4f}"]
     crowd = metrics.get("crowd")
     if crowd:
-        lines.append(f"against the crowd's majority: {crowd['accuracy']:.4f} on the {crowd['test_images']:,} faces with"
-                     f" usable votes (the crowd's mean share on the answer {crowd['mean_share_on_answer']:.4f})")
+        lines.append(f"against the crowd's majority, one view: {crowd['accuracy']:.4f} on the {crowd['test_images']:,}"
+                     f" faces with usable votes (the crowd's mean share on the answer {crowd['mean_share_on_answer']:.4f});"
+                     " by test-time views: " + ", ".join(f"{name} {value:.4f}"
+                                                         for name, value in crowd["accuracy_by_tta"].items()))
     by_tta = metrics.get("accuracy_by_tta", {})
     if len(by_tta) > 1:
         lines.append("by test-time views: " + ", ".join(f"{name} {accuracy:.4f}" for name, accuracy in by_tta.items()))
@@ -95,7 +100,7 @@ def format_metrics(metrics):
                      f" with no identical twin in training: {metrics['accuracy_without_train_twins']:.4f}")
     lines += per_class_lines(metrics, "FER2013's labels")
     if crowd:
-        lines += per_class_lines(crowd, "the crowd's majority")
+        lines += per_class_lines(crowd, "the crowd's majority, one view")
     return lines
 
 

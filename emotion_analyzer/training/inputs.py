@@ -160,7 +160,7 @@ def make_dataset(x, y, recipe, num_classes, training):
     if training and recipe.erase:
         dataset = dataset.map(lambda a, b: (erase_rectangles(a, recipe.erase), b),
                               num_parallel_calls=tf.data.AUTOTUNE)
-    if recipe.soft_targets and np.ndim(y) == 1:
+    if recipe.label_smoothing and np.ndim(y) == 1:
         dataset = dataset.map(lambda a, b: (a, tf.one_hot(b, num_classes)), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 

@@ -24,9 +24,6 @@ from emotion_analyzer.training.recipe import (CHANGEABLE_ON_RESUME, changed_fiel
 from emotion_analyzer.training.runs import (BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, latest_resumable_run,
                                             load_state, model_path_of, new_run_dir, new_state, STATE_FILE)
 
-INPUT_SHAPE = (config.IMAGE_SIZE, config.IMAGE_SIZE, 1)
-
-
 def strategy_scope(name):
     """Where the model is built: one device, all local GPUs (mirrored), or, for multiworker, under the
     cluster's distribution that cluster.join() has already set."""
@@ -49,7 +46,7 @@ def build_for_training(recipe, num_classes, precision):
 
     keras.config.set_dtype_policy(PRECISIONS[precision])
     try:
-        model = build_model(INPUT_SHAPE, num_classes, recipe.scaling, recipe.batch_norm)
+        model = build_model(config.FACE_SHAPE, num_classes, recipe.scaling, recipe.batch_norm, recipe.equalize)
     finally:
         keras.config.set_dtype_policy("float32")
     compile_model(model, recipe)
@@ -91,7 +88,8 @@ def inference_model(trained, recipe, num_classes):
     """The model to ship: the original's layers in float32, batch normalisation folded into them."""
     from emotion_analyzer.core.model import build_model, fold_batch_norm
 
-    return fold_batch_norm(trained, build_model(INPUT_SHAPE, num_classes, recipe.scaling))
+    return fold_batch_norm(trained, build_model(config.FACE_SHAPE, num_classes, recipe.scaling,
+                                                equalized=recipe.equalize))
 
 
 def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, limit=None, log=print,
@@ -259,23 +257,21 @@ def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_tr
 
     from emotion_analyzer.core.framing import framings_for_json
     from emotion_analyzer.training.evaluate import evaluate, format_metrics, read_history, write_evidence
-    from emotion_analyzer.core.model import plot_architecture, save_trained_model
+    from emotion_analyzer.core.model import as_the_model_reads, input_contract, plot_architecture, save_trained_model
 
-    from emotion_analyzer.core.images import equalize
 
     categories = data["categories"]
     best = inference_model(keras.models.load_model(run_dir / BEST_CHECKPOINT), recipe, len(categories))
-    x_test = equalize(data["x_test"]) if recipe.equalize else data["x_test"]  # as the model was trained
+    contract = input_contract(recipe.equalize)
+    x_test = as_the_model_reads(data["x_test"], {"input": contract})
     metrics = evaluate(best, x_test, data["y_test"], categories, data["leak"], recipe.tta, data["votes_test"])
     metrics["best_epoch"] = state["best_epoch"]
     metrics["best_val_accuracy"] = state["best_val_accuracy"] if validating else None
     info = {
         "labels": list(categories),
-        "input_shape": list(INPUT_SHAPE),
-        "input_range": "uint8 0-255 grayscale; the model normalises",
-        # how the analyzer crops each detector's face boxes to look like the training faces (equalized
-        # for a model trained on equalized faces)
-        "framings": framings_for_json(recipe.equalize),
+        "input": contract,
+        # how the analyzer crops each detector's face boxes to look like the training faces
+        "framings": framings_for_json(),
         "recipe": asdict(recipe),
         "precision_by_session": state.get("precision_by_session", []),
         "dataset": {"data_dir": config.portable_path(data["data_dir"]), "train": int(n_train),
