@@ -29,7 +29,7 @@ from emotion_analyzer.data.labels import emotion_folders  # noqa: E402
 
 def largest_faces(analyzer, folders):
     """[(emotion, person number, gray photo, its largest face's box, its eyes or None)] of every photo with a face."""
-    detector = analyzer.detector_for(still=True)
+    detector = analyzer.detector_for(photo=True)
     faces = []
     for emotion, folder in folders.items():
         for path in list_image_files(folder)[0]:
@@ -75,7 +75,7 @@ def main(argv=None):
     start_tensorflow()
     analyzer = Analyzer(AnalyzerSettings(model=args.model, detector=args.detector), log=lambda *_: None)
     if args.detector == "mtcnn":  # MTCNN's own boxes only: no Haar boxes to mix in
-        analyzer.detector_for(still=True).haar = None
+        analyzer.detector_for(photo=True).haar = None
     faces = largest_faces(analyzer, folders)
     print(f"{args.folder}: {len(faces)} photos with a face ({args.detector}); model {args.model};"
           f" views {analyzer.classifier.tta}; equalized crops")

@@ -32,14 +32,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from emotion_analyzer import config  # noqa: E402
 from emotion_analyzer.analysis.analyzer import AnalyzerSettings, RunOutputs  # noqa: E402
-from emotion_analyzer.analysis.detect import cascade_from_flag, DetectorSettings, STILL_DETECTOR  # noqa: E402
-from emotion_analyzer.core.framing import Framing, framing_from_flags  # noqa: E402
+from emotion_analyzer.analysis.detect import DetectorSettings, PHOTO_DETECTOR  # noqa: E402
+from emotion_analyzer.core.framing import DEFAULT_FRAMING, Framing  # noqa: E402
 from emotion_analyzer.core.images import list_image_files  # noqa: E402
 from emotion_analyzer.data.labels import emotion_folders  # noqa: E402
 
 # The still-image path before the real-faces work: the live detector's settings, the Haar box as the
 # crop, one view.
-BEFORE = {"detector": "haar", "still_haar": DetectorSettings(), "framing": Framing(0.0, 0.0), "tta": "none"}
+BEFORE = {"detector": "haar", "photo_haar": DetectorSettings(), "framing": Framing(0.0, 0.0), "tta": "none"}
 # How far the turned-faces run turns each portrait, in degrees (people tilt their heads and phones).
 TURNS = (-50, -35, -20, 20, 35, 50)
 
@@ -139,6 +139,13 @@ def measure_turned(name, settings, folders, people):
           f" read as the upright photo in {same} of {total} ({same / max(total, 1):.0%})", flush=True)
 
 
+def asked_framing(args):
+    """The Framing --margin and --offset ask for (the other from Haar's default), else None: the model's."""
+    if args.margin is None and args.offset is None:
+        return None
+    return replace(DEFAULT_FRAMING, **{k: v for k, v in (("margin", args.margin), ("offset", args.offset)) if v is not None})
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path, help="one subfolder of photos per emotion")
@@ -149,9 +156,9 @@ def main(argv=None):
     parser.add_argument("--offset", type=float, default=None, help="framing offset to measure as today's")
     parser.add_argument("--tta", default=AnalyzerSettings.tta,
                         help="test-time views to measure as today's (default: %(default)s)")
-    parser.add_argument("--still-scale-factor", type=float, default=STILL_DETECTOR.scale_factor)
-    parser.add_argument("--still-min-neighbors", type=int, default=STILL_DETECTOR.min_neighbors)
-    parser.add_argument("--fallback-cascade", default=STILL_DETECTOR.fallback)
+    parser.add_argument("--photo-scale-factor", type=float, default=PHOTO_DETECTOR.scale_factor)
+    parser.add_argument("--photo-min-neighbors", type=int, default=PHOTO_DETECTOR.min_neighbors)
+    parser.add_argument("--fallback-cascade", default=PHOTO_DETECTOR.fallback)
     parser.add_argument("--turned", type=int, default=4, metavar="PEOPLE",
                         help=f"also turn the first PEOPLE photos of each emotion by {TURNS} degrees and count"
                              " those read as upright, per detector; 0 = skip (default: %(default)s)")
@@ -165,17 +172,18 @@ def main(argv=None):
 
     start_tensorflow()
     labels = load_model_info(args.model)["labels"]
-    still_haar = replace(STILL_DETECTOR, scale_factor=args.still_scale_factor,
-                         min_neighbors=args.still_min_neighbors, fallback=cascade_from_flag(args.fallback_cascade))
-    today = {kind: AnalyzerSettings(model=args.model, detector=kind, tta=args.tta, still_haar=still_haar,
-                                    framing=framing_from_flags(args.margin, args.offset))
+    photo_haar = replace(PHOTO_DETECTOR, scale_factor=args.photo_scale_factor,
+                         min_neighbors=args.photo_min_neighbors,
+                         fallback=None if args.fallback_cascade.lower() == "none" else args.fallback_cascade)
+    today = {kind: AnalyzerSettings(model=args.model, detector=kind, tta=args.tta, photo_haar=photo_haar,
+                                    framing=asked_framing(args))
              for kind in args.detectors}
     started = time.perf_counter()
     results = [measure("before", AnalyzerSettings(model=args.model, **BEFORE), folders)]
     results += [measure(kind, settings, folders) for kind, settings in today.items()]
     print(f"{args.folder}: {sum(len(list_image_files(f)[0]) for f in folders.values())} photos in"
-          f" {', '.join(folders)}; Haar for photos: {still_haar}; framing"
-          f" {framing_from_flags(args.margin, args.offset) or 'per detector, from the model JSON'},"
+          f" {', '.join(folders)}; Haar for photos: {photo_haar}; framing"
+          f" {asked_framing(args) or 'per detector, from the model JSON'},"
           f" views {args.tta}; {time.perf_counter() - started:.0f} s")
     report(results, labels)
     if args.turned:

@@ -77,11 +77,8 @@ class EmotionRecognizer:
     """Reads the emotion on every face of photos and videos with a trained model.
 
     `model`: a .keras file from training.py (its .json beside it), default the shipped model. The other
-    settings are analyze.AnalyzerSettings' fields, default the analyzer's defaults: `tta` (views per face:
-    "none", "flip", "shifts"), `engine` (one of classify.ENGINES), `framing`, `smoothing` (for videos;
-    None for each frame as it comes), `detect_every`, `follow` (move boxes with the faces between
-    detections), `detector` ("auto", "haar" or "mtcnn"; auto = MTCNN for photos, Haar for videos), and
-    `haar` (videos) and `still_haar` (photos), the Haar cascades' settings; a wrong name raises TypeError.
+    settings are AnalyzerSettings' fields (analysis/analyzer.py; `python analyzer.py --set help` lists
+    them with their defaults and what each does), default the analyzer's; a wrong name raises TypeError.
     `verbose` prints what the analyzer prints and shows a progress bar. The model is loaded once, here;
     nothing happens at import.
 

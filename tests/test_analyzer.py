@@ -136,7 +136,7 @@ def test_face_half_out_of_frame_is_still_classified(fresh_model, tmp_path):
     shift = x + w // 3  # push the head so a third of the face box leaves on the left
     shifted[:, : frame.shape[1] - shift] = frame[:, shift:]
     image = write_image(tmp_path / "edge.png", shifted)
-    assert run(fresh_model, image, "--csv", tmp_path / "e.csv", "--min-neighbors", "2") == 0
+    assert run(fresh_model, image, "--csv", tmp_path / "e.csv", "--set", "photo_haar.min_neighbors=2") == 0
     rows = read_rows(tmp_path / "e.csv")[1]
     assert all(int(r["x"]) >= 0 and int(r["x"]) + int(r["w"]) <= 640 for r in rows)
 
@@ -338,14 +338,63 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(fresh_model, tmp_path):
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
 
 
-@pytest.mark.parametrize("option, value", [("--max-frames", "0"), ("--detect-every", "0"), ("--min-size", "-1"),
-                                           ("--detect-width", "0"), ("--scale-factor", "1.0"),
-                                           ("--min-neighbors", "-1")])
-def test_impossible_numbers_are_refused_at_parse_time(fresh_model, capsys, option, value):
+def test_impossible_numbers_are_refused_at_parse_time(fresh_model, capsys):
     with pytest.raises(SystemExit) as stop:
-        analyzer.main(["--model", str(fresh_model), "--no-display", option, value])
+        analyzer.main(["--model", str(fresh_model), "--no-display", "--max-frames", "0"])
     assert stop.value.code == 2
-    assert f"argument {option}: {value}: expected" in capsys.readouterr().err
+    assert "argument --max-frames: 0: expected" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("detect_every=0", "detect_every 0: expected at least 1"),
+    ("haar.min_size=0", "haar.min_size 0: expected at least 1"),
+    ("photo_haar.detect_width=16", "photo_haar.detect_width 16: expected 0 (full resolution) or at least 32"),
+    ("haar.scale_factor=1.0", "haar.scale_factor 1.0: expected a number above 1"),
+    ("haar.min_neighbors=-1", "haar.min_neighbors -1: expected 0 or more"),
+    ("haar.min_neighbors=many", "--set haar.min_neighbors=many: expected a whole number"),
+    ("smoothing.margin=2", "margin from 0 to 1"),
+    ("engine=gpu", "--set engine=gpu: expected one of auto, tflite-int8, tflite, tf"),
+    ("follow=maybe", "--set follow=maybe: expected true or false"),
+    ("haar.min_neigbors=3", "--set haar.min_neigbors: no such setting (did you mean haar.min_neighbors,"),
+    ("min_neighbors=3", "(did you mean haar.min_neighbors, photo_haar.min_neighbors?)"),
+])
+def test_a_setting_out_of_range_or_unknown_is_one_line_before_any_work(fresh_model, capsys, assignment, message):
+    assert analyzer.main(["--model", str(fresh_model), "--no-display", "--set", assignment]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_settings_are_set_by_name_nested_groups_included(fresh_model):
+    from emotion_analyzer.analysis.smoothing import Smoothing
+    from emotion_analyzer.commands.analyze import parse_args, settings_from_args
+    from emotion_analyzer.core.framing import DEFAULT_FRAMING, Framing
+
+    settings = settings_from_args(parse_args(["--tta", "none", "--set", "haar.min_neighbors=8", "--set",
+                                              "photo_haar.fallback=none", "--set", "smoothing=none",
+                                              "--set", "framing.margin=0.3", "--set", "follow=no"]))
+    assert settings.tta == "none" and settings.haar.min_neighbors == 8 and settings.photo_haar.fallback is None
+    assert settings.photo_haar.scale_factor == 1.05  # the rest of the group keeps its own defaults
+    assert settings.smoothing is None and settings.follow is False
+    assert settings.framing == Framing(0.3, DEFAULT_FRAMING.offset)  # a group that was none starts from its default
+    assert settings_from_args(parse_args(["--set", "smoothing=none", "--set", "smoothing.hold=0.5"])).smoothing == \
+        Smoothing(hold=0.5)
+
+
+def test_help_fits_a_screen_and_every_setting_is_listed(capsys):
+    import dataclasses
+
+    from emotion_analyzer.analysis.analyzer import AnalyzerSettings
+
+    with pytest.raises(SystemExit):
+        analyzer.main(["--help"])
+    assert capsys.readouterr().out.count("\n") < 70
+    with pytest.raises(SystemExit) as stop:
+        analyzer.main(["--set", "help"])
+    listed = capsys.readouterr().out
+    assert stop.value.code == 0
+    for field in dataclasses.fields(AnalyzerSettings):
+        assert f"  {field.name}" in listed
+    assert "  photo_haar.relative_neighbors=0.2\n" in listed and "  smoothing.hold=0.1\n" in listed
 
 
 def alternating_readings():
@@ -369,7 +418,7 @@ def test_the_csv_keeps_the_steady_label_the_window_shows(fresh_model, face_video
         self.classifier.classify = alternating_readings()
 
     monkeypatch.setattr(analyze_module.Analyzer, "__init__", flickering)
-    extra = [] if smooth else ["--no-smooth"]
+    extra = [] if smooth else ["--set", "smoothing=none"]
     assert run(fresh_model, face_video[0], "--csv", tmp_path / "e.csv", "--max-frames", "30", *extra) == 0
     rows = read_rows(tmp_path / "e.csv")[1]
     first_face = [row["emotion"] for row in rows if row["face"] == rows[0]["face"]]
@@ -397,7 +446,7 @@ def test_photos_are_read_with_mirror_views_and_the_models_framing(fresh_model, t
     assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display"]) == 0
     assert (f"faces found by mtcnn (Haar where it finds none); views per face: flip; crop:"
             f" {replace(DEFAULT_FRAMINGS['mtcnn'], equalize=True)}") in capsys.readouterr().out
-    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--margin", "0.3"]) == 0
+    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--set", "framing.margin=0.3"]) == 0
     assert "crop: Framing(margin=0.3, offset=-0.05, equalize=True)" in capsys.readouterr().out
 
 
@@ -410,7 +459,7 @@ def test_boxes_follow_a_moving_face_between_detections(fresh_model):
 
     from emotion_analyzer.commands.analyze import parse_args, settings_from_args
 
-    assert settings_from_args(parse_args(["--no-follow"])).follow is False
+    assert settings_from_args(parse_args(["--set", "follow=false"])).follow is False
     assert settings_from_args(parse_args([])).follow is True
     overlaps = {}
     for follow in (True, False):

@@ -129,5 +129,5 @@ def test_no_faces_gives_an_empty_result(shipped):
 
 def test_unknown_engine_is_refused(shipped):
     model, info = shipped
-    with pytest.raises(UserError, match="--engine gpu: expected one of auto, tflite-int8, tflite, tf"):
+    with pytest.raises(UserError, match="engine gpu: expected one of auto, tflite-int8, tflite, tf"):
         EmotionClassifier(model, info["labels"], engine="gpu")

@@ -1,7 +1,7 @@
 import numpy as np
 
 from conftest import london_photos, requires_london_faces
-from emotion_analyzer.analysis.detect import (DetectorSettings, FaceDetector, haar_detections, STILL_DETECTOR,
+from emotion_analyzer.analysis.detect import (DetectorSettings, FaceDetector, haar_detections, PHOTO_DETECTOR,
                                               with_boxes_of)
 
 
@@ -10,7 +10,7 @@ def test_photos_are_searched_thoroughly_one_face_each_and_no_false_ones(tmp_path
     from emotion_analyzer.core.images import decode_image_bytes, to_gray_uint8
 
     photos = london_photos(tmp_path, "neutral", 15) + london_photos(tmp_path, "happy", 15)
-    thorough, fast = FaceDetector(STILL_DETECTOR), FaceDetector(DetectorSettings())
+    thorough, fast = FaceDetector(PHOTO_DETECTOR), FaceDetector(DetectorSettings())
     found = {"thorough": 0, "fast": 0}
     for photo in photos:
         gray = to_gray_uint8(decode_image_bytes(photo, photo.read_bytes()))
@@ -114,7 +114,7 @@ def test_a_portrait_is_framed_by_haars_box_with_mtcnns_eyes_a_turned_one_by_mtcn
     from emotion_analyzer.analysis.detect import MtcnnDetector
     from emotion_analyzer.core.framing import eye_angle
 
-    haar = FaceDetector(STILL_DETECTOR)
+    haar = FaceDetector(PHOTO_DETECTOR)
     alone, paired = MtcnnDetector(), MtcnnDetector(haar=haar)
     for photo in london_photos(tmp_path, "neutral", 2) + london_photos(tmp_path, "happy", 2):
         image = cv2.imread(str(photo))
@@ -138,7 +138,7 @@ def test_a_huge_portrait_is_searched_at_a_bounded_size_without_false_faces(tmp_p
 
     photo = london_photos(tmp_path, "happy", 1)[0]  # at 8000x8000 and full size Haar found two false faces here
     huge = to_gray_uint8(cv2.resize(cv2.imread(str(photo)), (8000, 8000), interpolation=cv2.INTER_CUBIC))
-    boxes = FaceDetector(STILL_DETECTOR).detect(huge)
+    boxes = FaceDetector(PHOTO_DETECTOR).detect(huge)
     assert len(boxes) == 1 and 0.25 < boxes[0][2] / 8000 < 0.6  # the face, at its size in the portrait
 
 

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from emotion_analyzer.core.framing import (crop_faces, DEFAULT_FRAMING, DEFAULT_FRAMINGS, Framing, framing_from_flags,
+from emotion_analyzer.core.framing import (crop_faces, DEFAULT_FRAMINGS, Framing,
                                            framings_of_model, square_crop)
 
 
@@ -47,8 +47,6 @@ def test_a_models_framings_fill_what_its_json_leaves_out_from_the_defaults():
     recorded = framings_of_model({"framings": {"haar": {"margin": 0.0, "offset": 0.0, "equalize": False},
                                                "mtcnn": {"margin": 0.3}}})
     assert recorded["haar"] == Framing(0.0, 0.0) and recorded["mtcnn"].margin == 0.3
-    assert framing_from_flags(None, None) is None  # nothing asked: the model's JSON decides
-    assert framing_from_flags(0.3, None) == Framing(0.3, DEFAULT_FRAMING.offset)
 
 
 def test_faces_are_equalized_exactly_when_the_model_reads_them_so():

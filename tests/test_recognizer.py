@@ -151,7 +151,7 @@ def test_the_installed_package_reads_london_faces_and_videos_from_any_folder(tmp
     assert lines[-1] == ["rows", "20", "10"]  # one row per face per frame
     help_text = subprocess.run([str(command), "--help"], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert help_text.returncode == 0 and "usage: emotion-analyzer" in help_text.stdout
-    assert "--still-scale-factor" in help_text.stdout  # the options of python analyzer.py
+    assert "--set NAME=VALUE" in help_text.stdout and "--csv-dir" in help_text.stdout  # python analyzer.py's options
 
 
 def test_one_recognizer_shared_by_threads_gives_each_its_own_answers(recognizer, tmp_path):

@@ -9,22 +9,23 @@ read (capture.py, a thread of its own) -> detect or follow (detect.py; track.py 
 import contextlib
 import numbers
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from emotion_analyzer import config
 from emotion_analyzer.analysis.capture import open_source, parse_source, ThreadedCapture
-from emotion_analyzer.analysis.classify import EmotionClassifier
-from emotion_analyzer.core.views import DEFAULT_TTA
+from emotion_analyzer.analysis.classify import ENGINES, EmotionClassifier
+from emotion_analyzer.core.views import DEFAULT_TTA, TTA_VIEWS
 from emotion_analyzer.common.cli import progress, warn
-from emotion_analyzer.analysis.detect import DETECTORS, DetectorSettings, FaceDetector, MtcnnDetector, STILL_DETECTOR
+from emotion_analyzer.analysis.detect import DETECTORS, DetectorSettings, FaceDetector, MtcnnDetector, PHOTO_DETECTOR
 from emotion_analyzer.common.device import describe_device
 from emotion_analyzer.analysis.draw import as_bgr, draw_face, draw_status
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import check_output_path
-from emotion_analyzer.core.framing import crop_faces, Framing, framings_of_model
+from emotion_analyzer.common.settings import setting
+from emotion_analyzer.core.framing import crop_faces, DEFAULT_FRAMING, Framing, framings_of_model
 from emotion_analyzer.core.images import list_image_files, to_gray_uint8
 from emotion_analyzer.core.model import check_model_file
 from emotion_analyzer.analysis.outputs import check_video_name, CsvLog, Summary, VideoOutput
@@ -37,28 +38,44 @@ from emotion_analyzer.analysis.window import check_display_available, Window
 
 @dataclass(frozen=True)
 class AnalyzerSettings:
-    """How the analyzer reads faces, whatever the source and wherever a run writes."""
-    model: Path = config.DEFAULT_MODEL_PATH
-    detector: str = "auto"          # auto | haar | mtcnn (detect.DETECTORS): auto = MTCNN for photos, Haar for videos
-    haar: DetectorSettings = DetectorSettings()         # Haar for videos, cameras, streams
-    still_haar: DetectorSettings = STILL_DETECTOR       # Haar for images and folders
-    detect_every: int = 3           # run the detector every N video frames, follow faces in between
-    follow: bool = True             # move boxes with the faces' optical flow between detections (else hold them)
-    framing: Framing | None = None  # for every detector; None: the model's JSON says, else framing.DEFAULT_FRAMINGS
-    tta: str = DEFAULT_TTA          # test-time views per face (classify.TTA_VIEWS)
-    engine: str = "auto"            # what runs the CNN (classify.ENGINES)
-    smoothing: Smoothing | None = field(default_factory=Smoothing)  # videos; None: each frame as it comes
+    """How the analyzer reads faces, whatever the source and wherever a run writes. The command's
+    --model, --detector and --tta, and --set NAME=VALUE for the rest, are made from these fields."""
+    model: Path = setting(config.DEFAULT_MODEL_PATH, "the trained .keras model; its .json beside it gives the"
+                                                     " labels and how it reads faces", option=True)
+    detector: str = setting("auto", "what finds faces: haar (OpenCV's cascades), mtcnn (turned heads too, each"
+                                    " face turned upright by its eyes), or auto = mtcnn for photos, haar for videos,"
+                                    " cameras and streams", option=True, choices=DETECTORS)
+    tta: str = setting(DEFAULT_TTA, "views averaged per face: none, flip = the face and its mirror (twice the CNN"
+                                    " work), shifts = 5 shifts and their mirrors (10 times)", option=True,
+                       choices=tuple(TTA_VIEWS))
+    haar: DetectorSettings = setting(DetectorSettings(), "Haar's search in videos, cameras and streams (fast)")
+    photo_haar: DetectorSettings = setting(PHOTO_DETECTOR, "Haar's search in photos (thorough)")
+    detect_every: int = setting(3, "in videos, find faces every N frames and follow them in between")
+    follow: bool = setting(True, "move boxes with the faces' optical flow between detections (else hold them)")
+    framing: Framing | None = setting(None, "the crop's margin and offset for every detector (from Haar's"
+                                            " default); none = each detector's from the model's JSON",
+                                      start=DEFAULT_FRAMING)
+    engine: str = setting("auto", "what runs the CNN: auto = TensorFlow on a GPU, else TensorFlow Lite with int8"
+                                  " weights; tflite-int8, tflite (float32) or tf (docs/benchmarks.md)",
+                          choices=ENGINES)
+    smoothing: Smoothing | None = setting(help="steady labels in videos; none = each frame as it comes",
+                                          factory=Smoothing)
 
     def check(self):
         if self.detect_every < 1:
-            raise UserError(f"--detect-every {self.detect_every}: expected at least 1")
-        if self.detector not in DETECTORS:
-            raise UserError(f"--detector {self.detector}: expected one of {', '.join(DETECTORS)}")
+            raise UserError(f"detect_every {self.detect_every}: expected at least 1")
+        for name, allowed in (("detector", DETECTORS), ("tta", TTA_VIEWS), ("engine", ENGINES)):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"{name} {getattr(self, name)}: expected one of {', '.join(allowed)}")
+        self.haar.check("haar")
+        self.photo_haar.check("photo_haar")
+        if self.smoothing is not None:
+            self.smoothing.check()
         return self
 
-    def detector_kind(self, still):
-        """The detector photos (`still`) or videos are searched with: "haar" or "mtcnn"."""
-        return "mtcnn" if self.detector == "mtcnn" or (self.detector == "auto" and still) else "haar"
+    def detector_kind(self, photo):
+        """The detector photos (`photo`) or videos are searched with: "haar" or "mtcnn"."""
+        return "mtcnn" if self.detector == "mtcnn" or (self.detector == "auto" and photo) else "haar"
 
 
 @dataclass(frozen=True)
@@ -138,7 +155,7 @@ class Analyzer:
         self.model, info = load_trained_model(self.settings.model)
         self.labels = info["labels"]
         self.framings = framings_of_model(info)
-        if self.settings.framing:  # --margin/--offset for every detector; the faces equalized as the model reads
+        if self.settings.framing:  # one framing for every detector; the faces equalized as the model reads
             self.framings = {kind: replace(self.settings.framing, equalize=framing.equalize)
                              for kind, framing in self.framings.items()}
         self.classifier = EmotionClassifier(self.model, self.labels, tta=self.settings.tta,
@@ -146,15 +163,15 @@ class Analyzer:
         self.classifier.warm_up()
         self._detectors = {}
 
-    def detector_for(self, still):
-        """The photo (`still`) or video detector, built when first needed: MTCNN, with Haar's boxes for
+    def detector_for(self, photo):
+        """The photo (`photo`) or video detector, built when first needed: MTCNN, with Haar's boxes for
         the faces Haar finds too and Haar's faces where MTCNN finds none (photos), or Haar."""
-        if still not in self._detectors:
-            haar_settings = self.settings.still_haar if still else self.settings.haar
+        if photo not in self._detectors:
+            haar_settings = self.settings.photo_haar if photo else self.settings.haar
             haar = FaceDetector(haar_settings)
-            self._detectors[still] = haar if self.settings.detector_kind(still) == "haar" else MtcnnDetector(
-                haar_settings.min_size, haar_settings.detect_width, haar=haar if still else None)
-        return self._detectors[still]
+            self._detectors[photo] = haar if self.settings.detector_kind(photo) == "haar" else MtcnnDetector(
+                haar_settings.min_size, haar_settings.detect_width, haar=haar if photo else None)
+        return self._detectors[photo]
 
     def read_photos(self, images, stats):
         """Every face of each photo as (box, probabilities), the faces of all photos classified in one
@@ -163,7 +180,7 @@ class Analyzer:
         for image in images:
             gray = to_gray_uint8(image)
             with stats.stage("detect"):
-                found = self.detector_for(still=True).find(image, gray)
+                found = self.detector_for(photo=True).find(image, gray)
             crops.append(crop_faces(gray, found.boxes, [self.framings[kind] for kind in found.detectors],
                                      found.eyes))
         with stats.stage("classify"):
@@ -210,13 +227,13 @@ class Analyzer:
         else:
             check_output_paths(self.settings.model, source, outputs)
         kind, reader = opened or open_source(source)
-        still = kind in ("image", "folder")
+        photo = kind in ("image", "folder")
         stats, summary = RunStats(), Summary(self.labels)
         self.log(f"device: {describe_device()}, CNN on {self.classifier.engine_name}; source: {source} ({kind});"
                  f" labels: {', '.join(self.labels)}")
-        smoothing = None if still else self.settings.smoothing
-        finder = self.settings.detector_kind(still)
-        self.log(f"faces found by {finder}{' (Haar where it finds none)' if still and finder == 'mtcnn' else ''};"
+        smoothing = None if photo else self.settings.smoothing
+        finder = self.settings.detector_kind(photo)
+        self.log(f"faces found by {finder}{' (Haar where it finds none)' if photo and finder == 'mtcnn' else ''};"
                  f" views per face: {self.classifier.tta}; crop: {self.framings[finder]};"
                  f" smoothing: {smoothing or 'off'}")
         started = time.perf_counter()
@@ -226,17 +243,17 @@ class Analyzer:
             live = kind in ("camera", "stream")
             capture = stack.enter_context(ThreadedCapture(reader, latest_only=live or outputs.realtime,
                                                           live_clock=live))
-            if still:
+            if photo:
                 read = self._read_photo_frame
             else:
-                video_faces = stack.enter_context(VideoFaces(self.detector_for(still=False),
+                video_faces = stack.enter_context(VideoFaces(self.detector_for(photo=False),
                                                              self.settings.detect_every, self.settings.follow))
                 smoothers = FaceSmoothers(smoothing)
 
                 def read(frame, stats):
                     return self._read_video_frame(frame, video_faces, smoothers, stats)
             try:
-                loop(capture, read, writers, summary, stats, outputs, still)
+                loop(capture, read, writers, summary, stats, outputs, photo)
             except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (stops.py)
                 stats.interrupted, stats.exit_code = str(exc) or "SIGINT", exit_code(exc)
             stats.ended_early, stats.dropped = capture.error, capture.dropped
@@ -271,7 +288,7 @@ def open_writers(stack, outputs, labels, reader, log):
     return Writers([t for t in (csv_log, outputs.table) if t is not None], csv_log, video, window, bar)
 
 
-def loop(capture, read, writers, summary, stats, outputs, still):
+def loop(capture, read, writers, summary, stats, outputs, photo):
     """Read, analyze and write frames until the source ends, max_frames, or the window is closed."""
     while outputs.max_frames is None or stats.frames < outputs.max_frames:
         started = time.perf_counter()
@@ -284,7 +301,7 @@ def loop(capture, read, writers, summary, stats, outputs, still):
             for face_id, box, probs, shown in faces:
                 for table in writers.tables:
                     table.write(frame.name, frame.index, frame.time_s, face_id, box, probs, shown)
-                summary.add(f"{frame.name}#{face_id}" if still else face_id, frame.time_s, shown)
+                summary.add(f"{frame.name}#{face_id}" if photo else face_id, frame.time_s, shown)
             if writers.video:
                 writers.video.write(canvas)
             stats.frame_done(started, len(faces))

@@ -101,13 +101,13 @@ def make_engine(model, tta="none", engine="auto", log=None):
     import tensorflow as tf
 
     if engine not in ENGINES:
-        raise UserError(f"--engine {engine}: expected one of {', '.join(ENGINES)}")
+        raise UserError(f"engine {engine}: expected one of {', '.join(ENGINES)}")
     probabilities = probability_function(model, tta)
     if engine == "tf" or (engine == "auto" and gpu_names()):
         return TensorFlowEngine(probabilities)
     if not hasattr(tf, "lite"):
         if engine != "auto":
-            raise UserError(f"--engine {engine}: this TensorFlow has no tf.lite; use --engine tf")
+            raise UserError(f"engine {engine}: this TensorFlow has no tf.lite; use --set engine=tf")
         return TensorFlowEngine(probabilities)
     int8_weights = engine in ("auto", "tflite-int8")
     try:
@@ -115,8 +115,8 @@ def make_engine(model, tta="none", engine="auto", log=None):
             flatbuffer = to_tflite(model, probabilities, int8_weights)
     except Exception as exc:  # the converter raises many kinds of errors for ops it cannot handle
         if engine != "auto":
-            raise UserError(f"--engine {engine}: the model cannot be converted ({type(exc).__name__}: {exc});"
-                            " use --engine tf") from None
+            raise UserError(f"engine {engine}: the model cannot be converted ({type(exc).__name__}: {exc});"
+                            " use --set engine=tf") from None
         if log:
             log(f"TensorFlow Lite conversion failed ({type(exc).__name__}); classifying with TensorFlow")
         return TensorFlowEngine(probabilities)

@@ -7,6 +7,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from emotion_analyzer.common.settings import setting
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.core.framing import eye_angle
 from emotion_analyzer.core.images import to_uint8
@@ -33,12 +34,27 @@ def load_cascade(path=None):
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    scale_factor: float = 1.15
-    min_neighbors: int = 5
-    min_size: int = 48          # smallest face, in pixels of the original frame
-    detect_width: int = 320     # frames wider than this are shrunk before detection; 0 = full resolution
-    fallback: str | None = None  # a second cascade tried when the first finds no face
-    relative_neighbors: float = 0.0  # drop faces with fewer neighbours than this share of the strongest face's
+    """A Haar cascade's search."""
+    scale_factor: float = setting(1.15, "the cascade's scale step between face sizes; larger is faster")
+    min_neighbors: int = setting(5, "neighbouring detections a face needs; more means fewer false faces")
+    min_size: int = setting(48, "smallest face to look for, in pixels of the original frame")
+    detect_width: int = setting(320, "frames wider than this are shrunk before detection; 0 = full resolution")
+    fallback: str | None = setting(None, "a cascade opencv-python ships (or a path) tried where the first finds"
+                                         " no face; none for none")
+    relative_neighbors: float = setting(0.0, "drop faces with fewer neighbouring detections than this share of"
+                                             " the strongest face's; 0 = keep all")
+
+    def check(self, name):
+        if self.scale_factor <= 1:
+            raise UserError(f"{name}.scale_factor {self.scale_factor}: expected a number above 1, such as 1.1")
+        limits = {"min_neighbors": (self.min_neighbors >= 0, "0 or more"), "min_size": (self.min_size >= 1, "at least 1"),
+                  "detect_width": (self.detect_width == 0 or self.detect_width >= 32, "0 (full resolution) or at least 32")}
+        for field_name, (ok, expected) in limits.items():
+            if not ok:
+                raise UserError(f"{name}.{field_name} {getattr(self, field_name)}: expected {expected}")
+        if not 0 <= self.relative_neighbors <= 1:
+            raise UserError(f"{name}.relative_neighbors {self.relative_neighbors}: expected a share from 0 to 1")
+        return self
 
 
 # Photos have no frame budget: finer scale steps, and a second cascade (trained on other faces) when
@@ -47,8 +63,8 @@ class DetectorSettings:
 # one's. Chosen on real photos (docs/real_faces.md). Photos wider than STILL_DETECT_WIDTH are searched
 # shrunk to it: a face in a large photo is large too, and at full size an 8000x8000 portrait took
 # 9.6 s and 2.65 GB and gave two false faces beside the real one.
-STILL_DETECT_WIDTH = 1280
-STILL_DETECTOR = DetectorSettings(scale_factor=1.05, min_neighbors=5, min_size=48, detect_width=STILL_DETECT_WIDTH,
+PHOTO_DETECT_WIDTH = 1280
+PHOTO_DETECTOR = DetectorSettings(scale_factor=1.05, min_neighbors=5, min_size=48, detect_width=PHOTO_DETECT_WIDTH,
                                   fallback="haarcascade_frontalface_alt2.xml", relative_neighbors=0.2)
 
 
@@ -87,11 +103,7 @@ class FaceDetector:
     """Haar detection on a grayscale frame, downscaled to detect_width; boxes in original-frame pixels."""
 
     def __init__(self, settings=None, cascade=None):
-        self.settings = settings or DetectorSettings()
-        if self.settings.scale_factor <= 1:
-            raise UserError(f"--scale-factor {self.settings.scale_factor}: must be above 1, such as 1.1")
-        if self.settings.min_neighbors < 0 or self.settings.min_size < 1 or 0 < self.settings.detect_width < 32:
-            raise UserError("--min-neighbors must be >= 0, --min-size >= 1 and --detect-width 0 (full) or >= 32")
+        self.settings = (settings or DetectorSettings()).check("haar")
         self.cascade = cascade or load_cascade()
         self.fallback = load_cascade(self.settings.fallback) if self.settings.fallback else None
 
@@ -145,7 +157,7 @@ class MtcnnDetector:
     (the model reads faces framed from Haar's boxes better: docs/real_faces.md), keeping MTCNN's eyes,
     and where MTCNN finds no face, Haar's faces are the answer."""
 
-    def __init__(self, min_size=48, detect_width=STILL_DETECT_WIDTH, haar=None):
+    def __init__(self, min_size=48, detect_width=PHOTO_DETECT_WIDTH, haar=None):
         from mtcnn import MTCNN
 
         self.min_size, self.detect_width, self.haar = min_size, detect_width, haar
@@ -220,6 +232,3 @@ def to_rgb_uint8(image, gray):
     return cv2.cvtColor(to_uint8(image), cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
 
 
-def cascade_from_flag(text):
-    """A --fallback-cascade value: a cascade name or path, or None for 'none'."""
-    return None if text is None or str(text).lower() == "none" else text

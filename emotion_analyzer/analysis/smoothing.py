@@ -7,14 +7,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emotion_analyzer.common.settings import setting
+from emotion_analyzer.errors import UserError
+
 
 @dataclass(frozen=True)
 class Smoothing:
-    """Chosen with benchmarks/bench_steadiness.py (docs/real_faces.md): on the London clips the label
-    switches 0.04-0.06 times a second while an expression holds and follows a smile in 0.4 s (median)."""
-    seconds: float = 0.1    # time constant of the exponential average of a face's probabilities
-    margin: float = 0.1     # another emotion must lead the shown one by this much probability...
-    hold: float = 0.1       # ...for this many seconds before the label changes
+    """Chosen with benchmarks/bench_steadiness.py; what it measures is in docs/real_faces.md."""
+    seconds: float = setting(0.1, "time constant of each face's running average of probabilities, in seconds")
+    margin: float = setting(0.1, "another emotion must lead the shown one by this much probability...")
+    hold: float = setting(0.1, "...for this many seconds before the label changes")
+
+    def check(self):
+        if self.seconds <= 0 or self.hold < 0 or not 0 <= self.margin <= 1:
+            raise UserError(f"smoothing {self}: seconds must be above 0, hold 0 or more, margin from 0 to 1")
+        return self
 
 
 class LabelSmoother:

@@ -18,19 +18,14 @@ from dataclasses import fields
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.core.views import TTA_SHIFT, TTA_VIEWS
+from emotion_analyzer.common.cli import non_negative_int, positive_int, run_cli
+from emotion_analyzer.common.fileio import check_output_folder, check_output_path
+from emotion_analyzer.common.stops import at_safe_points, exit_code
+from emotion_analyzer.data.prepared import read_manifest
+from emotion_analyzer.errors import UserError
 from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.training.distribute import use_jax_backend, worker_from
-from emotion_analyzer.errors import UserError
-from emotion_analyzer.common.cli import (non_negative_float, non_negative_int, positive_float, positive_int,
-                                         probability, run_cli)
-from emotion_analyzer.common.fileio import check_output_folder, check_output_path
-from emotion_analyzer.core.model import INPUT_SCALINGS
-from emotion_analyzer.training.inputs import ERASE_AREA
-from emotion_analyzer.data.prepared import read_manifest
-from emotion_analyzer.common.stops import at_safe_points, exit_code
-from emotion_analyzer.training.recipe import (AUGMENTATIONS, OPTIMIZERS, OPTION_FOR_FIELD, PRECISIONS, Recipe,
-                                              SCHEDULES, SGD_MOMENTUM, STRATEGIES)
+from emotion_analyzer.training.recipe import option_name, Recipe
 
 
 def parse_args(argv):
@@ -50,61 +45,7 @@ def parse_args(argv):
     parser.add_argument("--original", action="store_true",
                         help="the original run exactly: batch 64, 12 epochs, no augmentation, constant Adam 1e-3")
     recipe = parser.add_argument_group("recipe (saved with the run; --resume refuses changes but to --epochs, --tta, --precision)")
-    recipe.add_argument("--epochs", type=positive_int, default=None, help=f"epochs in all (default: {default.epochs})")
-    recipe.add_argument("--batch-size", type=positive_int, default=None,
-                        help=f"batch size (default: {default.batch_size})")
-    recipe.add_argument("--lr", type=positive_float, default=None,
-                        help=f"learning rate (default: {default.learning_rate})")
-    recipe.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                        help=f"adam, or sgd with Nesterov momentum {SGD_MOMENTUM} (default: {default.optimizer})")
-    recipe.add_argument("--schedule", choices=SCHEDULES, default=None,
-                        help=f"learning-rate schedule (default: {default.schedule})")
-    recipe.add_argument("--augment", choices=tuple(AUGMENTATIONS), default=None,
-                        help=f"on-the-fly augmentation strength (default: {default.augment})")
-    recipe.add_argument("--erase", type=probability, default=None, metavar="P",
-                        help="random erasing: the chance that a training image gets one rectangle"
-                             f" ({ERASE_AREA[0] * 100:.0f}-{ERASE_AREA[1] * 100:.0f}%% of it) blanked to its mean grey,"
-                             f" 0 = off (default: {default.erase})")
-    recipe.add_argument("--label-smoothing", type=non_negative_float, default=None,
-                        help=f"label smoothing (default: {default.label_smoothing})")
-    recipe.add_argument("--crowd", type=probability, default=None, metavar="W",
-                        help="the share of the FER+ crowd's votes in each face's target: 0 = the dataset's one"
-                             " label, 1 = the crowd's vote distribution; faces without votes keep their label"
-                             f" (clean_data.py --votes) (default: {default.crowd})")
-    recipe.add_argument("--weight-decay", type=non_negative_float, default=None, metavar="F",
-                        help="decoupled weight decay: each step shrinks the weights by lr x this,"
-                             f" 0 = off (default: {default.weight_decay})")
-    recipe.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=None,
-                        help="batch normalisation after each conv and dense layer while training; the saved model"
-                             f" has it folded into those layers (default: {default.batch_norm})")
-    recipe.add_argument("--class-weight", action=argparse.BooleanOptionalAction, default=None,
-                        help=f"weight classes by inverse frequency (default: {default.class_weight})")
-    recipe.add_argument("--val-split", type=non_negative_float, default=None,
-                        help="stratified fraction of training held out for validation; 0 trains on all of it and"
-                             f" keeps the last epoch (default: {default.val_split})")
-    recipe.add_argument("--patience", type=non_negative_int, default=None,
-                        help="early-stopping patience in epochs on validation accuracy, 0 = off"
-                             f" (default: {default.patience})")
-    recipe.add_argument("--tta", choices=tuple(TTA_VIEWS), default=None,
-                        help="test-time views averaged in evaluation: none, flip (image and mirror) or shifts"
-                             f" (5 shifts of {TTA_SHIFT} pixels and their mirrors) (default: {default.tta})")
-    recipe.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="same as --tta none")
-    recipe.add_argument("--scaling", choices=tuple(INPUT_SCALINGS), default=None,
-                        help="how the model normalises its 0-255 input: unit = 0..1, center = -1..1,"
-                             f" standardize = each image to mean 0, standard deviation 1 (default: {default.scaling})")
-    recipe.add_argument("--equalize", action=argparse.BooleanOptionalAction, default=None,
-                        help="train and test on histogram-equalized faces, as the analyzer reads them"
-                             f" (default: {default.equalize})")
-    recipe.add_argument("--precision", choices=tuple(PRECISIONS), default=None,
-                        help="bfloat16 = mixed precision: bfloat16 compute, float32 weights; faster only where the"
-                             " CPU computes bfloat16 natively (AMX, AVX-512 BF16), much slower elsewhere; auto ="
-                             " bfloat16 there and float32 elsewhere, the choice printed and saved with the run;"
-                             f" the saved model is float32 either way (default: {default.precision})")
-    recipe.add_argument("--strategy", choices=STRATEGIES, default=None,
-                        help="default: one device; mirrored: all GPUs of this machine; multiworker: several"
-                             " machines, one worker process each, on Keras's JAX backend (docs/scale_out.md)"
-                             f" (default: {default.strategy})")
-    recipe.add_argument("--seed", type=int, default=None, help=f"random seed (default: {default.seed})")
+    add_recipe_options(recipe, default)
     cluster = parser.add_argument_group(
         "several machines (--strategy multiworker; each worker runs the same command with its own --worker-index,"
         " and --run-dir names one folder; unset flags are read from KERAS_DISTRIBUTION_JOB_ADDRESSES,"
@@ -125,9 +66,24 @@ def parse_args(argv):
     return args
 
 
+def add_recipe_options(group, default):
+    """One option per Recipe field, declared by the field: its name (option_name), help, choices and type."""
+    for field in fields(Recipe):
+        meta = field.metadata
+        help_text = f"{meta['help']} (default: {getattr(default, field.name)})"
+        if field.type is bool:
+            group.add_argument(option_name(field.name), dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            group.add_argument(option_name(field.name), dest=field.name, type=meta["parse"] or field.type,
+                               choices=meta["choices"], metavar=meta["metavar"], default=None, help=help_text)
+        if field.name == "tta":
+            group.add_argument("--no-tta", dest="tta", action="store_const", const="none", help="same as --tta none")
+
+
 def requested_fields(args):
     """{Recipe field: value} for the recipe flags given on the command line."""
-    values = {field.name: getattr(args, OPTION_FOR_FIELD.get(field.name, field.name), None) for field in fields(Recipe)}
+    values = {field.name: getattr(args, field.name, None) for field in fields(Recipe)}
     return {name: value for name, value in values.items() if value is not None}
 
 

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from emotion_analyzer import config
+from emotion_analyzer.common.settings import setting
 from emotion_analyzer.core.images import equalize, to_model_input
 
 
@@ -19,9 +20,9 @@ class Framing:
     (docs/real_faces.md) and recorded in its JSON, one per detector, as each detector's boxes sit
     differently on a face. `equalize`: the 48x48 crop's histogram is equalized, when the model reads
     equalized faces (its JSON's `input`, model.reads_equalized), never chosen apart from it."""
-    margin: float = 0.0
-    offset: float = 0.0
-    equalize: bool = False
+    margin: float = setting(0.0, "the crop adds this share of the face box on each side")
+    offset: float = setting(0.0, "and moves down by this share of the box's height")
+    equalize: bool = setting(False, hidden=True)  # as the model reads (its JSON's input record), never by hand
 
     def crop_box(self, box):
         x, y, w, h = box
@@ -56,13 +57,6 @@ def framings_of_model(info):
 def framings_for_json():
     """What a trained model's JSON records as its framings: each detector's margin and offset."""
     return {name: {"margin": framing.margin, "offset": framing.offset} for name, framing in DEFAULT_FRAMINGS.items()}
-
-
-def framing_from_flags(margin, offset):
-    """The Framing that --margin and --offset ask for (the other from DEFAULT_FRAMING), or None when
-    neither is given, so the model's JSON decides; it is equalized as the model reads, whatever is asked."""
-    given = {name: value for name, value in (("margin", margin), ("offset", offset)) if value is not None}
-    return replace(DEFAULT_FRAMING, **given) if given else None
 
 
 def eye_angle(eyes):

@@ -91,7 +91,6 @@ def load_prepared(data_dir):
     """(x_train, y_train, x_test, y_test, categories, leak_test), checked against the set's manifest and
     loaded through the restricted loader."""
     data_dir = Path(data_dir)
-    rerun = RERUN_PREP
     expected, categories = read_manifest(data_dir)
     arrays = [_load_checked(data_dir / name, expected[name]) for name in PREPARED_FILES]
     x_train, y_train, x_test, y_test, leak = arrays

@@ -7,14 +7,10 @@ from emotion_analyzer import config
 from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.common.cli import warn
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.training.recipe import AUGMENTATIONS
+from emotion_analyzer.training.recipe import AUGMENTATIONS, ERASE_AREA, ERASE_ASPECT
 
 MIN_SAMPLES_PER_CLASS = 20
 
-# Random erasing (Zhong et al., 2017): the blanked rectangle covers this fraction of the image and has
-# an aspect ratio (height / width) in this range.
-ERASE_AREA = (0.02, 0.2)
-ERASE_ASPECT = (0.3, 3.3)
 
 
 def check_arrays(x_train, y_train, x_test, y_test, categories, data_dir):

@@ -7,7 +7,10 @@ its flags before the slow start.
 from dataclasses import dataclass, fields
 
 from emotion_analyzer import config
-from emotion_analyzer.core.views import TTA_VIEWS
+from emotion_analyzer.common.cli import (non_negative_float, non_negative_int, positive_float, positive_int,
+                                         probability)
+from emotion_analyzer.common.settings import setting
+from emotion_analyzer.core.views import TTA_SHIFT, TTA_VIEWS
 from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.core.model import INPUT_SCALINGS
@@ -44,29 +47,54 @@ BEFORE_OPTION_EXISTED = {"scaling": "unit", "weight_decay": 0.0, "erase": 0.0, "
                          "batch_norm": False, "precision": "float32", "equalize": False, "crowd": 0.0}
 
 
+# Random erasing (Zhong et al., 2017): the blanked rectangle covers this fraction of the image and has
+# an aspect ratio (height / width) in this range.
+ERASE_AREA = (0.02, 0.2)
+ERASE_ASPECT = (0.3, 3.3)
+
+
 @dataclass
 class Recipe:
-    """Everything that decides how a model is trained; saved with the run so --resume repeats it."""
-    epochs: int = 30
-    batch_size: int = 128
-    learning_rate: float = 5e-4     # chosen over 1e-3 and 2e-3 on validation (docs/experiments.md)
-    optimizer: str = "adam"         # adam | sgd (Nesterov, momentum SGD_MOMENTUM)
-    schedule: str = "cosine"        # cosine | plateau | constant
-    augment: str = "light"          # a key of AUGMENTATIONS
-    erase: float = 0.0              # chance that a training image gets one rectangle blanked out; 0 = off
-    label_smoothing: float = 0.1
-    crowd: float = 0.5              # share of the FER+ crowd's vote distribution in each target; 0 = labels only
-    weight_decay: float = 0.0       # decoupled decay per step, times the learning rate; 0 = off
-    batch_norm: bool = False        # batch normalisation after each conv and dense layer (folded away when saved)
-    class_weight: bool = False
-    val_split: float = 0.1
-    patience: int = 6               # early stopping on validation accuracy; 0 = off
-    tta: str = "shifts"             # test-time views averaged in evaluation: none | flip | shifts
-    scaling: str = "standardize"    # input normalisation inside the model: standardize (per image) | center | unit
-    equalize: bool = True           # train and test on histogram-equalized faces, as the analyzer reads them
-    precision: str = "auto"         # auto | float32 | bfloat16 (mixed: bfloat16 compute, float32 weights and output)
-    strategy: str = "default"
-    seed: int = config.DEFAULT_SEED
+    """Everything that decides how a model is trained; saved with the run so --resume repeats it. Each
+    field is an option of training.py (option_name), its help the field's."""
+    epochs: int = setting(30, "epochs in all", parse=positive_int)
+    batch_size: int = setting(128, "batch size", parse=positive_int)
+    # 5e-4: chosen over 1e-3 and 2e-3 on validation (docs/experiments.md)
+    learning_rate: float = setting(5e-4, "learning rate", parse=positive_float)
+    optimizer: str = setting("adam", f"adam, or sgd with Nesterov momentum {SGD_MOMENTUM}", choices=OPTIMIZERS)
+    schedule: str = setting("cosine", "learning-rate schedule", choices=SCHEDULES)
+    augment: str = setting("light", "on-the-fly augmentation strength", choices=tuple(AUGMENTATIONS))
+    erase: float = setting(0.0, "random erasing: the chance that a training image gets one rectangle"
+                                f" ({ERASE_AREA[0] * 100:.0f}-{ERASE_AREA[1] * 100:.0f}%% of it) blanked to its mean grey,"
+                                " 0 = off", parse=probability, metavar="P")
+    label_smoothing: float = setting(0.1, "label smoothing", parse=non_negative_float)
+    crowd: float = setting(0.5, "the share of the FER+ crowd's votes in each face's target: 0 = the dataset's one"
+                                " label, 1 = the crowd's vote distribution; faces without usable votes keep their"
+                                " label (clean_data.py --votes)", parse=probability, metavar="W")
+    weight_decay: float = setting(0.0, "decoupled weight decay: each step shrinks the weights by lr x this, 0 = off",
+                                  parse=non_negative_float, metavar="F")
+    batch_norm: bool = setting(False, "batch normalisation after each conv and dense layer while training; the saved"
+                                      " model has it folded into those layers")
+    class_weight: bool = setting(False, "weight classes by inverse frequency")
+    val_split: float = setting(0.1, "stratified fraction of training held out for validation; 0 trains on all of it"
+                                    " and keeps the last epoch", parse=non_negative_float)
+    patience: int = setting(6, "early-stopping patience in epochs on validation accuracy, 0 = off",
+                            parse=non_negative_int)
+    tta: str = setting("shifts", "test-time views averaged in evaluation: none, flip (image and mirror) or shifts"
+                                 f" (5 shifts of {TTA_SHIFT} pixels and their mirrors)", choices=tuple(TTA_VIEWS))
+    scaling: str = setting("standardize", "how the model normalises its 0-255 input: unit = 0..1, center = -1..1,"
+                                          " standardize = each image to mean 0, standard deviation 1",
+                           choices=tuple(INPUT_SCALINGS))
+    equalize: bool = setting(True, "train and test on histogram-equalized faces, as the analyzer reads them")
+    precision: str = setting("auto", "bfloat16 = mixed precision: bfloat16 compute, float32 weights; faster only"
+                                     " where the CPU computes bfloat16 natively (AMX, AVX-512 BF16), much slower"
+                                     " elsewhere; auto = bfloat16 there and float32 elsewhere, the choice printed and"
+                                     " saved with the run; the saved model is float32 either way",
+                             choices=tuple(PRECISIONS))
+    strategy: str = setting("default", "default: one device; mirrored: all GPUs of this machine; multiworker:"
+                                       " several machines, one worker process each, on Keras's JAX backend"
+                                       " (docs/scale_out.md)", choices=STRATEGIES)
+    seed: int = setting(config.DEFAULT_SEED, "random seed")
 
     @classmethod
     def original(cls):
