@@ -11,7 +11,6 @@ same boxes and probabilities. Problems raise UserError with the message the comm
 """
 
 import numbers
-import signal
 import threading
 import warnings
 from pathlib import Path
@@ -20,8 +19,9 @@ import numpy as np
 
 from emotion_analyzer import config
 from emotion_analyzer.common.cli import silent
+from emotion_analyzer.common.stops import Stopped
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.core.images import BadImage, decode_image_bytes, unreadable_pixels
+from emotion_analyzer.core.images import BadImage, read_image_file, unreadable_pixels
 from emotion_analyzer.analysis.outputs import RowTable
 from emotion_analyzer.analysis.stats import RunStats
 
@@ -29,13 +29,11 @@ from emotion_analyzer.analysis.stats import RunStats
 def read_image(path):
     """An image file as the analyzer decodes it (EXIF orientation applied), or a UserError naming it."""
     path = Path(path)
-    try:
-        return decode_image_bytes(path, path.read_bytes())
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such image file") from None
-    except IsADirectoryError:
+    if path.is_dir():
         raise UserError(f"{path} is a folder: give detect_emotions an image or a list of them,"
-                        " or analyze_video the folder") from None
+                        " or analyze_video the folder")
+    try:
+        return read_image_file(path)
     except BadImage as exc:
         raise UserError(f"{path}: {exc}") from None
 
@@ -63,13 +61,12 @@ def face_result(labels, box, probabilities):
             "emotion": labels[top], "confidence": float(probabilities[top])}
 
 
-class AnalysisStopped(KeyboardInterrupt):
+class AnalysisStopped(Stopped):
     """analyze_video stopped by Ctrl-C, SIGTERM or SIGHUP: `rows` holds the faces read until then (a
-    DataFrame as analyze_video returns), `signum` the signal; raised as the KeyboardInterrupt it is."""
+    DataFrame as analyze_video returns), `signum` the signal; a stops.Stopped, so a KeyboardInterrupt."""
 
     def __init__(self, signum, rows):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+        super().__init__(signum)
         self.rows = rows
 
 

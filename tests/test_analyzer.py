@@ -97,7 +97,8 @@ def test_folder_of_images_with_unreadable_files_and_odd_formats(fresh_model, tmp
         shutil.copy(photos / "a_colour.jpg", photos / f"z_{i:03d}.jpg")
     assert run(fresh_model, photos, "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.avi") == 0
     log = capsys.readouterr().out
-    assert "skipped 2 unreadable file(s)" in log and "e_empty.jpg" in log and "f_broken.png" in log
+    assert "skipped 1 (empty file (0 bytes)): e_empty.jpg" in log
+    assert "skipped 1 (truncated PNG (no IEND chunk)): f_broken.png" in log
     assert "._a_colour.jpg" not in log and "notes.txt" not in log
     rows = read_rows(tmp_path / "e.csv")[1]
     per_source = {}

@@ -18,7 +18,7 @@ from emotion_analyzer import config
 from emotion_analyzer.analysis.capture import open_source, parse_source, ThreadedCapture
 from emotion_analyzer.analysis.classify import ENGINES, EmotionClassifier
 from emotion_analyzer.core.views import DEFAULT_TTA, TTA_VIEWS
-from emotion_analyzer.common.cli import progress, warn
+from emotion_analyzer.common.cli import format_skipped, progress, warn
 from emotion_analyzer.analysis.detect import DETECTORS, DetectorSettings, FaceDetector, MtcnnDetector, PHOTO_DETECTOR
 from emotion_analyzer.common.device import describe_device
 from emotion_analyzer.analysis.draw import as_bgr, draw_face, draw_status
@@ -332,9 +332,8 @@ def report(stats, summary, outputs, log, warn):
     for line in stats.timing_lines():
         log(line)
     if stats.skipped:
-        log(f"skipped {len(stats.skipped):,} unreadable file(s): "
-            + ", ".join(f"{Path(p).name} ({why})" for p, why in stats.skipped[:5])
-            + (", ..." if len(stats.skipped) > 5 else ""))
+        for line in format_skipped((Path(p).name, why) for p, why in stats.skipped):
+            log(line)
     if stats.dropped:
         log(f"skipped {stats.dropped:,} stale frame(s) from the live source to stay real-time")
     if stats.ended_early:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.core.images import BadImage, decode_image_bytes, is_image_name, list_image_files
+from emotion_analyzer.core.images import BadImage, is_image_name, list_image_files, read_image_file
 
 DEFAULT_FPS = 30.0
 
@@ -91,8 +91,8 @@ class ImageFiles(Reader):
             index, path = self.position, self.paths[self.position]
             self.position += 1
             try:
-                return index, decode_image_bytes(path, path.read_bytes()), path.name
-            except (BadImage, OSError) as exc:
+                return index, read_image_file(path), path.name
+            except BadImage as exc:
                 self.skipped.append((path, str(exc)))
         return None
 

@@ -15,11 +15,11 @@ examples:
 """
 
 import argparse
-import os
 from pathlib import Path
 
 from emotion_analyzer.analysis.analyzer import AnalyzerSettings, RunOutputs
 from emotion_analyzer.common import settings as settable
+from emotion_analyzer.common.device import hide_gpus
 from emotion_analyzer.common.cli import positive_int, run_cli
 from emotion_analyzer.common.stops import at_safe_points
 from emotion_analyzer.errors import UserError
@@ -76,7 +76,7 @@ def outputs_from_args(args):
 
 def analyze(args):
     if args.cpu:
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
+        hide_gpus()
     from emotion_analyzer.analysis.analyzer import Analyzer, check_run
     from emotion_analyzer.common.device import start_tensorflow
 

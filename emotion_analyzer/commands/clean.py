@@ -58,7 +58,8 @@ def parse_args(argv):
 
 def clean(args):
     from emotion_analyzer.data.collect import clean_dataset
-    from emotion_analyzer.data.sorted_folders import format_counts_table, format_skipped
+    from emotion_analyzer.common.cli import format_skipped
+    from emotion_analyzer.data.sorted_folders import format_counts_table
     from emotion_analyzer.data.labels import parse_exclusions, parse_mapping
     from emotion_analyzer.common.plots import plot_class_distribution
 

@@ -36,7 +36,7 @@ def parse_args(argv):
 
 
 def prep(args):
-    from emotion_analyzer.data.sorted_folders import format_skipped
+    from emotion_analyzer.common.cli import format_skipped
     from emotion_analyzer.data.arrays import format_quality, prepare
 
     result = prepare(args.data, args.seed, args.dedupe)

@@ -12,12 +12,12 @@ examples:
 """
 
 import argparse
-import os
 import sys
 from dataclasses import fields
 from pathlib import Path
 
 from emotion_analyzer import config
+from emotion_analyzer.common.device import hide_gpus
 from emotion_analyzer.common.cli import non_negative_int, positive_int, run_cli
 from emotion_analyzer.common.fileio import check_output_folder, check_output_path
 from emotion_analyzer.common.stops import at_safe_points, exit_code
@@ -122,7 +122,7 @@ def run_training(args):
     check_output_folder(args.runs, "--runs")
     read_manifest(args.data)  # a missing or half-written set is said at once, not after TensorFlow starts
     if args.cpu:
-        os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # must be set before TensorFlow initialises
+        hide_gpus()
     from emotion_analyzer.common.device import start_tensorflow
     from emotion_analyzer.training.trainer import resume, train
 

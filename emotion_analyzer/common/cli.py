@@ -3,6 +3,7 @@ progress bars, and argument types that refuse impossible numbers at parse time."
 
 import argparse
 import sys
+from collections import defaultdict
 
 from tqdm import tqdm
 
@@ -10,6 +11,8 @@ from emotion_analyzer.common import stops
 from emotion_analyzer.errors import UserError
 
 EXIT_USER_ERROR = 2
+# How many of the files skipped for one reason are named.
+MAX_LISTED = 5
 
 
 def run_cli(work, args):
@@ -58,3 +61,15 @@ non_negative_int = number_type(int, lambda v: v >= 0, "0 or a positive whole num
 positive_float = number_type(float, lambda v: v > 0, "a positive number")
 non_negative_float = number_type(float, lambda v: v >= 0, "0 or a positive number")
 probability = number_type(float, lambda v: 0 <= v <= 1, "a number from 0 to 1")
+
+
+def format_skipped(skipped):
+    """What was skipped, a line per reason: how many, and the first few files (`where`, reason pairs)."""
+    by_reason = defaultdict(list)
+    for where, reason in skipped:
+        by_reason[reason].append(str(where))
+    lines = []
+    for reason, places in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+        shown = ", ".join(places[:MAX_LISTED]) + (", ..." if len(places) > MAX_LISTED else "")
+        lines.append(f"skipped {len(places):,} ({reason}): {shown}")
+    return lines

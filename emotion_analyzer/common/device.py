@@ -53,6 +53,11 @@ def quiet_native_log():
             sys.stderr.flush()
 
 
+def hide_gpus():
+    """Make TensorFlow see no GPU (--cpu); only takes effect before TensorFlow initialises."""
+    os.environ["CUDA_VISIBLE_DEVICES"] = "-1"
+
+
 def start_tensorflow():
     """Import TensorFlow and look for GPUs once, quietly; call before anything else uses it."""
     with quiet_native_log():

@@ -133,17 +133,28 @@ def equalize(faces):
     return np.stack([cv2.equalizeHist(face.reshape(face.shape[:2])).reshape(face.shape) for face in faces])
 
 
+def read_image_file(path):
+    """An image file decoded as decode_image_bytes does; BadImage with the reason when it cannot be
+    read (missing, a folder, unreadable) or used."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadImage("is a folder, not an image")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BadImage("no such image file") from None
+    except OSError as exc:
+        raise BadImage(f"cannot read ({exc.strerror})") from None
+    return decode_image_bytes(path, data)
+
+
 def read_face_image(path):
     """Read an image file as a 48x48 uint8 grayscale array.
 
     Returns (array, converted) where converted says the file was colour or another size.
     Raises BadImage with the reason when the file cannot be used.
     """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise BadImage(f"cannot read ({exc.strerror})") from None
-    image = decode_image_bytes(path, data)
+    image = read_image_file(path)
     converted = image.ndim == 3 or image.shape[:2] != (IMAGE_SIZE, IMAGE_SIZE)
     return to_model_input(to_gray_uint8(image)), converted
 
@@ -151,9 +162,7 @@ def read_face_image(path):
 def check_image_file(path):
     """None if `path` is a usable image, else the reason it is not."""
     try:
-        decode_image_bytes(path, Path(path).read_bytes())
+        read_image_file(path)
     except BadImage as exc:
         return str(exc)
-    except OSError as exc:
-        return f"cannot read ({exc.strerror})"
     return None

@@ -169,7 +169,8 @@ def load_model_info(model_path):
 
 
 def check_model_file(model_path):
-    """`model_path` as a Path, checked to be a .keras file with its JSON beside it, without TensorFlow."""
+    """(`model_path` as a Path, its JSON), checked to be a .keras file with its JSON beside it, without
+    TensorFlow."""
     model_path = Path(model_path)
     if not model_path.is_file():
         raise UserError(f"model {model_path} not found: train one with `python training.py --model {model_path}`"
@@ -177,16 +178,14 @@ def check_model_file(model_path):
     if not zipfile.is_zipfile(model_path):
         raise UserError(f"model {model_path} is not a .keras model (a .keras file is a zip archive): give the"
                         " .keras file training.py saved, or restore it from git")
-    load_model_info(model_path)
-    return model_path
+    return model_path, load_model_info(model_path)
 
 
 def load_trained_model(model_path):
     """(model, info) for a .keras file and its JSON; errors say how to get a model."""
     import keras
 
-    model_path = check_model_file(model_path)
-    info = load_model_info(model_path)
+    model_path, info = check_model_file(model_path)
     try:
         model = keras.models.load_model(model_path, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged zip or config

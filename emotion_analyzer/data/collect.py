@@ -21,7 +21,8 @@ from emotion_analyzer.common.cli import progress
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.core.images import is_image_name
 from emotion_analyzer.data.labels import canonical_emotion, unknown_label_error
-from emotion_analyzer.data.sorted_folders import MAX_LISTED, write_output
+from emotion_analyzer.common.cli import MAX_LISTED
+from emotion_analyzer.data.sorted_folders import write_output
 
 SPLIT_NAMES = {
     "train": config.TRAIN_SPLIT, "training": config.TRAIN_SPLIT,

@@ -16,7 +16,6 @@ from emotion_analyzer.common.stops import deferred
 from emotion_analyzer.core.images import check_image_file
 
 MANIFEST_FILE = ".clean_data.json"
-MAX_LISTED = 5
 
 
 def _unique_names(items):
@@ -127,15 +126,3 @@ def format_counts_table(counts, categories):
         lines.append(f"{emotion:<{width}}  {counts['train'][emotion]:>8,}  {counts['test'][emotion]:>8,}")
     lines.append(f"{'total':<{width}}  {sum(counts['train'].values()):>8,}  {sum(counts['test'].values()):>8,}")
     return "\n".join(lines)
-
-
-def format_skipped(skipped):
-    """Count per reason, plus the first few files for each."""
-    by_reason = defaultdict(list)
-    for where, reason in skipped:
-        by_reason[reason].append(str(where))
-    lines = []
-    for reason, places in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
-        shown = ", ".join(places[:MAX_LISTED]) + (", ..." if len(places) > MAX_LISTED else "")
-        lines.append(f"skipped {len(places):,} ({reason}): {shown}")
-    return lines

@@ -33,7 +33,8 @@ SGD_MOMENTUM = 0.9
 PRECISIONS = {"auto": None, "float32": "float32", "bfloat16": "mixed_bfloat16"}
 # multiworker: several machines, on Keras's JAX backend (cluster.py), since tf.distribute's multi-worker
 # strategy fails at fit under Keras 3 ("unsupported type PerReplica", keras-team/keras issue 20585).
-STRATEGIES = ("default", "mirrored", STRATEGY_MULTIWORKER)
+STRATEGY_MIRRORED = "mirrored"
+STRATEGIES = ("default", STRATEGY_MIRRORED, STRATEGY_MULTIWORKER)
 
 # What --resume may change: the length of the schedule, the test-time views of the evaluation, and
 # the precision of the arithmetic (the weights are float32 either way; the next machine may differ).

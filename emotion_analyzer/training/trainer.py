@@ -20,7 +20,7 @@ from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import write_json_atomic
 from emotion_analyzer.common.stops import deferred
 from emotion_analyzer.training.recipe import (CHANGEABLE_ON_RESUME, changed_fields, option_name, PRECISIONS,
-                                              recipe_from_saved, SGD_MOMENTUM)
+                                              recipe_from_saved, SGD_MOMENTUM, STRATEGY_MIRRORED)
 from emotion_analyzer.training.runs import (BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, latest_resumable_run,
                                             load_state, model_path_of, new_run_dir, new_state, STATE_FILE)
 
@@ -31,7 +31,7 @@ def strategy_scope(name):
         return contextlib.nullcontext()
     import tensorflow as tf
 
-    if name == "mirrored":
+    if name == STRATEGY_MIRRORED:
         gpus = tf.config.list_logical_devices("GPU")
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices).scope()
