@@ -1,7 +1,10 @@
 """EmotionAnalyzer: the code shared by clean_data.py, prep_data.py, training.py and analyzer.py, and the
 library API, `from emotion_analyzer import EmotionRecognizer` (recognizer.py)."""
 
-__all__ = ["AnalysisStopped", "EmotionRecognizer", "UserError"]
+__all__ = ["AnalysisStopped", "EmotionRecognizer", "UserError", "__version__"]
+
+# The one place of the version: pyproject.toml reads it from here, --version prints it.
+__version__ = "1.1.0"
 
 
 def __getattr__(name):

@@ -52,7 +52,7 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
     for name in ("best.keras", "last.keras", "state.json", "history.csv", "metrics.json", "per_class.csv",
                  "training_curves.png", "confusion_matrix.png"):
         assert (run / name).stat().st_size > 0, name
-    assert (tmp_path / "res" / "model_architecture.png").stat().st_size > 5000
+    assert (tmp_path / "res" / "model_architecture.png").stat().st_size > 5000  # named after the model: model.keras
     for name in ("metrics.json", "per_class.csv", "training_curves.png", "confusion_matrix.png"):
         assert (tmp_path / "res" / f"model_{name}").stat().st_size > 0, name
     with open(run / "history.csv") as handle:

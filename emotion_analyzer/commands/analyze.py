@@ -14,21 +14,19 @@ examples:
   %(prog)s --source clip.mp4 --set haar.min_neighbors=8 --set smoothing=none
 """
 
-import argparse
 from pathlib import Path
 
 from emotion_analyzer.analysis.analyzer import AnalyzerSettings, RunOutputs
 from emotion_analyzer.common import settings as settable
 from emotion_analyzer.common.device import hide_gpus
-from emotion_analyzer.common.cli import positive_int, run_cli
+from emotion_analyzer.common.cli import Parser, positive_int, run_cli
 from emotion_analyzer.common.stops import at_safe_points
 from emotion_analyzer.errors import UserError
 
 
 def parse_args(argv, prog=None):
     outputs = RunOutputs()
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog=prog, description=__doc__)
     parser.add_argument("--source", default="0",
                         help="webcam index, video file, photo, folder or stream URL (default: %(default)s)")
     parser.add_argument("--output", type=Path, default=None, help="write the annotated video here (.mp4 or .avi)")

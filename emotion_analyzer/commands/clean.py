@@ -10,12 +10,11 @@ examples:
   python clean_data.py --source photos/ --map stressed=fear --out /tmp/photos --force
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.common.cli import number_type, run_cli
+from emotion_analyzer.common.cli import Parser, number_type, run_cli
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import check_output_folder, check_output_path
 
@@ -30,7 +29,7 @@ def chart_path(out):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--source", type=Path, default=config.DEFAULT_RAW_DIR,
                         help="raw dataset: a folder or a CSV file (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=config.DEFAULT_DATA_DIR,

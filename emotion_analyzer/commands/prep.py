@@ -14,16 +14,15 @@ examples:
   python prep_data.py --data /tmp/photos # another dataset sorted by clean_data.py --out /tmp/photos
 """
 
-import argparse
 import sys
 from pathlib import Path
 
 from emotion_analyzer import config
-from emotion_analyzer.common.cli import run_cli
+from emotion_analyzer.common.cli import Parser, run_cli
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--data", type=Path, default=config.DEFAULT_DATA_DIR,
                         help="folder holding train/ and test/ from clean_data.py; pickles go here too"
                              " (default: %(default)s)")

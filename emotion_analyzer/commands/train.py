@@ -18,7 +18,7 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.common.device import hide_gpus
-from emotion_analyzer.common.cli import non_negative_int, positive_int, run_cli
+from emotion_analyzer.common.cli import Parser, non_negative_int, positive_int, run_cli
 from emotion_analyzer.common.fileio import check_output_folder, check_output_path
 from emotion_analyzer.common.stops import at_safe_points, exit_code
 from emotion_analyzer.data.prepared import read_manifest
@@ -30,7 +30,7 @@ from emotion_analyzer.training.recipe import option_name, Recipe
 
 def parse_args(argv):
     default = Recipe()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(description=__doc__)
     parser.add_argument("--data", type=Path, default=config.DEFAULT_DATA_DIR,
                         help="folder with the pickles from prep_data.py (default: %(default)s)")
     parser.add_argument("--model", type=Path, default=None,

@@ -2,6 +2,7 @@
 progress bars, and argument types that refuse impossible numbers at parse time."""
 
 import argparse
+import difflib
 import sys
 from collections import defaultdict
 
@@ -13,6 +14,26 @@ from emotion_analyzer.errors import UserError
 EXIT_USER_ERROR = 2
 # How many of the files skipped for one reason are named.
 MAX_LISTED = 5
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line with a hint, not the whole usage block, and that
+    has --version."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(**kwargs)
+        from emotion_analyzer import __version__
+
+        self.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+    def error(self, message):
+        hint = f"{self.prog} --help lists the options"
+        unknown = [word for word in message.split() if word.startswith("--")]
+        close = difflib.get_close_matches(unknown[0], list(self._option_string_actions), n=1) if unknown else []
+        if close and message.startswith("unrecognized arguments"):
+            hint = f"did you mean {close[0]}? {hint}"
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} ({hint})\n")
 
 
 def run_cli(work, args):

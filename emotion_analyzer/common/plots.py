@@ -36,10 +36,13 @@ def plot_training_curves(history, path):
     """Accuracy and loss per epoch, training against validation."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     epochs = np.arange(1, len(history["loss"]) + 1)
+    marker = "o" if len(epochs) < 20 else None  # a run of one epoch is a point, not an empty line
     for ax, metric in zip(axes, ("accuracy", "loss")):
-        ax.plot(epochs, history[metric], label="train")
+        ax.plot(epochs, history[metric], marker=marker, label="train")
         if f"val_{metric}" in history:
-            ax.plot(epochs, history[f"val_{metric}"], label="validation")
+            ax.plot(epochs, history[f"val_{metric}"], marker=marker, label="validation")
+        if len(epochs) < 10:
+            ax.set_xticks(epochs)
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)

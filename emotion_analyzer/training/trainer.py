@@ -289,7 +289,7 @@ def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_tr
     history = read_history(run_dir / HISTORY_FILE)
     write_evidence(run_dir, metrics, history, categories)
     write_evidence(model_path.parent, metrics, history, categories, prefix=f"{model_path.stem}_")
-    plot_architecture(best, model_path.parent / "model_architecture.png")
+    plot_architecture(best, model_path.parent / f"{model_path.stem}_architecture.png")
     for line in format_metrics(metrics):
         log(line)
     log(f"saved {model_path} and {config.model_info_path(model_path).name}; evidence in {run_dir}")
