@@ -109,6 +109,19 @@ def test_folder_of_images_with_unreadable_files_and_odd_formats(fresh_model, tmp
     assert count_video_frames(tmp_path / "v.avi") == 34
 
 
+def test_photos_in_subfolders_are_read_and_named_by_their_path_under_the_folder(fresh_model, tmp_path):
+    photos = tmp_path / "photos"
+    frame = compose_frame(0, faces=1)[0]
+    for name in ("top.jpg", "happy/001.jpg", "neutral/001.jpg", "neutral/more/002.png", ".hidden/003.jpg"):
+        write_image(photos / name, frame)
+    assert run(fresh_model, photos, "--csv", tmp_path / "e.csv") == 0
+    sources = {row["source"] for row in read_rows(tmp_path / "e.csv")[1]}
+    assert sources == {"top.jpg", "happy/001.jpg", "neutral/001.jpg", "neutral/more/002.png"}
+    # A folder run reads them too, into the folder's photos.csv.
+    assert run(fresh_model, photos, "--csv-dir", tmp_path / "out") == 0
+    assert {row["source"] for row in read_rows(tmp_path / "out" / "photos.csv")[1]} == sources
+
+
 def test_single_image(fresh_model, tmp_path):
     frame, boxes = compose_frame(0, faces=1)
     image = write_image(tmp_path / "one.png", frame)

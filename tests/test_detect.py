@@ -1,8 +1,10 @@
 import numpy as np
+import pytest
 
 from conftest import london_photos, requires_london_faces
-from emotion_analyzer.analysis.detect import (DetectorSettings, FaceDetector, haar_detections, PHOTO_DETECTOR,
+from emotion_analyzer.analysis.detect import (DetectorSettings, FaceDetector, PHOTO_DETECTOR,
                                               with_boxes_of)
+from emotion_analyzer.core.framing import eye_angle
 
 
 @requires_london_faces
@@ -73,7 +75,7 @@ def test_mtcnn_finds_a_face_and_its_eyes_with_the_network_cut_off(monkeypatch):
     assert abs(left[1] - right[1]) < h / 10  # an upright face: its eyes level
 
 
-def test_where_mtcnn_finds_no_face_haar_is_asked():
+def test_where_mtcnn_finds_no_face_haar_s_faces_are_the_answer():
     from emotion_analyzer.analysis.detect import MtcnnDetector
 
     class Nothing:
@@ -81,18 +83,19 @@ def test_where_mtcnn_finds_no_face_haar_is_asked():
             return []
 
     detector = MtcnnDetector.__new__(MtcnnDetector)
-    detector.min_size, detector.detect_width = 48, 1280
+    detector.min_height, detector.detect_width = 20, 1280
     detector._mtcnn = Nothing()
     gray = np.full((240, 320), 128, np.uint8)
     detector.haar = None
     assert detector.find(gray, gray).boxes.shape == (0, 4)
 
     class Haar:
-        def find(self, image, gray):
-            return haar_detections(np.array([[1, 2, 50, 50]]))
+        def detect(self, gray):
+            return np.array([[1, 2, 50, 50]])
     detector.haar = Haar()
     found = detector.find(gray, gray)
-    assert found.detectors == ("haar",) and found.boxes.tolist() == [[1, 2, 50, 50]] and found.eyes is None
+    assert found.detectors == ("haar",) and found.boxes.tolist() == [[1, 2, 50, 50]]
+    assert eye_angle(found.eyes[0]) == 0  # read upright, as Haar's faces are
 
 
 def test_each_mtcnn_face_takes_the_haar_box_it_overlaps_most_once():
@@ -112,7 +115,6 @@ def test_a_portrait_is_framed_by_haars_box_with_mtcnns_eyes_a_turned_one_by_mtcn
     import cv2
 
     from emotion_analyzer.analysis.detect import MtcnnDetector
-    from emotion_analyzer.core.framing import eye_angle
 
     haar = FaceDetector(PHOTO_DETECTOR)
     alone, paired = MtcnnDetector(), MtcnnDetector(haar=haar)
@@ -128,6 +130,28 @@ def test_a_portrait_is_framed_by_haars_box_with_mtcnns_eyes_a_turned_one_by_mtcn
         turned_gray = cv2.cvtColor(turned, cv2.COLOR_BGR2GRAY)
         found = paired.find(turned, turned_gray)  # Haar misses a face turned this far
         assert found.detectors == ("mtcnn",) and abs(eye_angle(found.eyes[0]) + 50) < 8, photo.name
+
+
+@requires_london_faces
+@pytest.mark.parametrize("tile", [80, 130, 180])
+def test_a_group_photo_gives_every_face_either_detector_finds_and_no_other(tmp_path, tile):
+    """Fifty real faces tiled 10 by 5: at 130 pixels MTCNN's boxes are smaller than Haar's min_size and
+    Haar misses two, at 80 Haar finds ten; the photo's answer has each of the fifty once."""
+    import cv2
+
+    from emotion_analyzer.analysis.detect import MtcnnDetector
+
+    photos = london_photos(tmp_path, "neutral", 25) + london_photos(tmp_path, "happy", 25)
+    faces = [cv2.resize(cv2.imread(str(p)), (tile, tile), interpolation=cv2.INTER_AREA) for p in photos]
+    group = np.vstack([np.hstack(faces[row * 10:(row + 1) * 10]) for row in range(5)])
+    gray = cv2.cvtColor(group, cv2.COLOR_BGR2GRAY)
+    haar = FaceDetector(PHOTO_DETECTOR)
+    found = MtcnnDetector(haar=haar).find(group, gray)
+    centres = found.boxes[:, :2] + found.boxes[:, 2:] / 2
+    tiles = sorted(zip((centres[:, 1] // tile).astype(int), (centres[:, 0] // tile).astype(int)))
+    assert tiles == [(row, column) for row in range(5) for column in range(10)]  # each face once, none else
+    assert len(found.boxes) >= len(haar.detect(gray))
+    assert found.eyes.shape == (50, 2, 2)
 
 
 @requires_london_faces

@@ -26,7 +26,7 @@ from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import check_output_path
 from emotion_analyzer.common.settings import setting
 from emotion_analyzer.core.framing import crop_faces, DEFAULT_FRAMING, Framing, framings_of_model
-from emotion_analyzer.core.images import list_image_files, to_gray_uint8
+from emotion_analyzer.core.images import image_files_under, to_gray_uint8
 from emotion_analyzer.core.model import check_model_file
 from emotion_analyzer.analysis.outputs import check_video_name, CsvLog, Summary, VideoOutput
 from emotion_analyzer.analysis.smoothing import FaceSmoothers, Smoothing
@@ -108,7 +108,7 @@ def input_files(model, source):
     inputs = [Path(model), config.model_info_path(model)]
     source = Path(str(source))
     if source.is_dir():
-        inputs += list_image_files(source)[0]
+        inputs += image_files_under(source)
     elif source.exists():
         inputs.append(source)
     return inputs
@@ -165,12 +165,12 @@ class Analyzer:
 
     def detector_for(self, photo):
         """The photo (`photo`) or video detector, built when first needed: MTCNN, with Haar's boxes for
-        the faces Haar finds too and Haar's faces where MTCNN finds none (photos), or Haar."""
+        the faces Haar finds too and the faces only Haar finds added (photos), or Haar."""
         if photo not in self._detectors:
             haar_settings = self.settings.photo_haar if photo else self.settings.haar
             haar = FaceDetector(haar_settings)
             self._detectors[photo] = haar if self.settings.detector_kind(photo) == "haar" else MtcnnDetector(
-                haar_settings.min_size, haar_settings.detect_width, haar=haar if photo else None)
+                detect_width=haar_settings.detect_width, haar=haar if photo else None)
         return self._detectors[photo]
 
     def read_photos(self, images, stats):

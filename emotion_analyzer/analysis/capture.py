@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.core.images import BadImage, is_image_name, list_image_files, read_image_file
+from emotion_analyzer.core.images import BadImage, image_files_under, is_image_name, read_image_file
 
 DEFAULT_FPS = 30.0
 
@@ -73,17 +73,21 @@ class ImageFiles(Reader):
 
     fps = 1.0
 
-    def __init__(self, paths):
+    def __init__(self, paths, root=None):
         super().__init__()
         self.paths = list(paths)
+        self.root = root  # a photo's name is its path under the folder (happy/001.jpg), else its file name
         self.frame_count = len(self.paths)
 
     @classmethod
     def from_folder(cls, folder):
-        paths, _others = list_image_files(folder)  # hidden files (macOS ._x.jpg) are not photos
+        paths = image_files_under(folder)
         if not paths:
-            raise UserError(f"no images in {folder}: expected .jpg/.png files")
-        return cls(paths)
+            raise UserError(f"no images in {folder} or its subfolders: expected .jpg/.png files")
+        return cls(paths, Path(folder))
+
+    def name_of(self, path):
+        return path.relative_to(self.root).as_posix() if self.root else path.name
 
     def read(self):
         """The next readable image as (index, image, name), or None at the end."""
@@ -91,7 +95,7 @@ class ImageFiles(Reader):
             index, path = self.position, self.paths[self.position]
             self.position += 1
             try:
-                return index, read_image_file(path), path.name
+                return index, read_image_file(path), self.name_of(path)
             except BadImage as exc:
                 self.skipped.append((path, str(exc)))
         return None

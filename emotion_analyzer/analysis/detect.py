@@ -150,17 +150,24 @@ REFINE_REGION = 2.0
 SAME_FACE = 0.5
 
 
+# MTCNN's boxes are narrower than Haar's (a face Haar boxes at 48 pixels, MTCNN at about 36 by 47), so
+# Haar's min_size is not its floor: it keeps faces of at least this many pixels in height, what its
+# own default search (min_face_size 20) returns, so a group photo's small faces are not dropped.
+MTCNN_MIN_HEIGHT = 20
+
+
 class MtcnnDetector:
     """MTCNN (the mtcnn package, whose P-, R- and O-Net weights ship inside its wheel) on the colour
-    frame: boxes and eyes. Frames wider than `detect_width` are searched shrunk to it; faces smaller
-    than `min_size` pixels are dropped. With a `haar` detector, a face Haar finds too takes Haar's box
-    (the model reads faces framed from Haar's boxes better: docs/real_faces.md), keeping MTCNN's eyes,
-    and where MTCNN finds no face, Haar's faces are the answer."""
+    frame: boxes and eyes. Frames wider than `detect_width` are searched shrunk to it; faces less than
+    `min_height` pixels tall are dropped. With a `haar` detector, a face Haar finds too takes Haar's
+    box (the model reads faces framed from Haar's boxes better: docs/real_faces.md), keeping MTCNN's
+    eyes, and every face only Haar finds is added, upright: a photo's answer has every face either
+    detector finds."""
 
-    def __init__(self, min_size=48, detect_width=PHOTO_DETECT_WIDTH, haar=None):
+    def __init__(self, min_height=MTCNN_MIN_HEIGHT, detect_width=PHOTO_DETECT_WIDTH, haar=None):
         from mtcnn import MTCNN
 
-        self.min_size, self.detect_width, self.haar = min_size, detect_width, haar
+        self.min_height, self.detect_width, self.haar = min_height, detect_width, haar
         self._mtcnn = MTCNN()
 
     def find(self, image, gray):
@@ -172,15 +179,17 @@ class MtcnnDetector:
         # MTCNN 1.0.0 returns no face at all, silently, for any min_face_size but its default, so the
         # size floor is applied to what it returns.
         faces = [self._refined(rgb, box, eyes) for box, eyes in self._faces(rgb)
-                 if min(box[2:]) >= self.min_size * scale]
-        if not faces:
-            return (self.haar.find(image, gray) if self.haar is not None
-                    else Detections(np.zeros((0, 4), np.int32), np.zeros((0, 2, 2), np.float32), ()))
-        boxes = np.round(np.array([box for box, _ in faces], np.float64) / scale).astype(np.int32)
-        eyes = np.array([eyes for _, eyes in faces], np.float32) / scale
+                 if box[3] >= self.min_height * scale]
+        boxes = np.round(np.array([box for box, _ in faces], np.float64).reshape(-1, 4) / scale).astype(np.int32)
+        eyes = np.array([eyes for _, eyes in faces], np.float32).reshape(-1, 2, 2) / scale
         detectors = ["mtcnn"] * len(boxes)
         if self.haar is not None:
-            boxes, detectors = with_boxes_of(self.haar.detect(gray), boxes)
+            haar_boxes = self.haar.detect(gray)
+            boxes, detectors = with_boxes_of(haar_boxes, boxes)
+            only_haar = faces_not_covered(haar_boxes, boxes)
+            boxes = np.concatenate([boxes, only_haar]).astype(np.int32)
+            eyes = np.concatenate([eyes, level_eyes(only_haar)])
+            detectors += ["haar"] * len(only_haar)
         return in_reading_order(boxes, eyes, detectors)
 
     def _faces(self, rgb):
@@ -223,6 +232,27 @@ def with_boxes_of(haar_boxes, boxes):
     for index, haar_index in matches_by_overlap(haar_boxes, boxes, SAME_FACE).items():
         boxes[index], detectors[index] = haar_boxes[haar_index], "haar"
     return boxes, detectors
+
+
+def faces_not_covered(haar_boxes, boxes):
+    """The Haar boxes that are no face of `boxes`: none of those boxes holds its centre, and it holds
+    none of theirs (a turned face Haar boxes differently overlaps MTCNN's box by less than SAME_FACE)."""
+    def holds(box, point):
+        x, y, w, h = box
+        return x <= point[0] <= x + w and y <= point[1] <= y + h
+
+    centres = [(x + w / 2, y + h / 2) for x, y, w, h in boxes]
+    kept = [box for box in haar_boxes
+            if not any(holds(other, (box[0] + box[2] / 2, box[1] + box[3] / 2)) or holds(box, centre)
+                       for other, centre in zip(boxes, centres))]
+    return np.array(kept, np.int32).reshape(-1, 4)
+
+
+def level_eyes(boxes):
+    """Eyes level across each box, where an upright face's are: a face only Haar finds is read upright."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    x, y, w, h = boxes.T
+    return np.stack([np.stack([x + 0.3 * w, y + 0.4 * h], 1), np.stack([x + 0.7 * w, y + 0.4 * h], 1)], 1)
 
 
 def to_rgb_uint8(image, gray):

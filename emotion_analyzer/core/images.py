@@ -25,6 +25,14 @@ def list_image_files(folder):
     return images, others
 
 
+def image_files_under(folder):
+    """Every image file under `folder`, in its subfolders too, sorted by path; hidden files and folders
+    (macOS ._x.jpg, .git/) are not photos."""
+    folder = Path(folder)
+    return sorted(path for path in folder.rglob("*") if path.is_file() and is_image_name(path)
+                  and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+
+
 def jpeg_end(data):
     """The offset just past a JPEG's end-of-image marker, or None when the image is cut short.
 

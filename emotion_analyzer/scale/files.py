@@ -6,7 +6,7 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.core.images import list_image_files
+from emotion_analyzer.core.images import image_files_under
 
 PHOTOS_CSV = "photos.csv"  # the photos directly under the folder, as one set
 
@@ -27,12 +27,12 @@ def is_video_name(path):
 
 def folder_jobs(folder, out_dir):
     """[(source, its CSV)]: every video under `folder` (recursively, hidden files aside) to
-    out_dir/<its path under folder>.csv, and the photos directly in `folder` to out_dir/photos.csv."""
+    out_dir/<its path under folder>.csv, and the photos under `folder` (subfolders too) to out_dir/photos.csv."""
     folder, out_dir = Path(folder), Path(out_dir)
     videos = sorted(p for p in folder.rglob("*") if p.is_file() and is_video_name(p)
                     and not any(part.startswith(".") for part in p.relative_to(folder).parts))
     jobs = [(video, out_dir / video.relative_to(folder).with_name(video.name + ".csv")) for video in videos]
-    if list_image_files(folder)[0]:
+    if image_files_under(folder):
         jobs.append((folder, out_dir / PHOTOS_CSV))
     return jobs
 
