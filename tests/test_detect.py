@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from conftest import london_photos, requires_london_faces
-from emotion_analyzer.analysis.detect import (DetectorSettings, FaceDetector, PHOTO_DETECTOR,
+from emotion_analyzer.analysis.detect import (DetectorSettings, FaceDetector, haar_detections, PHOTO_DETECTOR,
                                               with_boxes_of)
 from emotion_analyzer.core.framing import eye_angle
 
@@ -75,7 +75,7 @@ def test_mtcnn_finds_a_face_and_its_eyes_with_the_network_cut_off(monkeypatch):
     assert abs(left[1] - right[1]) < h / 10  # an upright face: its eyes level
 
 
-def test_where_mtcnn_finds_no_face_haar_s_faces_are_the_answer():
+def test_where_mtcnn_finds_no_face_haar_is_asked():
     from emotion_analyzer.analysis.detect import MtcnnDetector
 
     class Nothing:
@@ -90,12 +90,11 @@ def test_where_mtcnn_finds_no_face_haar_s_faces_are_the_answer():
     assert detector.find(gray, gray).boxes.shape == (0, 4)
 
     class Haar:
-        def detect(self, gray):
-            return np.array([[1, 2, 50, 50]])
+        def find(self, image, gray):
+            return haar_detections(np.array([[1, 2, 50, 50]]))
     detector.haar = Haar()
     found = detector.find(gray, gray)
-    assert found.detectors == ("haar",) and found.boxes.tolist() == [[1, 2, 50, 50]]
-    assert eye_angle(found.eyes[0]) == 0  # read upright, as Haar's faces are
+    assert found.detectors == ("haar",) and found.boxes.tolist() == [[1, 2, 50, 50]] and found.eyes is None
 
 
 def test_each_mtcnn_face_takes_the_haar_box_it_overlaps_most_once():
@@ -152,6 +151,26 @@ def test_a_group_photo_gives_every_face_either_detector_finds_and_no_other(tmp_p
     assert tiles == [(row, column) for row in range(5) for column in range(10)]  # each face once, none else
     assert len(found.boxes) >= len(haar.detect(gray))
     assert found.eyes.shape == (50, 2, 2)
+
+
+@requires_london_faces
+def test_a_turned_portrait_gets_no_false_face_from_haar_beside_mtcnns(tmp_path):
+    """Turned on a reflected border, portraits show Haar false faces in the reflection; a face only Haar
+    finds counts once MTCNN, looking again at it alone, sees it."""
+    import cv2
+
+    from emotion_analyzer.analysis.detect import MtcnnDetector
+
+    detector = MtcnnDetector(haar=FaceDetector(PHOTO_DETECTOR))
+    counts = []
+    for photo in london_photos(tmp_path, "neutral", 8):
+        image = cv2.imread(str(photo))
+        height, width = image.shape[:2]
+        for degrees in (-35, -20, 20, 35):
+            turn = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)
+            turned = cv2.warpAffine(image, turn, (width, height), borderMode=cv2.BORDER_REFLECT)
+            counts.append(len(detector.find(turned, cv2.cvtColor(turned, cv2.COLOR_BGR2GRAY)).boxes))
+    assert counts == [1] * 32
 
 
 @requires_london_faces

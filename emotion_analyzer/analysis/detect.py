@@ -161,8 +161,9 @@ class MtcnnDetector:
     frame: boxes and eyes. Frames wider than `detect_width` are searched shrunk to it; faces less than
     `min_height` pixels tall are dropped. With a `haar` detector, a face Haar finds too takes Haar's
     box (the model reads faces framed from Haar's boxes better: docs/real_faces.md), keeping MTCNN's
-    eyes, and every face only Haar finds is added, upright: a photo's answer has every face either
-    detector finds."""
+    eyes; every face only Haar finds is added once MTCNN, looking at it alone, sees it too (its eyes),
+    and where MTCNN finds no face, Haar's faces are the answer: a photo's answer has every face either
+    detector finds, and not the false ones Haar adds beside MTCNN's."""
 
     def __init__(self, min_height=MTCNN_MIN_HEIGHT, detect_width=PHOTO_DETECT_WIDTH, haar=None):
         from mtcnn import MTCNN
@@ -180,17 +181,37 @@ class MtcnnDetector:
         # size floor is applied to what it returns.
         faces = [self._refined(rgb, box, eyes) for box, eyes in self._faces(rgb)
                  if box[3] >= self.min_height * scale]
+        if not faces:
+            return (self.haar.find(image, gray) if self.haar is not None
+                    else Detections(np.zeros((0, 4), np.int32), np.zeros((0, 2, 2), np.float32), ()))
         boxes = np.round(np.array([box for box, _ in faces], np.float64).reshape(-1, 4) / scale).astype(np.int32)
         eyes = np.array([eyes for _, eyes in faces], np.float32).reshape(-1, 2, 2) / scale
         detectors = ["mtcnn"] * len(boxes)
         if self.haar is not None:
             haar_boxes = self.haar.detect(gray)
             boxes, detectors = with_boxes_of(haar_boxes, boxes)
-            only_haar = faces_not_covered(haar_boxes, boxes)
-            boxes = np.concatenate([boxes, only_haar]).astype(np.int32)
-            eyes = np.concatenate([eyes, level_eyes(only_haar)])
-            detectors += ["haar"] * len(only_haar)
+            confirmed = [(box, found) for box in faces_not_covered(haar_boxes, boxes)
+                         if (found := self._second_look(rgb, box * scale)) is not None]
+            if confirmed:
+                boxes = np.concatenate([boxes, [box for box, _ in confirmed]]).astype(np.int32)
+                eyes = np.concatenate([eyes, np.array([found for _, found in confirmed], np.float32) / scale])
+                detectors += ["haar"] * len(confirmed)
         return in_reading_order(boxes, eyes, detectors)
+
+    def _second_look(self, rgb, box):
+        """The eyes of a face Haar boxed at `box` (in `rgb`'s pixels) that MTCNN missed, found by MTCNN
+        searching the box's surroundings alone, or None: then no face is there (on turned portraits
+        with reflected borders, Haar's faces that MTCNN does not confirm were all false)."""
+        x, y, w, h = box
+        side = int(round(REFINE_REGION * max(w, h)))
+        left, top = x + w / 2 - side / 2, y + h / 2 - side / 2
+        region = cv2.warpAffine(rgb, np.float32([[1, 0, -left], [0, 1, -top]]), (side, side),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        for (fx, fy, fw, fh), eyes in self._faces(region):
+            centre_x, centre_y = fx + fw / 2 + left, fy + fh / 2 + top
+            if x <= centre_x <= x + w and y <= centre_y <= y + h:
+                return eyes + (left, top)
+        return None
 
     def _faces(self, rgb):
         """[(box x, y, w, h, eyes ((x, y), (x, y)) the image-left one first)] that MTCNN finds in `rgb`."""
@@ -246,13 +267,6 @@ def faces_not_covered(haar_boxes, boxes):
             if not any(holds(other, (box[0] + box[2] / 2, box[1] + box[3] / 2)) or holds(box, centre)
                        for other, centre in zip(boxes, centres))]
     return np.array(kept, np.int32).reshape(-1, 4)
-
-
-def level_eyes(boxes):
-    """Eyes level across each box, where an upright face's are: a face only Haar finds is read upright."""
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    x, y, w, h = boxes.T
-    return np.stack([np.stack([x + 0.3 * w, y + 0.4 * h], 1), np.stack([x + 0.7 * w, y + 0.4 * h], 1)], 1)
 
 
 def to_rgb_uint8(image, gray):
