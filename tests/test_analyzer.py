@@ -75,6 +75,12 @@ def test_video_gives_boxes_csv_and_annotated_video(fresh_model, face_video, tmp_
     assert count_video_frames(out_video) == 40
     assert (tmp_path / "emotions_summary.png").stat().st_size > 5000
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    # The annotated video is a deliverable: faces drawn, but not the window's status line (fps, keys).
+    capture = cv2.VideoCapture(str(out_video))
+    written, source = capture.read()[1], cv2.VideoCapture(str(video)).read()[1]
+    capture.release()
+    band = (slice(4, 26), slice(4, 300))
+    assert np.abs(written[band].astype(int) - source[band].astype(int)).mean() < 8
 
 
 def test_max_frames_stops_early(fresh_model, face_video, tmp_path):

@@ -21,7 +21,7 @@ from emotion_analyzer.core.views import DEFAULT_TTA, TTA_VIEWS
 from emotion_analyzer.common.cli import format_skipped, progress, warn
 from emotion_analyzer.analysis.detect import DETECTORS, DetectorSettings, FaceDetector, MtcnnDetector, PHOTO_DETECTOR
 from emotion_analyzer.common.device import describe_device
-from emotion_analyzer.analysis.draw import as_bgr, draw_face, draw_status
+from emotion_analyzer.analysis.draw import as_bgr, draw_face
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import check_output_path
 from emotion_analyzer.common.settings import setting
@@ -216,7 +216,6 @@ class Analyzer:
             canvas = as_bgr(frame.image)
             for face_id, box, probs, shown in faces:
                 draw_face(canvas, box, probs, self.labels, face_id, shown)
-            draw_status(canvas, stats.fps_estimate, len(faces))
         return canvas
 
     def run(self, source, outputs=None, opened=None):
@@ -307,7 +306,7 @@ def loop(capture, read, writers, summary, stats, outputs, photo):
             stats.frame_done(started, len(faces))
         if writers.bar is not None:
             writers.bar.update()
-        if writers.window and not writers.window.show(canvas):
+        if writers.window and not writers.window.show(canvas, stats.fps_estimate, len(faces)):
             break
 
 

@@ -4,10 +4,11 @@ import cv2
 import numpy as np
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-# BGR colour per emotion, so a label keeps its colour across faces and frames.
+# BGR colour per emotion, so a label keeps its colour across faces and frames; each dark or saturated
+# enough to show on light backgrounds as on dark ones, behind black caption text.
 COLOURS = {
     "angry": (40, 40, 230), "disgust": (40, 140, 40), "fear": (160, 60, 160), "happy": (40, 210, 250),
-    "neutral": (200, 200, 200), "sad": (210, 120, 40), "surprise": (60, 200, 120), "contempt": (120, 120, 60),
+    "neutral": (150, 130, 110), "sad": (210, 120, 40), "surprise": (60, 200, 120), "contempt": (120, 120, 60),
 }
 
 
@@ -56,9 +57,13 @@ def draw_bars(frame, box, probabilities, labels):
                       colour_for(label), -1)
 
 
+KEYS_HINT = "q quit  p pause  s snapshot"
+
+
 def draw_status(frame, fps, faces, paused=False):
-    """The status line: frame rate (none before it is measured, as on a still photo), faces, pause."""
+    """The window's status line: frame rate (none before it is measured, as on a still photo), faces,
+    and the keys (or that it is paused)."""
     rate = f"{fps:5.1f} fps  " if fps else ""
-    text = f"{rate}{faces} face{'s' if faces != 1 else ''}" + ("  PAUSED (p)" if paused else "")
+    text = f"{rate}{faces} face{'s' if faces != 1 else ''}  " + ("PAUSED (p resumes)" if paused else KEYS_HINT)
     cv2.putText(frame, text, (8, 20), FONT, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
     cv2.putText(frame, text, (8, 20), FONT, 0.55, (0, 255, 0), 1, cv2.LINE_AA)

@@ -41,9 +41,12 @@ class Window:
         cv2.imwrite(str(path), canvas)
         self.log(f"snapshot saved: {path}")
 
-    def show(self, canvas):
-        """Show a frame and handle keys; False when the user asked to quit."""
-        cv2.imshow(WINDOW_TITLE, canvas)
+    def show(self, canvas, fps=0.0, faces=0):
+        """Show a frame with the status line (`fps`, `faces`, the keys) drawn on a copy, so the video
+        written carries only the faces; handle keys; False when the user asked to quit."""
+        shown = canvas.copy()
+        draw_status(shown, fps, faces)
+        cv2.imshow(WINDOW_TITLE, shown)
         while True:
             key = cv2.waitKey(1 if not self.paused else 50) & 0xFF
             if key in KEY_QUIT or self.closed_by_user():
@@ -51,10 +54,10 @@ class Window:
             if key in (ord("p"), ord("P")):
                 self.paused = not self.paused
                 shown = canvas.copy()
-                draw_status(shown, 0.0, 0, paused=self.paused)
-                cv2.imshow(WINDOW_TITLE, shown if self.paused else canvas)
+                draw_status(shown, fps, faces, paused=self.paused)
+                cv2.imshow(WINDOW_TITLE, shown)
             elif key in (ord("s"), ord("S")):
-                self.save_snapshot(canvas)
+                self.save_snapshot(shown)
             if not self.paused:
                 return True
 
