@@ -1,5 +1,6 @@
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -69,3 +70,17 @@ def test_interrupted_write_keeps_the_old_file(tmp_path):
             raise KeyboardInterrupt
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_a_pickle_of_deeply_nested_lists_is_refused_in_one_line(tmp_path):
+    nested = []
+    for _ in range(20000):
+        nested = [nested]
+    path = tmp_path / "features.pickle"
+    sys.setrecursionlimit(50000)  # to write it; the loader runs at the default limit
+    try:
+        path.write_bytes(pickle.dumps(nested, protocol=pickle.HIGHEST_PROTOCOL))
+    finally:
+        sys.setrecursionlimit(1000)
+    with pytest.raises(UserError, match="features.pickle: refused to load .*nested deeper"):
+        load_array_pickle(path)

@@ -1,5 +1,9 @@
+import zipfile
+
 import numpy as np
 import pytest
+
+from emotion_analyzer.errors import UserError
 
 
 def test_original_architecture():
@@ -113,3 +117,30 @@ def test_mixed_bfloat16_computes_in_bfloat16_with_a_float32_output():
     conv = model.get_layer("conv_50")
     assert conv.compute_dtype == "bfloat16" and conv.kernel.dtype == "float32"
     assert model.output.dtype == "float32"  # softmax and loss in float32
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"labels": ["happy", "happy", "sad", "fear", "angry", "neutral"]}, "label 'happy' is listed twice"),
+    ({"labels": ["", "happy", "sad", "fear", "angry", "neutral"]}, "label '' is not a name"),
+    ({"labels": ["\x1b[2J\x1b[31mhappy", "b", "c", "d", "e", "f"]}, "with control characters"),
+    ({"labels": ["nul\x00", "b", "c", "d", "e", "f"]}, "with control characters"),
+    ({"framings": {"haar": {"margin": 1e9, "offset": 0}}}, "framing 'haar': margin 1000000000.0 is not a number"),
+    ({"framings": {"mtcnn": {"margin": "wide"}}}, "framing 'mtcnn': margin 'wide' is not a number"),
+    ({"framings": {"haar": {"margin": 0.1, "offset": -5}}}, "offset -5 is not a number from -1.0 to 1.0"),
+    ({"framing": "wide"}, "framing 'framing' must be an object"),
+    ({"input": {"equalized": "yes"}}, "'input' must say whether the model reads equalized faces"),
+])
+def test_a_model_json_from_elsewhere_is_checked_on_load_and_refused_in_one_line(tmp_path, change, message):
+    import json
+
+    from emotion_analyzer.core.model import check_model_file, input_contract
+
+    model = tmp_path / "model.keras"
+    with zipfile.ZipFile(model, "w") as archive:
+        archive.writestr("config.json", "{}")
+    info = {"labels": ["angry", "fear", "happy", "neutral", "sad", "surprise"], "input": input_contract(True)}
+    model.with_suffix(".json").write_text(json.dumps({**info, **change}))
+    with pytest.raises(UserError) as refused:
+        check_model_file(model)
+    assert message in str(refused.value) and "model.json" in str(refused.value) and "\n" not in str(refused.value)
+    assert "\x1b" not in str(refused.value) and "\x00" not in str(refused.value)  # shown escaped, never raw

@@ -43,3 +43,18 @@ def test_outputs_appear_under_their_names_only_when_closed(tmp_path):
     capture = cv2.VideoCapture(str(tmp_path / "faces.avi"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3 == video.frames
     capture.release()
+
+
+def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted(tmp_path):
+    import csv
+
+    labels = ["=cmd|' /C calc'!A0", "happy", "+1", "@SUM(A1)", "-2"]
+    log = CsvLog(tmp_path / "faces.csv", labels)
+    log.write("=HYPERLINK(\"http://x\")", 0, 0.0, 1, (1, 2, 3, 4), np.full(5, 0.2, np.float32), 0)
+    log.close()
+    with open(tmp_path / "faces.csv", newline="") as handle:
+        header, row = list(csv.reader(handle))
+    for cell in header + row:
+        assert not cell.startswith(("=", "+", "-", "@")), cell
+    assert "'=cmd|' /C calc'!A0" in header and "happy" in header
+    assert row[0] == "'=HYPERLINK(\"http://x\")" and row[1] == "0" and row[3] == "1"

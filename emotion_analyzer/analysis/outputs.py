@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.common.fileio import commit_temp, temp_path_beside
+from emotion_analyzer.common.fileio import commit_temp, spreadsheet_safe, temp_path_beside
 from emotion_analyzer.common.stops import deferred
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
@@ -41,13 +41,13 @@ class CsvLog:
         self.tmp = temp_path_beside(self.path)
         self.handle = open(self.tmp, "w", newline="")
         self.writer = csv.writer(self.handle)
-        self.writer.writerow(result_columns(self.labels))
+        self.writer.writerow([spreadsheet_safe(column) for column in result_columns(self.labels)])
         self.rows = 0
 
     def write(self, *face):
         row = result_row(self.labels, *face)
         row[2] = f"{row[2]:.3f}"  # time_s to the millisecond; the probabilities to 4 decimals
-        row = [f"{value:.4f}" if isinstance(value, float) else value for value in row]
+        row = [f"{value:.4f}" if isinstance(value, float) else spreadsheet_safe(value) for value in row]
         with deferred():  # so the count of rows written is the number in the file
             self.writer.writerow(row)
             self.rows += 1

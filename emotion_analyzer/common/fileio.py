@@ -144,5 +144,24 @@ def load_array_pickle(path, data=None):
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
         raise UserError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})."
                         " Re-create it with prep_data.py.") from None
-    _check_plain(obj, path)
+    except RecursionError:
+        raise UserError(f"{path}: refused to load (nested deeper than any prepared set is)."
+                        " Re-create it with prep_data.py.") from None
+    try:
+        _check_plain(obj, path)
+    except RecursionError:
+        raise UserError(f"{path}: refused to load (lists nested deeper than any prepared set's)."
+                        " Re-create it with prep_data.py.") from None
     return obj
+
+
+# A cell a spreadsheet would run as a formula starts with one of these (OWASP's CSV injection advice).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell):
+    """`cell` as a CSV cell no spreadsheet runs: text starting like a formula gets a leading quote, as
+    spreadsheet tools expect; numbers and other text are left as they are."""
+    if isinstance(cell, str) and cell.startswith(FORMULA_STARTS):
+        return "'" + cell
+    return cell

@@ -159,13 +159,47 @@ def load_model_info(model_path):
     if not path.is_file():
         raise UserError(f"{path} not found: a model needs its JSON (labels) beside it; retrain with training.py")
     try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid JSON ({exc}); retrain with training.py") from None
+    problem = info_problem(info) if isinstance(info, dict) else "not a JSON object"
+    if problem:
+        raise UserError(f"{path}: {problem}; retrain with training.py or restore the file from git")
+    return info
+
+
+# A label is printed to the terminal and written into CSV headers: a short name of printable characters.
+MAX_LABEL_LENGTH = 40
+# The framing values a crop can be made with: a margin of up to a whole box on each side, an offset of
+# up to a whole box's height.
+MARGIN_RANGE, OFFSET_RANGE = (0.0, 1.0), (-1.0, 1.0)
+
+
+def info_problem(info):
+    """What is wrong with a model's JSON from elsewhere (labels, framings, input record), or None."""
     labels = info.get("labels")
     if not (isinstance(labels, list) and len(labels) >= 2 and all(isinstance(x, str) for x in labels)):
-        raise UserError(f"{path}: 'labels' must list the emotions in output order; retrain with training.py")
-    return info
+        return "'labels' must list the emotions in output order"
+    bad = [label for label in labels if not label.strip() or not label.isprintable() or len(label) > MAX_LABEL_LENGTH]
+    if bad:
+        return (f"label {bad[0]!r} is not a name (empty, over {MAX_LABEL_LENGTH} characters, or with control"
+                " characters)")
+    if len(set(labels)) != len(labels):
+        return f"label {next(x for x in labels if labels.count(x) > 1)!r} is listed twice"
+    framings = dict(info.get("framings", {}))
+    if "framing" in info:
+        framings["framing"] = info["framing"]
+    for name, framing in framings.items():
+        if not isinstance(framing, dict):
+            return f"framing {name!r} must be an object with margin and offset"
+        for key, (low, high) in (("margin", MARGIN_RANGE), ("offset", OFFSET_RANGE)):
+            value = framing.get(key, 0.0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                return f"framing {name!r}: {key} {value!r} is not a number from {low} to {high}"
+    record = info.get("input", {})
+    if not isinstance(record, dict) or not isinstance(record.get("equalized", False), bool):
+        return "'input' must say whether the model reads equalized faces (\"equalized\": true or false)"
+    return None
 
 
 def check_model_file(model_path):
