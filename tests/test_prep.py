@@ -1,5 +1,6 @@
 import json
 import pickle
+import re
 import shutil
 
 import numpy as np
@@ -145,3 +146,14 @@ def test_the_manifest_names_every_file_with_its_size_and_fingerprint(cleaned):
                                                 "test_labels.pickle", "test_leaks.pickle"])
     for name, entry in manifest["files"].items():
         assert entry["bytes"] == (cleaned / name).stat().st_size and len(entry["blake2b"]) == 32
+
+
+def test_progress_bars_end_at_the_count_of_images(tmp_path, capsys):
+    source = tmp_path / "raw"
+    make_folder_dataset(source, per_class=5)
+    assert clean_data.main(["--source", str(source), "--out", str(tmp_path / "data"), "--chart",
+                            str(tmp_path / "c.png")]) == 0
+    assert prep_data.main(["--data", str(tmp_path / "data")]) == 0
+    bars = capsys.readouterr().err.replace("\r", "\n")
+    for desc, count in (("copying", 60), ("reading train", 30), ("reading test", 30)):
+        assert re.search(rf"{desc}: 100%\|.*\| {count}/{count} ", bars), desc

@@ -72,7 +72,8 @@ def load_split(data_dir, split, categories, workers=4, votes=None):
     arrays, kept_labels, names, converted = [], [], [], 0
     with ThreadPoolExecutor(workers) as pool:
         results = progress(pool.map(read, paths), total=len(paths), desc=f"reading {split}", unit="img")
-        for path, label, (result, problem) in zip(paths, labels, results):
+        # the bar leads the zip, so it counts the last image too (zip stops at the first iterable to end)
+        for (result, problem), path, label in zip(results, paths, labels):
             if problem:
                 skipped.append((path, problem))
                 continue

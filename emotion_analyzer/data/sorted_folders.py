@@ -88,7 +88,8 @@ def write_output(items, out, categories, force, description, workers=4, with_vot
         written = []
         with ThreadPoolExecutor(workers) as pool:
             results = pool.map(lambda item: _write_item(item, partial), items)
-            for item, problem in zip(items, progress(results, total=len(items), desc="copying", unit="img")):
+            # the bar leads the zip, so it counts the last item too (zip stops at the first iterable to end)
+            for problem, item in zip(progress(results, total=len(items), desc="copying", unit="img"), items):
                 if problem:
                     skipped.append((item.path, problem))
                 written.append(not problem)
