@@ -55,7 +55,7 @@ def face_video(tmp_path_factory):
 def test_video_gives_boxes_csv_and_annotated_video(fresh_model, face_video, tmp_path, capsys):
     video, expected = face_video
     out_csv, out_video = tmp_path / "emotions.csv", tmp_path / "annotated.mp4"
-    assert run(fresh_model, video, "--csv", out_csv, "--output", out_video) == 0
+    assert run(fresh_model, video, "--csv", out_csv, "--output", out_video, "--verbose") == 0
     log = capsys.readouterr().out
     assert "device: CPU, CNN on TensorFlow Lite" in log and "fps" in log and "p95" in log
     fields, rows = read_rows(out_csv)
@@ -111,7 +111,10 @@ def test_folder_of_images_with_unreadable_files_and_odd_formats(fresh_model, tmp
     for row in rows:
         per_source[row["source"]] = per_source.get(row["source"], 0) + 1
     assert per_source["a_colour.jpg"] == per_source["b_gray.png"] == per_source["c_alpha.png"] == 2
-    assert "d_noface.png" not in per_source
+    # A photo with no face has its row, so "no face" differs from "not read" (no row at all).
+    (no_face,) = [row for row in rows if row["source"] == "d_noface.png"]
+    assert no_face["emotion"] == "no face" and no_face["face"] == no_face["x"] == no_face["happy"] == ""
+    assert "e_empty.jpg" not in per_source
     assert count_video_frames(tmp_path / "v.avi") == 34
 
 
@@ -126,6 +129,38 @@ def test_photos_in_subfolders_are_read_and_named_by_their_path_under_the_folder(
     # A folder run reads them too, into the folder's photos.csv.
     assert run(fresh_model, photos, "--csv-dir", tmp_path / "out") == 0
     assert {row["source"] for row in read_rows(tmp_path / "out" / "photos.csv")[1]} == sources
+
+
+def test_each_photo_s_answer_is_one_plain_line_and_diagnostics_wait_for_verbose(fresh_model, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    write_image(photos / "happy" / "one.png", compose_frame(0, faces=1)[0])
+    write_image(photos / "group.png", compose_frame(3, faces=3)[0])
+    write_image(photos / "wall.png", np.full((240, 320, 3), 90, np.uint8))
+    assert run(fresh_model, photos, "--detector", "haar") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"group\.png: 3 faces: \w+ \d+%, \w+ \d+%, \w+ \d+%", out[0]), out
+    assert re.fullmatch(r"happy/one\.png: \w+ \d+%", out[1]) and out[2] == "wall.png: no face", out
+    assert re.fullmatch(r"3 photo\(s\), 4 face\(s\): .*; no face in 1", out[3]) and len(out) == 4, out
+    assert run(fresh_model, photos, "--detector", "haar", "--quiet") == 0
+    assert capsys.readouterr().out == ""
+    assert run(fresh_model, photos, "--detector", "haar", "--verbose") == 0
+    verbose = capsys.readouterr().out
+    assert "device: CPU" in verbose and "wall.png: no face" in verbose and "fps" in verbose
+
+
+def test_a_photo_run_s_chart_counts_faces_per_emotion(fresh_model, tmp_path, monkeypatch):
+    from emotion_analyzer.common import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "plot_emotion_counts", lambda counts, labels, photos, without_face, path:
+                        drawn.update(counts=list(counts), photos=photos, without_face=without_face))
+    photos = tmp_path / "photos"
+    write_image(photos / "a.png", compose_frame(0, faces=2)[0])
+    write_image(photos / "b.png", np.full((240, 320, 3), 90, np.uint8))
+    assert run(fresh_model, photos, "--detector", "haar", "--csv", tmp_path / "e.csv") == 0
+    rows = read_rows(tmp_path / "e.csv")[1]
+    assert sum(drawn["counts"]) == 2 == sum(row["face"] != "" for row in rows)
+    assert drawn["photos"] == 2 and drawn["without_face"] == 1
 
 
 def test_single_image(fresh_model, tmp_path):
@@ -212,7 +247,7 @@ def test_no_display_available_is_one_line(fresh_model, face_video, monkeypatch, 
 def test_camera_that_stops_mid_run_finishes_cleanly(fresh_model, tmp_path, monkeypatch, capsys):
     camera = StoppingCamera(12)
     monkeypatch.setattr(analyze_module, "open_source", lambda source: ("camera", camera))
-    assert run(fresh_model, "0", "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.avi") == 0
+    assert run(fresh_model, "0", "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.avi", "--verbose") == 0
     captured = capsys.readouterr()
     log = captured.out
     assert "stopped delivering frames after 12" in captured.err  # a warning, on stderr
@@ -235,7 +270,7 @@ def test_stream_url_is_read_live_until_it_ends(fresh_model, face_video, tmp_path
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
     try:
-        assert run(fresh_model, url, "--csv", tmp_path / "e.csv") == 0
+        assert run(fresh_model, url, "--csv", tmp_path / "e.csv", "--verbose") == 0
     finally:
         server.shutdown()
         server.server_close()
@@ -311,7 +346,7 @@ def test_a_video_cut_short_is_reported(fresh_model, tmp_path, capsys):
     write_face_video(whole, frames=30, faces=1)
     cut = tmp_path / "cut.avi"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    assert run(fresh_model, cut, "--csv", tmp_path / "e.csv") == 0
+    assert run(fresh_model, cut, "--csv", tmp_path / "e.csv", "--verbose") == 0
     captured = capsys.readouterr()
     processed = int(re.search(r"^([\d,]+) frames in", captured.out, re.M).group(1))
     assert processed < 30
@@ -339,7 +374,7 @@ def test_sigterm_ends_a_run_as_ctrl_c_does(fresh_model, tmp_path):
     out_csv, out_video = tmp_path / "e.csv", tmp_path / "v.avi"
     process = subprocess.Popen([sys.executable, str(ROOT / "analyzer.py"), "--source", str(video), "--model",
                                 str(fresh_model), "--no-display", "--realtime", "--csv", str(out_csv),
-                                "--output", str(out_video)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                "--output", str(out_video), "--verbose"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert process.stdout.readline().startswith("device:")  # the run has begun
     time.sleep(1.5)
@@ -457,16 +492,18 @@ def test_photos_are_read_with_mirror_views_and_the_models_framing(fresh_model, t
     (tmp_path / model.with_suffix(".json").name).write_text(json.dumps({**info, "framing": {"margin": 0.2,
                                                                                             "offset": 0.1}}))
     photo = write_image(tmp_path / "photo.png", compose_frame(0, faces=1)[0])
-    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--detector", "haar"]) == 0
+    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--detector", "haar",
+                          "--verbose"]) == 0
     log = capsys.readouterr().out
     # The model reads equalized faces (its JSON's input record), so every crop is equalized.
     assert ("faces found by haar; views per face: flip; crop: Framing(margin=0.2, offset=0.1, equalize=True);"
             " smoothing: off") in log
     # Photos are searched with MTCNN by default, whose boxes have their own framing (this JSON predates it).
-    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display"]) == 0
+    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--verbose"]) == 0
     assert (f"faces found by mtcnn (Haar where it finds none); views per face: flip; crop:"
             f" {replace(DEFAULT_FRAMINGS['mtcnn'], equalize=True)}") in capsys.readouterr().out
-    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--set", "framing.margin=0.3"]) == 0
+    assert analyzer.main(["--source", str(photo), "--model", str(model), "--no-display", "--set", "framing.margin=0.3",
+                          "--verbose"]) == 0
     assert "crop: Framing(margin=0.3, offset=-0.05, equalize=True)" in capsys.readouterr().out
 
 
@@ -525,10 +562,10 @@ def test_a_model_that_reads_another_size_is_refused_in_one_line(tmp_path, face_v
 
 
 def test_videos_keep_haar_unless_mtcnn_is_asked_for(fresh_model, face_video, tmp_path, capsys):
-    assert run(fresh_model, face_video[0], "--csv", tmp_path / "auto.csv", "--max-frames", "6") == 0
+    assert run(fresh_model, face_video[0], "--csv", tmp_path / "auto.csv", "--max-frames", "6", "--verbose") == 0
     assert "faces found by haar;" in capsys.readouterr().out
     assert run(fresh_model, face_video[0], "--csv", tmp_path / "mtcnn.csv", "--max-frames", "6",
-               "--detector", "mtcnn") == 0
+               "--detector", "mtcnn", "--verbose") == 0
     assert "faces found by mtcnn;" in capsys.readouterr().out
     rows = read_rows(tmp_path / "mtcnn.csv")[1]
     assert len(rows) == 6 * 3  # every face of every frame (three faces)

@@ -58,7 +58,8 @@ def test_analyzer_starts_without_native_log_lines(fresh_model, tmp_path):
     write_image(image, np.full((120, 160), 90, np.uint8))
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
     done = subprocess.run([sys.executable, str(ROOT / "analyzer.py"), "--source", str(image), "--model",
-                           str(fresh_model), "--no-display"], env=env, capture_output=True, text=True, timeout=300)
+                           str(fresh_model), "--no-display", "--verbose"], env=env, capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("device: CPU"), done.stdout
     native = [line for line in done.stderr.splitlines() if "absl" in line or line[:1] in "IWE" and line[1:5].isdigit()]

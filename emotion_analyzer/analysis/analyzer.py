@@ -28,7 +28,8 @@ from emotion_analyzer.common.settings import setting
 from emotion_analyzer.core.framing import crop_faces, DEFAULT_FRAMING, Framing, framings_of_model
 from emotion_analyzer.core.images import image_files_under, to_gray_uint8
 from emotion_analyzer.core.model import check_model_file
-from emotion_analyzer.analysis.outputs import check_video_name, CsvLog, Summary, VideoOutput
+from emotion_analyzer.analysis.outputs import (check_video_name, CsvLog, photo_answer, PhotoSummary, Summary,
+                                               VideoOutput)
 from emotion_analyzer.analysis.smoothing import FaceSmoothers, Smoothing
 from emotion_analyzer.analysis.stats import peak_rss_mb, RunStats
 from emotion_analyzer.common.stops import deferred, exit_code
@@ -147,11 +148,13 @@ def check_output_paths(model, source, outputs):
 class Analyzer:
     """The model, its compiled classifier and the detectors, built once; `run` reads one source."""
 
-    def __init__(self, settings=None, log=print, warn=warn):
+    def __init__(self, settings=None, log=print, warn=warn, say=None):
+        """`log` the diagnostics (device, settings, timing), `say` the answers (a line per photo, the
+        summary, what was written; `log` when None), `warn` what went wrong."""
         from emotion_analyzer.core.model import load_trained_model
 
         self.settings = (settings or AnalyzerSettings()).check()
-        self.log, self.warn = log, warn
+        self.log, self.warn, self.say = log, warn, say or log
         self.model, info = load_trained_model(self.settings.model)
         self.labels = info["labels"]
         self.framings = framings_of_model(info)
@@ -227,7 +230,7 @@ class Analyzer:
             check_output_paths(self.settings.model, source, outputs)
         kind, reader = opened or open_source(source)
         photo = kind in ("image", "folder")
-        stats, summary = RunStats(), Summary(self.labels)
+        stats, summary = RunStats(), PhotoSummary(self.labels) if photo else Summary(self.labels)
         self.log(f"device: {describe_device()}, CNN on {self.classifier.engine_name}; source: {source} ({kind});"
                  f" labels: {', '.join(self.labels)}")
         smoothing = None if photo else self.settings.smoothing
@@ -252,7 +255,7 @@ class Analyzer:
                 def read(frame, stats):
                     return self._read_video_frame(frame, video_faces, smoothers, stats)
             try:
-                loop(capture, read, writers, summary, stats, outputs, photo)
+                loop(capture, read, writers, summary, stats, outputs, self.say if photo else None)
             except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (stops.py)
                 stats.interrupted, stats.exit_code = str(exc) or "SIGINT", exit_code(exc)
             stats.ended_early, stats.dropped = capture.error, capture.dropped
@@ -260,7 +263,7 @@ class Analyzer:
                 writers.window.hold()
         if stats.frames == 0 and not stats.interrupted:
             raise UserError(nothing_read_message(kind, source, stats))
-        report(stats, summary, outputs, self.log, self.warn)
+        report(stats, summary, outputs, self.log, self.say, self.warn)
         return stats
 
 
@@ -287,8 +290,9 @@ def open_writers(stack, outputs, labels, reader, log):
     return Writers([t for t in (csv_log, outputs.table) if t is not None], csv_log, video, window, bar)
 
 
-def loop(capture, read, writers, summary, stats, outputs, photo):
-    """Read, analyze and write frames until the source ends, max_frames, or the window is closed."""
+def loop(capture, read, writers, summary, stats, outputs, answer=None):
+    """Read, analyze and write frames until the source ends, max_frames, or the window is closed; photos
+    (`answer`: where each photo's one-line answer goes) have a row even with no face."""
     while outputs.max_frames is None or stats.frames < outputs.max_frames:
         started = time.perf_counter()
         with stats.stage("capture"):
@@ -300,7 +304,14 @@ def loop(capture, read, writers, summary, stats, outputs, photo):
             for face_id, box, probs, shown in faces:
                 for table in writers.tables:
                     table.write(frame.name, frame.index, frame.time_s, face_id, box, probs, shown)
-                summary.add(f"{frame.name}#{face_id}" if photo else face_id, frame.time_s, shown)
+            if answer is None:
+                for face_id, _, _, shown in faces:
+                    summary.add(face_id, frame.time_s, shown)
+            else:
+                for table in writers.tables if not faces else ():
+                    table.write_no_face(frame.name, frame.index, frame.time_s)
+                summary.add_photo(faces)
+                answer(photo_answer(frame.name, faces, summary.labels))
             if writers.video:
                 writers.video.write(canvas)
             stats.frame_done(started, len(faces))
@@ -326,27 +337,28 @@ def nothing_read_message(kind, source, stats):
             + (f" ({len(stats.skipped)} file(s) unreadable)" if stats.skipped else ""))
 
 
-def report(stats, summary, outputs, log, warn):
-    """What a run did: timing, what was skipped or cut short, the summary, and what was written."""
+def report(stats, summary, outputs, log, say, warn):
+    """What a run did: timing (`log`), what was skipped or cut short, the summary and what was written
+    (`say`)."""
     for line in stats.timing_lines():
         log(line)
     if stats.skipped:
         for line in format_skipped((Path(p).name, why) for p, why in stats.skipped):
-            log(line)
+            say(line)
     if stats.dropped:
         log(f"skipped {stats.dropped:,} stale frame(s) from the live source to stay real-time")
     if stats.ended_early:
         warn(f"{stats.ended_early}; finished with what was captured")
     if stats.interrupted:
-        log(f"interrupted ({stats.interrupted}): the CSV and video hold every frame processed until then")
+        say(f"interrupted ({stats.interrupted}): the CSV and video hold every frame processed until then")
     for line in summary.lines():
-        log(line)
+        say(line)
     if outputs.csv:
-        log(f"wrote {stats.csv_rows:,} rows to {outputs.csv}")
+        say(f"wrote {stats.csv_rows:,} rows to {outputs.csv}")
     if outputs.video:
-        log(f"wrote {stats.video_frames:,} frames to {outputs.video}")
+        say(f"wrote {stats.video_frames:,} frames to {outputs.video}")
     keep = outputs.csv or outputs.video
-    if keep and summary.per_face and outputs.summary_plot:
+    if keep and summary.has_faces() and outputs.summary_plot:
         plot_path = summary_plot_path(keep)
         summary.save_plot(plot_path)
-        log(f"summary plot: {plot_path}")
+        say(f"summary plot: {plot_path}")

@@ -32,6 +32,24 @@ def result_row(labels, source, frame, time_s, face, box, probabilities, shown=No
             labels[shown]]
 
 
+# The emotion of a photo's row when it has no face, so "no face" differs from "not read" (no row).
+NO_FACE = "no face"
+
+
+def no_face_row(labels, source, frame, time_s):
+    """A photo with no face as the values of result_columns(): no face, box or probabilities."""
+    return [source, frame, float(time_s), None, None, None, None, None, *([None] * len(labels)), NO_FACE]
+
+
+def photo_answer(name, faces, labels):
+    """One plain line for a photo: 'happy/001.jpg: happy 86%', '... : 2 faces: happy 86%, sad 40%' (left
+    to right), or '...: no face'; `faces` as the analyzer reads them (id, box, probabilities, shown)."""
+    read = [f"{labels[shown]} {probs[shown]:.0%}" for _, _, probs, shown in faces]
+    if not read:
+        return f"{name}: {NO_FACE}"
+    return f"{name}: {read[0]}" if len(read) == 1 else f"{name}: {len(read)} faces: {', '.join(read)}"
+
+
 class CsvLog:
     """The rows of result_columns() in a CSV file (--csv)."""
 
@@ -45,7 +63,12 @@ class CsvLog:
         self.rows = 0
 
     def write(self, *face):
-        row = result_row(self.labels, *face)
+        self._write(result_row(self.labels, *face))
+
+    def write_no_face(self, source, frame, time_s):
+        self._write(no_face_row(self.labels, source, frame, time_s))
+
+    def _write(self, row):
         row[2] = f"{row[2]:.3f}"  # time_s to the millisecond; the probabilities to 4 decimals
         row = [f"{value:.4f}" if isinstance(value, float) else spreadsheet_safe(value) for value in row]
         with deferred():  # so the count of rows written is the number in the file
@@ -70,6 +93,9 @@ class RowTable:
 
     def write(self, *face):
         self.values.append(result_row(self.labels, *face))
+
+    def write_no_face(self, source, frame, time_s):
+        self.values.append(no_face_row(self.labels, source, frame, time_s))
 
     def to_dataframe(self):
         import pandas as pd
@@ -133,6 +159,9 @@ class Summary:
         self.per_face[face_id][top] += 1
         self.per_bin[int(time_s // self.bin_seconds)][top] += 1
 
+    def has_faces(self):
+        return bool(self.per_face)
+
     def face_shares(self):
         return {face: counts / counts.sum() for face, counts in sorted(self.per_face.items())}
 
@@ -171,3 +200,33 @@ class Summary:
         if len(shares) > 20:  # a folder of photos has a face per photo: keep the chart readable
             shares = dict(list(shares.items())[:20])
         plot_emotion_summary(shares, self.timeline(), self.labels, path)
+
+
+class PhotoSummary:
+    """What a run of photos read: how many faces read as each emotion, and the photos with no face."""
+
+    def __init__(self, labels):
+        self.labels = list(labels)
+        self.counts = np.zeros(len(self.labels), np.int64)
+        self.photos = self.without_face = 0
+
+    def has_faces(self):
+        return bool(self.counts.sum())
+
+    def add_photo(self, faces):
+        self.photos += 1
+        self.without_face += not faces
+        for _, _, _, shown in faces:
+            self.counts[shown] += 1
+
+    def lines(self):
+        if not self.photos:
+            return ["no photos were read"]
+        read = ", ".join(f"{label} {count:,}" for label, count in zip(self.labels, self.counts) if count)
+        return [f"{self.photos:,} photo(s), {int(self.counts.sum()):,} face(s)" + (f": {read}" if read else "")
+                + f"; no face in {self.without_face:,}"]
+
+    def save_plot(self, path):
+        from emotion_analyzer.common.plots import plot_emotion_counts
+
+        plot_emotion_counts(self.counts, self.labels, self.photos, self.without_face, path)

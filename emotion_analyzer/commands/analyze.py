@@ -19,7 +19,7 @@ from pathlib import Path
 from emotion_analyzer.analysis.analyzer import AnalyzerSettings, RunOutputs
 from emotion_analyzer.common import settings as settable
 from emotion_analyzer.common.device import hide_gpus
-from emotion_analyzer.common.cli import Parser, positive_int, run_cli
+from emotion_analyzer.common.cli import Parser, positive_int, run_cli, silent
 from emotion_analyzer.common.stops import at_safe_points
 from emotion_analyzer.errors import UserError
 
@@ -52,6 +52,10 @@ def parse_args(argv, prog=None):
                               " RAY_ADDRESS names, else starts one here (needs `pip install .[ray]`)")
     parser.add_argument("--snapshots", type=Path, default=outputs.snapshot_dir,
                         help="where the s key saves snapshots (default: %(default)s)")
+    talk = parser.add_mutually_exclusive_group()
+    talk.add_argument("--verbose", action="store_true",
+                      help="also print the device, the settings and the timing (frame rate, latency, memory)")
+    talk.add_argument("--quiet", action="store_true", help="print nothing but warnings and errors (for scripts)")
     parser.add_argument("--cpu", action="store_true", help="hide GPUs and classify on the CPU")
     args = parser.parse_args(argv)
     if any(name == "help" for name, _ in args.set):
@@ -86,7 +90,7 @@ def analyze(args):
     check_run(settings.model, args.source, outputs)  # a wrong path is said at once, not after TensorFlow starts
     start_tensorflow()
     with at_safe_points():  # building the engine converts the model with TensorFlow
-        analyzer = Analyzer(settings)
+        analyzer = Analyzer(settings, log=print if args.verbose else silent, say=silent if args.quiet else print)
     return analyzer.run(args.source, outputs).exit_code
 
 

@@ -89,3 +89,14 @@ def plot_emotion_summary(shares_per_face, timeline, labels, path):
     axes[1].set_title("Emotions over time")
     axes[1].legend(loc="upper left", bbox_to_anchor=(1, 1), fontsize=8)
     save_figure(fig, path)
+
+
+def plot_emotion_counts(counts, labels, photos, without_face, path):
+    """How many faces of a run of photos read as each emotion: a bar per emotion, its count above it."""
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 4))
+    bars = ax.bar([label.title() for label in labels], counts, color="#4c72b0")
+    ax.bar_label(bars, [f"{int(c):,}" for c in counts])
+    ax.set_ylabel("faces")
+    ax.set_title(f"Faces read as each emotion: {int(sum(counts)):,} in {photos:,} photo(s), no face in {without_face:,}")
+    ax.margins(y=0.15)
+    save_figure(fig, path)
