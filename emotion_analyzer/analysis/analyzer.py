@@ -240,7 +240,9 @@ class Analyzer:
                  f" smoothing: {smoothing or 'off'}")
         started = time.perf_counter()
         with contextlib.ExitStack() as stack:  # closed in reverse: detection, capture, then the writers
-            writers = open_writers(stack, outputs, self.labels, reader, self.log)
+            # a photo's answer line is its progress: no bar beside the lines
+            writers = open_writers(stack, replace(outputs, progress=False) if photo else outputs, self.labels,
+                                   reader, self.log)
             stack.callback(finish_stats, stats, started, reader, writers)
             live = kind in ("camera", "stream")
             capture = stack.enter_context(ThreadedCapture(reader, latest_only=live or outputs.realtime,
