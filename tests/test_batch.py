@@ -109,3 +109,39 @@ def test_on_a_local_ray_cluster_the_same_csvs(clip_folder, single_runs, tmp_path
 def test_ray_and_workers_need_a_folder_run(capsys):
     assert analyzer.main(["--source", "0", "--ray", "auto"]) == 2
     assert "give --csv-dir OUT too" in capsys.readouterr().err
+
+
+NATIVE_CHECK = """
+import sys
+from emotion_analyzer.commands.analyze import main
+code = main(sys.argv[1:])
+print("tensorflow imported:", "tensorflow" in sys.modules)
+raise SystemExit(code)
+"""
+
+
+def native_log_lines(stderr):
+    return [line for line in stderr.splitlines() if "absl" in line or line[:1] in "IWE" and line[1:5].isdigit()]
+
+
+def test_a_rerun_with_nothing_left_starts_no_tensorflow_and_one_left_starts_it_quietly(fresh_model, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("a.avi", "b.avi"):
+        write_face_video(folder / name, frames=4, faces=1, width=320, height=240, size=100)
+    out = tmp_path / "out"
+    assert analyzer.main(["--source", str(folder), "--csv-dir", str(out), "--model", str(fresh_model)]) == 0
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+
+    def rerun():
+        return subprocess.run([sys.executable, "-c", NATIVE_CHECK, "--source", str(folder), "--csv-dir", str(out),
+                               "--model", str(fresh_model), "--workers", "2"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    done = rerun()
+    assert done.returncode == 0 and "2 already complete" in done.stdout, done.stderr
+    assert "tensorflow imported: False" in done.stdout
+    (out / "b.avi.csv").unlink()  # one file left: read in this process, not a worker's
+    done = rerun()
+    assert done.returncode == 0 and "1 already complete" in done.stdout, done.stderr
+    assert (out / "b.avi.csv").is_file() and native_log_lines(done.stderr) == [], done.stderr

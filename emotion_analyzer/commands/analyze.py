@@ -105,11 +105,7 @@ def analyze_folder_from_args(args, settings):
     if args.csv or args.output:
         raise UserError("--csv-dir writes a CSV per file: drop --csv and --output")
     check_model_file(settings.model)
-    check_output_folder(args.csv_dir, "--csv-dir")
-    if args.workers == 1 and not args.ray:  # read here; otherwise each worker starts its own TensorFlow
-        from emotion_analyzer.common.device import start_tensorflow
-
-        start_tensorflow()
+    check_output_folder(args.csv_dir, "--csv-dir")  # TensorFlow starts only where a file is read (scale.folder)
     return analyze_folder(settings, Path(args.source), args.csv_dir, args.workers, ray=args.ray)
 
 

@@ -42,6 +42,8 @@ def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None, r
     todo = [(source, csv_path) for source, csv_path in jobs if not csv_path.is_file()]
     log(f"{folder}: {len(jobs)} file(s), {len(jobs) - len(todo)} already complete in {out_dir};"
         f" {len(todo)} to read on {min(workers, len(todo)) if todo else 0} {'Ray actor' if ray else 'worker'}(s)")
+    if not todo:  # nothing to read: no TensorFlow, no model
+        return [], len(jobs)
     for _, csv_path in todo:
         csv_path.parent.mkdir(parents=True, exist_ok=True)
     results = []
@@ -80,9 +82,11 @@ def each_result(work, todo, settings, workers, analyzer=None):
     or one made from `settings`) for one worker, else on a pool of `workers` processes, each with an
     Analyzer of its own."""
     if workers <= 1 or len(todo) <= 1:
-        if analyzer is None:
+        if analyzer is None:  # read here, TensorFlow started quietly as in a worker
             from emotion_analyzer.analysis.analyzer import Analyzer
+            from emotion_analyzer.common.device import start_tensorflow
 
+            start_tensorflow()
             analyzer = Analyzer(settings, log=silent, warn=silent)
         for job in todo:
             yield work(analyzer, *job)
