@@ -3,8 +3,7 @@ library API, `from emotion_analyzer import EmotionRecognizer` (recognizer.py).""
 
 __all__ = ["AnalysisStopped", "EmotionRecognizer", "UserError", "__version__"]
 
-# The one place of the version: pyproject.toml reads it from here, --version prints it.
-__version__ = "1.1.0"
+from emotion_analyzer.config import VERSION as __version__  # noqa: E402  (config imports nothing heavy)
 
 
 def __getattr__(name):

@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+# The project's version: emotion_analyzer.__version__, what --version prints and pyproject.toml reads.
+VERSION = "1.1.0"
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT = PACKAGE_DIR.parent
 # In a checkout the scripts sit beside the package and their folders (data/, runs/, res/) are there.

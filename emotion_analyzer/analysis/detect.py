@@ -7,6 +7,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from emotion_analyzer.common.device import quiet_native_log
 from emotion_analyzer.common.settings import setting
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.core.framing import eye_angle
@@ -215,9 +216,13 @@ class MtcnnDetector:
 
     def _faces(self, rgb):
         """[(box x, y, w, h, eyes ((x, y), (x, y)) the image-left one first)] that MTCNN finds in `rgb`."""
+        # Where its first stage finds nothing, TensorFlow's runtime logs an "Incompatible shapes" warning
+        # from the second: a photo without a face is no fault to report.
+        with quiet_native_log():
+            found = self._mtcnn.detect_faces(rgb)
         return [(np.array(face["box"], np.float64),
                  np.array(sorted((face["keypoints"]["left_eye"], face["keypoints"]["right_eye"])), np.float64))
-                for face in self._mtcnn.detect_faces(rgb)]
+                for face in found]
 
     def _refined(self, rgb, box, eyes):
         """(box, eyes) of a face, searched again turned near upright when it is turned by more than

@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from tqdm import tqdm
 
+from emotion_analyzer import config
 from emotion_analyzer.common import stops
 from emotion_analyzer.errors import UserError
 
@@ -23,9 +24,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, **kwargs):
         kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(**kwargs)
-        from emotion_analyzer import __version__
-
-        self.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+        self.add_argument("--version", action="version", version=f"%(prog)s {config.VERSION}")
 
     def error(self, message):
         hint = f"{self.prog} --help lists the options"
