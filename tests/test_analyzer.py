@@ -197,7 +197,7 @@ def test_face_half_out_of_frame_is_still_classified(fresh_model, tmp_path):
 
 
 @pytest.mark.parametrize("source, message", [
-    ("7", "cannot open camera 7"),
+    ("7", "cannot open camera 7: no webcam there, or another program uses it; read a photo or a video instead"),
     ("nowhere.mp4", "not found"),
 ])
 def test_sources_that_cannot_open_give_one_line(fresh_model, capfd, source, message):
@@ -242,6 +242,11 @@ def test_no_display_available_is_one_line(fresh_model, face_video, monkeypatch, 
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert analyzer.main(["--source", str(face_video[0]), "--model", str(fresh_model)]) == 2
     assert "--no-display" in capsys.readouterr().err
+    # The first command a user runs reads the webcam: without a screen, the advice is a photo or a video.
+    assert analyzer.main(["--model", str(fresh_model)]) == 2
+    err = capsys.readouterr().err
+    assert "the source is a webcam: read a photo or a video instead, `--source FILE --no-display" in err
+    assert err.count("\n") == 1
 
 
 def test_camera_that_stops_mid_run_finishes_cleanly(fresh_model, tmp_path, monkeypatch, capsys):

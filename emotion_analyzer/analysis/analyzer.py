@@ -118,9 +118,9 @@ def input_files(model, source):
 def check_run(model, source, outputs):
     """Everything about a run that can be wrong before any work (and before TensorFlow starts): the
     display, the source, the model file and the outputs; raises UserError naming the first problem."""
+    kind, _ = parse_source(source)
     if outputs.display:
-        check_display_available()
-    parse_source(source)
+        check_display_available(camera=kind == "camera")
     check_model_file(model)
     check_output_paths(model, source, outputs)
 

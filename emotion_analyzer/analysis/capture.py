@@ -123,8 +123,8 @@ class VideoStream(Reader):
 
     def _open_error(self, target):
         if self.kind == "camera":
-            return (f"cannot open camera {target}: check it is connected and not in use by another program,"
-                    f" try another index (--source {target + 1}), or pass a video file with --source")
+            return (f"cannot open camera {target}: no webcam there, or another program uses it; read a photo or a"
+                    f" video instead (--source FILE), or try another camera (--source {target + 1})")
         if self.kind == "video":
             return (f"cannot decode video {target}: not a video OpenCV can read, or cut short or damaged;"
                     " re-encode it (for example `ffmpeg -i INPUT out.mp4`) or pass another file")

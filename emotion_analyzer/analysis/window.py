@@ -14,8 +14,13 @@ WINDOW_TITLE = "Emotion Analyzer"
 KEY_QUIT = {ord("q"), ord("Q"), 27}
 
 
-def check_display_available():
+def check_display_available(camera=False):
+    """A UserError when there is no display for the window; for a webcam source (a machine without a
+    screen rarely has a camera), the advice is a photo or a video instead."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        if camera:
+            raise UserError("no display to open a window on, and the source is a webcam: read a photo or a video"
+                            " instead, `--source FILE --no-display --csv out.csv`, or run under a desktop session")
         raise UserError("no display to open a window on: pass --no-display (with --output and/or --csv),"
                         " or run under a desktop session or xvfb-run")
 
