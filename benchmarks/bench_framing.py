@@ -46,7 +46,7 @@ def largest_faces(analyzer, folders):
 
 def accuracy_by_half(analyzer, faces, framing):
     """Share of faces read right among people of even and of odd number."""
-    crops = [crop_faces(gray, [box], framing, None if eyes is None else [eyes])[0]
+    crops = [crop_faces(gray, [box], framing, None if eyes is None else [eyes]).pixels
              for _, _, gray, box, eyes in faces]
     predicted = analyzer.classifier.classify(np.concatenate(crops)).argmax(axis=1)
     right = np.array([analyzer.labels[p] == emotion for p, (emotion, *_) in zip(predicted, faces)])

@@ -23,7 +23,6 @@ from emotion_analyzer.common.stops import Stopped
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.core.images import BadImage, read_image_file, unreadable_pixels
 from emotion_analyzer.analysis.outputs import RowTable
-from emotion_analyzer.analysis.stats import RunStats
 
 
 def read_image(path):
@@ -53,12 +52,11 @@ def as_image(image):
                     f" BGRA), got {type(image).__name__}" + (f" of shape {shape}" if shape is not None else ""))
 
 
-def face_result(labels, box, probabilities):
-    """One face as detect_emotions gives it: box, every emotion's probability, the top one and its probability."""
-    top = int(np.argmax(probabilities))
-    return {"box": tuple(int(v) for v in box),
-            "emotions": {label: float(p) for label, p in zip(labels, probabilities)},
-            "emotion": labels[top], "confidence": float(probabilities[top])}
+def face_result(labels, face):
+    """One FaceReading as detect_emotions gives it: box, every emotion's probability, the top one and its
+    probability."""
+    return {"box": face.box, "emotions": {label: float(p) for label, p in zip(labels, face.probabilities)},
+            "emotion": labels[face.shown], "confidence": face.confidence}
 
 
 class AnalysisStopped(Stopped):
@@ -106,8 +104,8 @@ class EmotionRecognizer:
         batch = isinstance(image, (list, tuple))
         images = [as_image(item) for item in (image if batch else [image])]
         with self._turn:
-            faces = self._analyzer.read_photos(images, RunStats())
-        results = [[face_result(self.labels, box, probs) for box, probs in photo] for photo in faces]
+            faces = self._analyzer.read_photos(images)
+        results = [[face_result(self.labels, face) for face in photo] for photo in faces]
         return results if batch else results[0]
 
     def analyze_video(self, source, max_frames=None):

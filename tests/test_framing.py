@@ -8,9 +8,9 @@ from emotion_analyzer.core.framing import (crop_faces, DEFAULT_FRAMINGS, Framing
 
 def test_faces_cut_by_the_frame_edge_are_clamped():
     gray = np.zeros((100, 120), np.uint8)
-    batch, used, boxes = crop_faces(gray, [(-20, 10, 50, 50), (100, 80, 40, 40), (500, 500, 10, 10)])
-    assert batch.shape == (2, 48, 48, 1) and used == [0, 1]
-    assert boxes == [(0, 10, 30, 50), (100, 80, 20, 20)]
+    crops = crop_faces(gray, [(-20, 10, 50, 50), (100, 80, 40, 40), (500, 500, 10, 10)])
+    assert crops.pixels.shape == (2, 48, 48, 1) and crops.used == [0, 1] and len(crops) == 2
+    assert crops.boxes == [(0, 10, 30, 50), (100, 80, 20, 20)]
 
 
 def test_framing_widens_and_lowers_the_crop_and_pads_at_the_edge():
@@ -31,8 +31,8 @@ def test_an_equalized_crop_spreads_a_dim_face_over_the_whole_range():
 
     dim = (100 + to_gray_uint8(astronaut_face(150)) // 6).astype(np.uint8)  # a face lit flat: grey levels 100-142
     box = [FACE_IN_REGION]
-    plain = crop_faces(dim, box, Framing(0.1, -0.05))[0][0, ..., 0]
-    equalized = crop_faces(dim, box, Framing(0.1, -0.05, equalize=True))[0][0, ..., 0]
+    plain = crop_faces(dim, box, Framing(0.1, -0.05)).pixels[0, ..., 0]
+    equalized = crop_faces(dim, box, Framing(0.1, -0.05, equalize=True)).pixels[0, ..., 0]
     assert plain.min() >= 100 and plain.max() <= 143
     assert equalized.min() < 10 and equalized.max() == 255
     # Equalizing keeps the order of grey levels: darker stays darker.
@@ -96,8 +96,8 @@ def test_a_turned_face_is_cropped_as_the_upright_one_by_its_eyes():
         unaligned = square_crop(turned, framing.crop_box(box)).astype(float)
         assert np.corrcoef(aligned.ravel(), reference.ravel())[0, 1] > 0.97, degrees
         assert np.corrcoef(unaligned.ravel(), reference.ravel())[0, 1] < 0.9, degrees
-    batch, used, _ = crop_faces(upright, [box], framing, eyes=[eyes])
-    np.testing.assert_array_equal(batch[0, ..., 0], crop_faces(upright, [box], framing)[0][0, ..., 0])
+    level = crop_faces(upright, [box], framing, eyes=[eyes]).pixels
+    np.testing.assert_array_equal(level[0, ..., 0], crop_faces(upright, [box], framing).pixels[0, ..., 0])
 
 
 def test_each_face_can_have_its_own_framing():
@@ -107,7 +107,7 @@ def test_each_face_can_have_its_own_framing():
 
     gray = to_gray_uint8(astronaut_face(150))
     tight, wide = Framing(0.0, 0.0), Framing(0.3, -0.1)
-    mixed = crop_faces(gray, [FACE_IN_REGION, FACE_IN_REGION], [tight, wide])[0]
-    np.testing.assert_array_equal(mixed[0], crop_faces(gray, [FACE_IN_REGION], tight)[0][0])
-    np.testing.assert_array_equal(mixed[1], crop_faces(gray, [FACE_IN_REGION], wide)[0][0])
+    mixed = crop_faces(gray, [FACE_IN_REGION, FACE_IN_REGION], [tight, wide]).pixels
+    np.testing.assert_array_equal(mixed[0], crop_faces(gray, [FACE_IN_REGION], tight).pixels[0])
+    np.testing.assert_array_equal(mixed[1], crop_faces(gray, [FACE_IN_REGION], wide).pixels[0])
     assert not np.array_equal(mixed[0], mixed[1])

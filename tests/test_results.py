@@ -4,6 +4,8 @@ import pytest
 
 from emotion_analyzer.analysis import outputs as results
 from emotion_analyzer.errors import UserError
+from emotion_analyzer.analysis.capture import Frame
+from emotion_analyzer.analysis.faces import FaceReading
 from emotion_analyzer.analysis.outputs import CsvLog, VideoOutput
 
 
@@ -33,7 +35,7 @@ def test_a_video_writer_that_cannot_open_leaves_no_file(tmp_path, monkeypatch):
 def test_outputs_appear_under_their_names_only_when_closed(tmp_path):
     log = CsvLog(tmp_path / "faces.csv", ["happy", "sad"])
     video = VideoOutput(tmp_path / "faces.avi", fps=10.0)
-    log.write("clip", 0, 0.0, 1, (1, 2, 3, 4), [0.8, 0.2])
+    log.write(Frame(0, 0.0, None, "clip"), FaceReading(1, (1, 2, 3, 4), np.array([0.8, 0.2]), 0))
     for _ in range(3):
         video.write(np.full((32, 32, 3), 100, np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == []
@@ -50,7 +52,8 @@ def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted(tmp_path):
 
     labels = ["=cmd|' /C calc'!A0", "happy", "+1", "@SUM(A1)", "-2"]
     log = CsvLog(tmp_path / "faces.csv", labels)
-    log.write("=HYPERLINK(\"http://x\")", 0, 0.0, 1, (1, 2, 3, 4), np.full(5, 0.2, np.float32), 0)
+    named = Frame(0, 0.0, None, "=HYPERLINK(\"http://x\")")
+    log.write(named, FaceReading(1, (1, 2, 3, 4), np.full(5, 0.2, np.float32), 0))
     log.close()
     with open(tmp_path / "faces.csv", newline="") as handle:
         header, row = list(csv.reader(handle))

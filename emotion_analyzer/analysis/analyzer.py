@@ -3,10 +3,12 @@
 A frame's route, each step once, in Analyzer._read_video_frame (photos: _read_photo_frame):
 read (capture.py, a thread of its own) -> detect or follow (detect.py; track.py for videos) -> crop
 (framing.py) -> classify, all faces of a frame in one call (classify.py) -> smooth (smoothing.py, videos)
--> draw (draw.py) -> write (results.py: CSV, video, table; window.py).
+-> draw (draw.py) -> write (outputs.py: CSV, video, table; window.py). A face travels as a
+FaceReading (faces.py).
 """
 
 import contextlib
+from contextlib import nullcontext
 import numbers
 import time
 from dataclasses import dataclass, replace
@@ -22,6 +24,7 @@ from emotion_analyzer.common.cli import format_skipped, progress, warn
 from emotion_analyzer.analysis.detect import DETECTORS, DetectorSettings, FaceDetector, MtcnnDetector, PHOTO_DETECTOR
 from emotion_analyzer.common.device import describe_device
 from emotion_analyzer.analysis.draw import as_bgr, draw_face
+from emotion_analyzer.analysis.faces import FaceReading, photo_faces
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import check_output_path
 from emotion_analyzer.common.settings import setting
@@ -97,6 +100,11 @@ class RunOutputs:
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 1):
             raise UserError(f"max_frames {frames!r}: expected a whole number of at least 1, or None for all")
         return self
+
+
+def untimed(stage):
+    """A stage nobody times (the library's photos)."""
+    return nullcontext()
 
 
 def summary_plot_path(kept):
@@ -176,49 +184,51 @@ class Analyzer:
                 detect_width=haar_settings.detect_width, haar=haar if photo else None)
         return self._detectors[photo]
 
-    def read_photos(self, images, stats):
-        """Every face of each photo as (box, probabilities), the faces of all photos classified in one
-        call; photos are separate, so nothing is followed or smoothed between them."""
+    def read_photos(self, images, stats=None):
+        """The FaceReadings of each photo, the faces of all photos classified in one call; photos are
+        separate, so nothing is followed or smoothed between them. `stats` (RunStats) times the stages."""
+        timed = stats.stage if stats is not None else untimed
         crops = []
         for image in images:
             gray = to_gray_uint8(image)
-            with stats.stage("detect"):
+            with timed("detect"):
                 found = self.detector_for(photo=True).find(image, gray)
             crops.append(crop_faces(gray, found.boxes, [self.framings[kind] for kind in found.detectors],
-                                     found.eyes))
-        with stats.stage("classify"):
-            probabilities = self.classifier.classify(np.concatenate([batch for batch, _, _ in crops])) \
-                if crops else []
+                                    found.eyes))
+        with timed("classify"):
+            probabilities = self.classifier.classify(np.concatenate([c.pixels for c in crops])) if crops else []
         faces, start = [], 0
-        for batch, _, boxes in crops:
-            faces.append(list(zip(boxes, probabilities[start:start + len(batch)])))
-            start += len(batch)
+        for photo in crops:
+            faces.append(photo_faces(photo.boxes, probabilities[start:start + len(photo)]))
+            start += len(photo)
         return faces
 
     def _read_photo_frame(self, frame, stats):
-        """(canvas, faces as (face id, box, probabilities, shown index)) of one photo."""
-        faces = [(face_id, box, probs, int(np.argmax(probs)))
-                 for face_id, (box, probs) in enumerate(self.read_photos([frame.image], stats)[0], start=1)]
+        """(canvas, FaceReadings) of one photo."""
+        faces = self.read_photos([frame.image], stats)[0]
         return self._draw(frame, faces, stats), faces
 
     def _read_video_frame(self, frame, video_faces, smoothers, stats):
-        """(canvas, faces) of one video frame; the detection it starts is applied when it is drawn."""
+        """(canvas, FaceReadings) of one video frame: the faces placed, cropped, classified, smoothed and
+        drawn; then the detection started on this frame, if any, is applied for the next."""
         gray = to_gray_uint8(frame.image)
-        with video_faces.frame(frame.image, gray, stats) as found:
-            batch, used, boxes = crop_faces(gray, found.boxes, self.framings[self.settings.detector_kind(False)])
-            with stats.stage("classify"):
-                probabilities = self.classifier.classify(batch)
-            face_ids = [found.face_ids[i] for i in used]
-            smoothed = smoothers.update(face_ids, probabilities, frame.time_s, found.remembered)
-            faces = [(face_id, box, probs, shown) for face_id, box, (probs, shown) in zip(face_ids, boxes, smoothed)]
-            canvas = self._draw(frame, faces, stats)
+        found = video_faces.place(frame.image, gray, stats)
+        crops = crop_faces(gray, found.boxes, self.framings[self.settings.detector_kind(False)])
+        with stats.stage("classify"):
+            probabilities = self.classifier.classify(crops.pixels)
+        face_ids = [found.face_ids[i] for i in crops.used]
+        smoothed = smoothers.update(face_ids, probabilities, frame.time_s, found.remembered)
+        faces = [FaceReading(face_id, box, probs, shown)
+                 for face_id, box, (probs, shown) in zip(face_ids, crops.boxes, smoothed)]
+        canvas = self._draw(frame, faces, stats)
+        video_faces.take_detection(stats)
         return canvas, faces
 
     def _draw(self, frame, faces, stats):
         with stats.stage("draw"):
             canvas = as_bgr(frame.image)
-            for face_id, box, probs, shown in faces:
-                draw_face(canvas, box, probs, self.labels, face_id, shown)
+            for face in faces:
+                draw_face(canvas, face, self.labels)
         return canvas
 
     def run(self, source, outputs=None, opened=None):
@@ -303,15 +313,15 @@ def loop(capture, read, writers, summary, stats, outputs, answer=None):
             break
         canvas, faces = read(frame, stats)
         with deferred():  # a frame is in every output and in the counts, or in none
-            for face_id, box, probs, shown in faces:
+            for face in faces:
                 for table in writers.tables:
-                    table.write(frame.name, frame.index, frame.time_s, face_id, box, probs, shown)
+                    table.write(frame, face)
             if answer is None:
-                for face_id, _, _, shown in faces:
-                    summary.add(face_id, frame.time_s, shown)
+                for face in faces:
+                    summary.add(frame.time_s, face)
             else:
                 for table in writers.tables if not faces else ():
-                    table.write_no_face(frame.name, frame.index, frame.time_s)
+                    table.write_no_face(frame)
                 summary.add_photo(faces)
                 answer(photo_answer(frame.name, faces, summary.labels))
             if writers.video:

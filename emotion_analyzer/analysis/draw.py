@@ -1,7 +1,6 @@
 """Drawing results on a frame: a box per face, its top emotion, a probability bar chart, FPS."""
 
 import cv2
-import numpy as np
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 # BGR colour per emotion, so a label keeps its colour across faces and frames; each dark or saturated
@@ -27,18 +26,17 @@ def as_bgr(image):
     return image.copy()
 
 
-def draw_face(frame, box, probabilities, labels, face_id=None, shown=None):
-    """The box, the `shown` emotion (the top one when None) with its probability, and the bars."""
-    x, y, w, h = box
-    top = int(np.argmax(probabilities)) if shown is None else shown
-    colour = colour_for(labels[top])
+def draw_face(frame, face, labels):
+    """A FaceReading on `frame`: its box, the emotion shown with its probability and id, and the bars."""
+    x, y, w, h = box = face.box
+    colour = colour_for(labels[face.shown])
     cv2.rectangle(frame, (x, y), (x + w, y + h), colour, 2)
-    caption = f"{labels[top]} {probabilities[top]:.0%}" + (f"  #{face_id}" if face_id is not None else "")
+    caption = f"{labels[face.shown]} {face.confidence:.0%}  #{face.face_id}"
     (tw, th), _ = cv2.getTextSize(caption, FONT, 0.5, 1)
     ty = y - 6 if y - th - 8 >= 0 else y + h + th + 6
     cv2.rectangle(frame, (x, ty - th - 4), (x + tw + 4, ty + 3), colour, -1)
     cv2.putText(frame, caption, (x + 2, ty), FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    draw_bars(frame, box, probabilities, labels)
+    draw_bars(frame, box, face.probabilities, labels)
 
 
 def draw_bars(frame, box, probabilities, labels):

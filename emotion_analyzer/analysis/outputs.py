@@ -25,26 +25,25 @@ def result_columns(labels):
     return ["source", "frame", "time_s", "face", "x", "y", "w", "h", *labels, "emotion"]
 
 
-def result_row(labels, source, frame, time_s, face, box, probabilities, shown=None):
-    """One face in one frame as the values of result_columns()."""
-    shown = int(np.argmax(probabilities)) if shown is None else shown
-    return [source, frame, float(time_s), face, *(int(v) for v in box), *(float(p) for p in probabilities),
-            labels[shown]]
+def result_row(labels, frame, face):
+    """One FaceReading of a frame (capture.Frame: name, index, time_s) as the values of result_columns()."""
+    return [frame.name, frame.index, float(frame.time_s), face.face_id, *(int(v) for v in face.box),
+            *(float(p) for p in face.probabilities), labels[face.shown]]
 
 
 # The emotion of a photo's row when it has no face, so "no face" differs from "not read" (no row).
 NO_FACE = "no face"
 
 
-def no_face_row(labels, source, frame, time_s):
+def no_face_row(labels, frame):
     """A photo with no face as the values of result_columns(): no face, box or probabilities."""
-    return [source, frame, float(time_s), None, None, None, None, None, *([None] * len(labels)), NO_FACE]
+    return [frame.name, frame.index, float(frame.time_s), None, None, None, None, None, *([None] * len(labels)), NO_FACE]
 
 
 def photo_answer(name, faces, labels):
     """One plain line for a photo: 'happy/001.jpg: happy 86%', '... : 2 faces: happy 86%, sad 40%' (left
-    to right), or '...: no face'; `faces` as the analyzer reads them (id, box, probabilities, shown)."""
-    read = [f"{labels[shown]} {probs[shown]:.0%}" for _, _, probs, shown in faces]
+    to right), or '...: no face'; `faces` its FaceReadings."""
+    read = [f"{labels[face.shown]} {face.confidence:.0%}" for face in faces]
     if not read:
         return f"{name}: {NO_FACE}"
     return f"{name}: {read[0]}" if len(read) == 1 else f"{name}: {len(read)} faces: {', '.join(read)}"
@@ -62,11 +61,11 @@ class CsvLog:
         self.writer.writerow([spreadsheet_safe(column) for column in result_columns(self.labels)])
         self.rows = 0
 
-    def write(self, *face):
-        self._write(result_row(self.labels, *face))
+    def write(self, frame, face):
+        self._write(result_row(self.labels, frame, face))
 
-    def write_no_face(self, source, frame, time_s):
-        self._write(no_face_row(self.labels, source, frame, time_s))
+    def write_no_face(self, frame):
+        self._write(no_face_row(self.labels, frame))
 
     def _write(self, row):
         row[2] = f"{row[2]:.3f}"  # time_s to the millisecond; the probabilities to 4 decimals
@@ -91,11 +90,11 @@ class RowTable:
     def rows(self):
         return len(self.values)
 
-    def write(self, *face):
-        self.values.append(result_row(self.labels, *face))
+    def write(self, frame, face):
+        self.values.append(result_row(self.labels, frame, face))
 
-    def write_no_face(self, source, frame, time_s):
-        self.values.append(no_face_row(self.labels, source, frame, time_s))
+    def write_no_face(self, frame):
+        self.values.append(no_face_row(self.labels, frame))
 
     def to_dataframe(self):
         import pandas as pd
@@ -154,10 +153,10 @@ class Summary:
         self.per_face = defaultdict(lambda: np.zeros(len(self.labels)))
         self.per_bin = defaultdict(lambda: np.zeros(len(self.labels)))
 
-    def add(self, face_id, time_s, top):
-        """Count `top`, the emotion shown for a face at `time_s`."""
-        self.per_face[face_id][top] += 1
-        self.per_bin[int(time_s // self.bin_seconds)][top] += 1
+    def add(self, time_s, face):
+        """Count the emotion shown for a face (FaceReading) at `time_s`."""
+        self.per_face[face.face_id][face.shown] += 1
+        self.per_bin[int(time_s // self.bin_seconds)][face.shown] += 1
 
     def has_faces(self):
         return bool(self.per_face)
@@ -216,8 +215,8 @@ class PhotoSummary:
     def add_photo(self, faces):
         self.photos += 1
         self.without_face += not faces
-        for _, _, _, shown in faces:
-            self.counts[shown] += 1
+        for face in faces:
+            self.counts[face.shown] += 1
 
     def lines(self):
         if not self.photos:

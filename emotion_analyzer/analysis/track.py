@@ -1,7 +1,6 @@
 """Following faces from frame to frame in a video: which detection continues which face, boxes moved
 by optical flow between detections, and the detector run every few frames on a worker thread."""
 
-import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -175,6 +174,7 @@ class VideoFaces:
         self.tracker = FaceTracker()
         self.frames = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="detect")
+        self._pending = None  # the detection started on the frame under way
 
     def __enter__(self):
         return self
@@ -186,26 +186,29 @@ class VideoFaces:
         started = time.perf_counter()
         return self.detector.find(image, gray).boxes, time.perf_counter() - started
 
-    @contextlib.contextmanager
-    def frame(self, image, gray, stats):
-        """Yield the FoundFaces of this frame (`image`, and `gray` its grayscale); a detection started on
-        it is applied when the block ends,
-        for the next frame, and the wait for it is timed."""
+    def place(self, image, gray, stats):
+        """The FoundFaces of this frame (`image`, and `gray` its grayscale): the boxes followed from the
+        last frame, or detected on the first; every `detect_every` frames a detection starts on this one,
+        for the next frame, once `take_detection` applies it."""
         if self.follow:
             with stats.stage("follow"):
                 self.tracker.follow(gray)
-        pending = None
         if self.frames == 0:
             boxes, seconds = self._timed_detect(image, gray)
             stats.add_stage("detect", seconds)
             self.tracker.update(boxes)
         elif self.frames % self.detect_every == 0:
-            pending = self._pool.submit(self._timed_detect, image, gray)
+            self._pending = self._pool.submit(self._timed_detect, image, gray)
         self.frames += 1
         seen = self.tracker.seen
-        yield FoundFaces([t.face_id for t in seen], [t.box for t in seen], self.tracker.face_ids)
-        if pending is not None:
-            with stats.stage("wait for detection"):
-                boxes, seconds = pending.result()
-            stats.add_stage("detect", seconds)
-            self.tracker.update(boxes)
+        return FoundFaces([t.face_id for t in seen], [t.box for t in seen], self.tracker.face_ids)
+
+    def take_detection(self, stats):
+        """Apply the detection `place` started, if any, waiting for it (timed): the next frame's faces."""
+        if self._pending is None:
+            return
+        with stats.stage("wait for detection"):
+            boxes, seconds = self._pending.result()
+        self._pending = None
+        stats.add_stage("detect", seconds)
+        self.tracker.update(boxes)

@@ -96,11 +96,20 @@ def upright_crop(gray, box, eyes, framing):
     return cv2.warpAffine(gray, matrix, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+@dataclass(frozen=True)
+class Crops:
+    """The faces of one frame as the model reads them."""
+    pixels: np.ndarray  # (N, 48, 48, 1) uint8
+    used: list          # the index of each crop's box among the boxes given
+    boxes: list         # each crop's box clamped to the frame (to draw; faces cut by the edge)
+
+    def __len__(self):
+        return len(self.used)
+
+
 def crop_faces(gray, boxes, framing=DEFAULT_FRAMING, eyes=None):
-    """(N, 48, 48, 1) uint8 crops of the boxes as `framing` frames them (one Framing for all, or a list
-    of one per box), each turned upright by its `eyes` when given, with the indices of the boxes used
-    and the boxes clamped to the frame (to draw; faces cut by the edge); boxes wholly outside the frame
-    are left out."""
+    """Crops of the boxes as `framing` frames them (one Framing for all, or a list of one per box), each
+    turned upright by its `eyes` when given; boxes wholly outside the frame are left out."""
     height, width = gray.shape[:2]
     framings = framing if isinstance(framing, (list, tuple)) else [framing] * len(boxes)
     crops, used, clamped_boxes = [], [], []
@@ -116,4 +125,4 @@ def crop_faces(gray, boxes, framing=DEFAULT_FRAMING, eyes=None):
         clamped_boxes.append(clamped)
     size = config.IMAGE_SIZE
     batch = np.stack(crops)[..., np.newaxis] if crops else np.zeros((0, size, size, 1), np.uint8)
-    return batch, used, clamped_boxes
+    return Crops(batch, used, clamped_boxes)
