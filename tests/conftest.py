@@ -1,11 +1,12 @@
-"""Shared fixtures: small generated datasets, a fresh model, and skip markers with reasons."""
+"""Shared fixtures: small generated datasets, a fresh model, the shared datasets (or a skip with the
+reason), and factories for what a test makes in its own folder. Tests take these as arguments; media
+and file helpers with no state are plain functions in demo_media.py."""
 
 import os
 import shutil
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -13,39 +14,49 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from emotion_analyzer.analysis.capture import Reader  # noqa: E402  (after the checkout is on the path)
+from demo_media import face_like, write_image  # noqa: E402  (after the checkout is on the path)
+from emotion_analyzer.analysis.capture import Reader  # noqa: E402
 
 # The shared datasets (never committed): ../shared/datasets/ beside the project, or wherever
 # EMOTION_ANALYZER_DATASETS points.
 DATASETS = Path(os.environ.get("EMOTION_ANALYZER_DATASETS", ROOT.parent / "shared" / "datasets"))
-SHARED_DATASET = DATASETS / "fer2013-6class.tar.gz"
 EMOTIONS6 = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
 
-requires_dataset = pytest.mark.skipif(not SHARED_DATASET.is_file(),
-                                      reason=f"the real dataset is not at {SHARED_DATASET}")
+
+@pytest.fixture(scope="session")
+def project_root():
+    """The checkout the tests run from: its scripts run as a user runs them."""
+    return ROOT
 
 
-def face_like(label, seed, size=48, channels=1):
-    """A 48x48 image whose pattern depends on the label (so a model can learn it) plus noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size]
-    base = 128 + 60 * np.sin((xx * (label + 1) + yy * (label % 3)) / 6.0)
-    image = np.clip(base + rng.normal(0, 20, (size, size)), 0, 255).astype(np.uint8)
-    if channels == 3:
-        return cv2.merge([image, image // 2, 255 - image])
-    return image
+@pytest.fixture(scope="session")
+def emotions6():
+    """The six emotions of the generated datasets and of fresh_model, in label order."""
+    return list(EMOTIONS6)
 
 
-def write_image(path, image):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, data = cv2.imencode(path.suffix, image)
-    assert ok
-    path.write_bytes(data.tobytes())
+def shared_archive(name):
+    """A shared dataset archive, or a skip naming where it was looked for."""
+    path = DATASETS / name
+    if not path.is_file():
+        pytest.skip(f"the shared dataset {name} is not at {path}")
     return path
 
 
-def make_folder_dataset(root, per_class=6, splits=("Training", "Testing"), emotions=None, ext=".jpg"):
-    """Per-emotion folders (Kaggle style); returns {split: {emotion: count}}."""
+@pytest.fixture(scope="session")
+def fer2013_archive():
+    """The original's dataset (fer2013-6class.tar.gz), or a skip."""
+    return shared_archive("fer2013-6class.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def london_archive():
+    """The London portraits (london-faces.tar.gz), or a skip."""
+    return shared_archive("london-faces.tar.gz")
+
+
+def folder_dataset_in(root, per_class=6, splits=("Training", "Testing"), emotions=None, ext=".jpg"):
+    """Generated per-emotion folders (Kaggle style); returns {split: {emotion: count}}."""
     emotions = emotions or ["Angry", "Fear", "Happy", "Neutral", "Sad", "Surprise"]
     counts = {}
     for s, split in enumerate(splits):
@@ -58,19 +69,22 @@ def make_folder_dataset(root, per_class=6, splits=("Training", "Testing"), emoti
     return counts
 
 
-def tree_snapshot(root):
-    """{relative path: bytes} of every file, to prove a folder was not touched."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+@pytest.fixture
+def make_folder_dataset():
+    """A factory: make_folder_dataset(root, per_class=6, splits=..., emotions=..., ext=...) writes
+    per-emotion folders of learnable generated faces (Kaggle style) and returns {split: {emotion: count}}."""
+    return folder_dataset_in
 
 
 @pytest.fixture
 def folder_dataset(tmp_path):
     source = tmp_path / "raw data"
-    make_folder_dataset(source)
+    folder_dataset_in(source)
     return source
 
 
-def make_prepared_data(folder, n_train=240, n_test=60, classes=EMOTIONS6, seed=0, crowd_disagrees=None):
+def prepared_set_in(folder, n_train=240, n_test=60, classes=EMOTIONS6, seed=0, crowd_disagrees=None):
     """A prepared set as prep_data.py writes it, with learnable generated images. With
     `crowd_disagrees` (a share), it carries the crowd's votes: all ten on the class each image shows,
     while that share of the labels names the next class instead, as if the dataset's labeller erred."""
@@ -105,8 +119,15 @@ def crowd_votes_for(shown, classes):
 
 
 @pytest.fixture
+def make_prepared_data():
+    """A factory: make_prepared_data(folder, n_train=240, n_test=60, classes=..., seed=0,
+    crowd_disagrees=None) writes a prepared set of learnable generated faces and returns the folder."""
+    return prepared_set_in
+
+
+@pytest.fixture
 def prepared_data(tmp_path):
-    return make_prepared_data(tmp_path / "data")
+    return prepared_set_in(tmp_path / "data")
 
 
 @pytest.fixture(scope="session")
@@ -133,7 +154,13 @@ def copy_of(tmp_path):
     return copy
 
 
-def nan_loss_at(epoch, batch):
+@pytest.fixture
+def nan_loss_at():
+    """A factory: nan_loss_at(epoch, batch) is a callback that makes the loss NaN from that step on."""
+    return nan_loss_callback
+
+
+def nan_loss_callback(epoch, batch):
     """A callback that makes the loss NaN from a chosen step on, whatever the machine's kernels do with
     NaN pixels: the output layer's bias becomes NaN, and softmax and cross-entropy carry it."""
     import keras
@@ -148,6 +175,12 @@ def nan_loss_at(epoch, batch):
                 bias.assign(np.full(bias.shape, np.nan, dtype="float32"))
 
     return MakeNaN()
+
+
+@pytest.fixture
+def stopping_camera():
+    """A factory: stopping_camera(frames) is a camera Reader that delivers that many frames, then none."""
+    return StoppingCamera
 
 
 class StoppingCamera(Reader):
@@ -172,17 +205,16 @@ class StoppingCamera(Reader):
         self.released = True
 
 
-LONDON_FACES = DATASETS / "london-faces.tar.gz"
-requires_london_faces = pytest.mark.skipif(not LONDON_FACES.is_file(),
-                                           reason=f"the London faces archive is not at {LONDON_FACES}")
+@pytest.fixture
+def london_photos(london_archive):
+    """A factory: london_photos(folder, emotion, count) extracts the first `count` photos of one emotion
+    from the London archive into `folder` and returns their paths (a skip when the archive is absent)."""
+    def extract(folder, emotion, count):
+        import tarfile
 
-
-def london_photos(folder, emotion, count):
-    """Extract the first `count` photos of one emotion from the London archive into `folder`."""
-    import tarfile
-
-    with tarfile.open(LONDON_FACES) as archive:
-        members = sorted((m for m in archive.getmembers() if m.isfile() and f"/{emotion}/" in m.name
-                          and m.name.endswith(".jpg")), key=lambda m: m.name)[:count]
-        archive.extractall(folder, members=members, filter="data")
-    return sorted(Path(folder).rglob(f"{emotion}/*.jpg"))
+        with tarfile.open(london_archive) as archive:
+            members = sorted((m for m in archive.getmembers() if m.isfile() and f"/{emotion}/" in m.name
+                              and m.name.endswith(".jpg")), key=lambda m: m.name)[:count]
+            archive.extractall(folder, members=members, filter="data")
+        return sorted(Path(folder).rglob(f"{emotion}/*.jpg"))
+    return extract

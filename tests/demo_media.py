@@ -1,7 +1,8 @@
 """Videos and images with real faces in them, for tests, benchmarks and demos.
 
 The face is the astronaut photograph that scikit-image ships (`skimage.data.astronaut()`), so nothing is
-downloaded; scikit-image is a test requirement, not a runtime one.
+downloaded; scikit-image is a test requirement, not a runtime one. Also the generated faces a model can
+learn (face_like), and writing and snapshotting files as tests need.
 """
 
 from pathlib import Path
@@ -116,3 +117,27 @@ class MovingHeads(Reader):
         index, self.position = self.position, self.position + 1
         self._move()
         return index, noisy, "moving heads"
+
+
+def face_like(label, seed, size=48, channels=1):
+    """A 48x48 image whose pattern depends on the label (so a model can learn it) plus noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = 128 + 60 * np.sin((xx * (label + 1) + yy * (label % 3)) / 6.0)
+    image = np.clip(base + rng.normal(0, 20, (size, size)), 0, 255).astype(np.uint8)
+    if channels == 3:
+        return cv2.merge([image, image // 2, 255 - image])
+    return image
+
+
+def write_image(path, image):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ok, data = cv2.imencode(path.suffix, image)
+    assert ok
+    path.write_bytes(data.tobytes())
+    return path
+
+
+def tree_snapshot(root):
+    """{relative path: bytes} of every file, to prove a folder was not touched."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}

@@ -103,3 +103,18 @@ def test_every_folder_says_what_it_is_for():
     for folder in sorted(p for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()):
         docstring = ast.get_docstring(ast.parse((folder / "__init__.py").read_text()))
         assert docstring, f"{folder.name}/__init__.py has no one-line purpose"
+
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_test_folders_mirror_the_package_and_take_helpers_as_fixtures():
+    folders = {path.name for path in TESTS.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    assert folders == {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    for path in TESTS.rglob("test_*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert "conftest" not in imported, f"{path.relative_to(TESTS)}: take conftest's helpers as fixtures"
+    names = [path.name for path in TESTS.rglob("test_*.py")]
+    assert len(names) == len(set(names))  # pytest imports test modules by their file names

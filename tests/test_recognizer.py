@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import analyzer
-from conftest import EMOTIONS6, ROOT, london_photos, requires_london_faces, write_image
+from demo_media import write_image
 from demo_media import compose_frame, write_face_video
 from emotion_analyzer import EmotionRecognizer, UserError
 from emotion_analyzer.analysis.classify import EmotionClassifier
@@ -38,30 +38,30 @@ def analyzer_csv(source, tmp_path, *extra):
     return pd.read_csv(out)
 
 
-def test_photos_read_by_the_api_and_the_command_give_the_same_faces(recognizer, photos, tmp_path):
+def test_photos_read_by_the_api_and_the_command_give_the_same_faces(recognizer, photos, tmp_path, emotions6):
     table = analyzer_csv(photos[0].parent, tmp_path)
     faces = recognizer.detect_emotions([cv2.imread(str(path)) for path in photos])
     assert [len(found) for found in faces] == [1, 3]
     for path, found in zip(photos, faces):
         rows = table[table["source"] == path.name]
         assert [face["box"] for face in found] == list(rows[["x", "y", "w", "h"]].itertuples(index=False, name=None))
-        api = np.array([[face["emotions"][label] for label in EMOTIONS6] for face in found])
-        np.testing.assert_allclose(api, rows[EMOTIONS6].to_numpy(), atol=6e-5)  # the CSV keeps 4 decimals
+        api = np.array([[face["emotions"][label] for label in emotions6] for face in found])
+        np.testing.assert_allclose(api, rows[emotions6].to_numpy(), atol=6e-5)  # the CSV keeps 4 decimals
         assert [face["emotion"] for face in found] == list(rows["emotion"])
         assert all(face["confidence"] == max(face["emotions"].values()) for face in found)
     assert recognizer.detect_emotions(photos[1]) == faces[1]  # a path reads as the decoded array does
 
 
-def test_a_video_read_by_the_api_and_the_command_gives_the_same_rows(recognizer, tmp_path):
+def test_a_video_read_by_the_api_and_the_command_gives_the_same_rows(recognizer, tmp_path, emotions6):
     video = tmp_path / "clip.avi"
     write_face_video(video, frames=24, faces=3)
     expected = analyzer_csv(video, tmp_path)
     table = recognizer.analyze_video(video)
     assert list(table.columns) == list(expected.columns)
     assert len(table) == 24 * 3  # one row per face per frame
-    pd.testing.assert_frame_equal(table.drop(columns=EMOTIONS6 + ["time_s"]), expected.drop(columns=EMOTIONS6
+    pd.testing.assert_frame_equal(table.drop(columns=emotions6 + ["time_s"]), expected.drop(columns=emotions6
                                                                                               + ["time_s"]))
-    np.testing.assert_allclose(table[EMOTIONS6].to_numpy(), expected[EMOTIONS6].to_numpy(), atol=6e-5)
+    np.testing.assert_allclose(table[emotions6].to_numpy(), expected[emotions6].to_numpy(), atol=6e-5)
     assert recognizer.analyze_video(video, max_frames=5)["frame"].max() == 4  # a second run starts afresh
 
 
@@ -96,10 +96,10 @@ def test_bad_input_raises_the_error_the_command_prints(recognizer, photos, tmp_p
         EmotionRecognizer(csv="faces.csv")  # a setting of the command, not of the library
 
 
-def test_importing_the_package_loads_nothing_heavy():
+def test_importing_the_package_loads_nothing_heavy(project_root):
     heavy = "sorted(m for m in ('tensorflow', 'keras', 'cv2') if m in sys.modules)"
     code = f"import sys, emotion_analyzer; print({heavy}); emotion_analyzer.EmotionRecognizer; print({heavy})"
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-c", code], cwd=project_root, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     # The scripts import the package: nothing. The API's class: OpenCV; TensorFlow waits for a recognizer.
     assert result.stdout.splitlines() == ["[]", "['cv2']"]
@@ -125,8 +125,7 @@ print("rows", len(table), table["frame"].nunique())
 """
 
 
-@requires_london_faces
-def test_the_installed_package_reads_london_faces_and_videos_from_any_folder(tmp_path):
+def test_the_installed_package_reads_london_faces_and_videos_from_any_folder(tmp_path, project_root, london_photos):
     """In CI's venv, where .ci/run installs the checkout with `pip install .`."""
     scripts = Path(sys.executable).parent
     command = scripts / "emotion-analyzer"
@@ -140,7 +139,7 @@ def test_the_installed_package_reads_london_faces_and_videos_from_any_folder(tmp
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(INSTALLED_CHECK), str(ROOT), str(video),
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(INSTALLED_CHECK), str(project_root), str(video),
                              *map(str, smiling + neutral)], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = [line.split() for line in result.stdout.splitlines()]

@@ -157,6 +157,25 @@ SAME_FACE = 0.5
 MTCNN_MIN_HEIGHT = 20
 
 
+def mtcnn_weights():
+    """The P-, R- and O-Net weight files inside the installed mtcnn package."""
+    from importlib.resources import files
+
+    folder = files("mtcnn") / "assets" / "weights"
+    return [str(folder / f"{net}.lz4") for net in ("pnet", "rnet", "onet")]
+
+
+def mtcnn_from_its_wheel():
+    """MTCNN with the weights its wheel ships, named by full path: given a bare name, mtcnn 1.0.0 loads
+    a file of that name from the working directory first, and its weight files are pickles (joblib),
+    which run code as they load."""
+    from mtcnn import MTCNN
+    from mtcnn.stages import StageONet, StagePNet, StageRNet
+
+    return MTCNN(stages=[stage(weights=path) for stage, path in zip((StagePNet, StageRNet, StageONet),
+                                                                       mtcnn_weights())])
+
+
 class MtcnnDetector:
     """MTCNN (the mtcnn package, whose P-, R- and O-Net weights ship inside its wheel) on the colour
     frame: boxes and eyes. Frames wider than `detect_width` are searched shrunk to it; faces less than
@@ -167,10 +186,8 @@ class MtcnnDetector:
     detector finds, and not the false ones Haar adds beside MTCNN's."""
 
     def __init__(self, min_height=MTCNN_MIN_HEIGHT, detect_width=PHOTO_DETECT_WIDTH, haar=None):
-        from mtcnn import MTCNN
-
         self.min_height, self.detect_width, self.haar = min_height, detect_width, haar
-        self._mtcnn = MTCNN()
+        self._mtcnn = mtcnn_from_its_wheel()
 
     def find(self, image, gray):
         height, width = gray.shape[:2]

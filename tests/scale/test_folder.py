@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 import analyzer
-from conftest import ROOT
 from demo_media import write_face_video
 
 CLIPS = {"a.avi": (12, 1), "b.avi": (14, 2), "sub/c.avi": (10, 3), "sub/deeper/d.avi": (16, 1)}
@@ -75,13 +74,13 @@ def test_the_api_reads_a_list_of_videos_into_one_table_on_workers(clip_folder, s
         recognizer.analyze_videos([clip_folder / "broken.mp4"])
 
 
-def test_sigterm_leaves_only_complete_csvs(tmp_path):
+def test_sigterm_leaves_only_complete_csvs(tmp_path, project_root):
     folder = tmp_path / "long"
     folder.mkdir()
     for index in range(4):
         write_face_video(folder / f"{index}.avi", frames=150, faces=2)
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, str(ROOT / "analyzer.py"), "--source", str(folder), "--csv-dir",
+    process = subprocess.Popen([sys.executable, str(project_root / "analyzer.py"), "--source", str(folder), "--csv-dir",
                                 str(out), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     deadline = time.monotonic() + 240
@@ -124,7 +123,8 @@ def native_log_lines(stderr):
     return [line for line in stderr.splitlines() if "absl" in line or line[:1] in "IWE" and line[1:5].isdigit()]
 
 
-def test_a_rerun_with_nothing_left_starts_no_tensorflow_and_one_left_starts_it_quietly(fresh_model, tmp_path):
+def test_a_rerun_with_nothing_left_starts_no_tensorflow_and_one_left_starts_it_quietly(fresh_model, tmp_path,
+                                                                                       project_root):
     folder = tmp_path / "clips"
     folder.mkdir()
     for name in ("a.avi", "b.avi"):
@@ -135,7 +135,7 @@ def test_a_rerun_with_nothing_left_starts_no_tensorflow_and_one_left_starts_it_q
 
     def rerun():
         return subprocess.run([sys.executable, "-c", NATIVE_CHECK, "--source", str(folder), "--csv-dir", str(out),
-                               "--model", str(fresh_model), "--workers", "2"], cwd=ROOT, env=env,
+                               "--model", str(fresh_model), "--workers", "2"], cwd=project_root, env=env,
                               capture_output=True, text=True, timeout=300)
 
     done = rerun()

@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import nan_loss_at
 from emotion_analyzer.training.evaluate import read_history
 
 
@@ -45,7 +44,7 @@ def test_checkpoint_writes_each_epoch_as_one_unit(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_nan_epoch_writes_nothing_and_is_reported(tmp_path):
+def test_a_nan_epoch_writes_nothing_and_is_reported(tmp_path, nan_loss_at):
     callbacks, state = tiny_fit(tmp_path, lambda model: [nan_loss_at(epoch=1, batch=1)], epochs=3)
     from emotion_analyzer.training.callbacks import EpochCheckpoint
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from emotion_analyzer.commands import train as training
-from conftest import ROOT
 from emotion_analyzer.training.distribute import ENVIRONMENT, Worker, worker_from
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.training.evaluate import read_history
@@ -30,15 +29,15 @@ def prepared_faces(data):
     return np.asarray(load_prepared(data)[2], dtype=np.float32)
 
 
-def start_workers(data, tmp_path, *extra):
+def start_workers(project_root, data, tmp_path, *extra):
     """Two workers of one run; worker 1 is given its own --model and --runs, so anything it wrote
     there would show."""
     coordinator = f"localhost:{free_port()}"
     workers = []
     for index in range(WORKERS):
         own = tmp_path / f"worker{index}"
-        command = [sys.executable, str(ROOT / "training.py"), "--data", str(data), "--model", str(own / "m.keras"),
-                   "--runs", str(own / "runs"), "--run-dir", str(tmp_path / "run"), "--strategy", "multiworker",
+        command = [sys.executable, str(project_root / "training.py"), "--data", str(data),
+                   "--model", str(own / "m.keras"), "--runs", str(own / "runs"), "--run-dir", str(tmp_path / "run"), "--strategy", "multiworker",
                    "--coordinator", coordinator, "--num-workers", str(WORKERS), "--worker-index", str(index),
                    *extra]
         workers.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -56,9 +55,10 @@ def start_workers(data, tmp_path, *extra):
 
 
 @pytest.mark.slow
-def test_two_workers_on_localhost_train_one_model_that_the_chief_alone_saves_and_both_resume(prepared_data, tmp_path):
+def test_two_workers_on_localhost_train_one_model_that_the_chief_alone_saves_and_both_resume(prepared_data, tmp_path,
+                                                                                             project_root):
     fast = ("--batch-size", "24", "--augment", "light", "--tta", "flip")
-    first = start_workers(prepared_data, tmp_path, "--epochs", "1", *fast)
+    first = start_workers(project_root, prepared_data, tmp_path, "--epochs", "1", *fast)
     assert [code for code, _, _ in first] == [0, 0], [err[-1500:] for _, _, err in first]
     chief_out, worker_out = first[0][1], first[1][1]
     assert "saved" in chief_out and "test accuracy" in chief_out
@@ -67,7 +67,7 @@ def test_two_workers_on_localhost_train_one_model_that_the_chief_alone_saves_and
     # One epoch of each worker's half of every batch: 216 training images in 9 batches of 24.
     assert "9/9" in chief_out and "9/9" in worker_out
 
-    resumed = start_workers(prepared_data, tmp_path, "--resume", "--epochs", "2")
+    resumed = start_workers(project_root, prepared_data, tmp_path, "--resume", "--epochs", "2")
     assert [code for code, _, _ in resumed] == [0, 0], [err[-1500:] for _, _, err in resumed]
     assert "resuming after epoch 1" in resumed[1][1]
     assert len(read_history(tmp_path / "run" / "history.csv")["loss"]) == 2

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 
-from conftest import make_prepared_data
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.training.inputs import (check_arrays, ERASE_AREA, erase_rectangles, make_dataset,
                                               stratified_validation_split)
@@ -69,30 +68,30 @@ def test_random_erasing_reaches_training_batches_only(prepared_data):
         assert fill == pytest.approx(face.mean(), abs=1e-3)
 
 
-def prepared_arrays(tmp_path, relabel):
+def prepared_arrays(prepared, relabel):
     from emotion_analyzer.data.prepared import load_prepared
 
-    x, y, x_test, y_test, categories, _ = load_prepared(make_prepared_data(tmp_path / "data", n_train=240))
+    x, y, x_test, y_test, categories, _ = load_prepared(prepared)
     return x, relabel(y.copy()), x_test, y_test, categories
 
 
-def test_a_rare_emotion_warns(tmp_path, capsys):
+def test_a_rare_emotion_warns(tmp_path, capsys, prepared_data):
     def three_surprised(y):
         y = np.where(y == 5, 4, y)
         y[:3] = 5
         return y
 
-    check_arrays(*prepared_arrays(tmp_path, three_surprised), tmp_path)
+    check_arrays(*prepared_arrays(prepared_data, three_surprised), tmp_path)
     assert "only 3 training image(s) of 'surprise'" in capsys.readouterr().err
 
 
-def test_an_emotion_with_no_training_image_is_refused(tmp_path):
-    arrays = prepared_arrays(tmp_path, lambda y: np.where(y == 5, 4, y))
+def test_an_emotion_with_no_training_image_is_refused(tmp_path, prepared_data):
+    arrays = prepared_arrays(prepared_data, lambda y: np.where(y == 5, 4, y))
     with pytest.raises(UserError, match="no training image of surprise.*--exclude"):
         check_arrays(*arrays, tmp_path)
 
 
-def test_faces_reach_the_model_equalized_by_the_analyzers_own_function(tmp_path):
+def test_faces_reach_the_model_equalized_by_the_analyzers_own_function(tmp_path, make_prepared_data):
     from emotion_analyzer.core.images import equalize
     from emotion_analyzer.data.prepared import load_prepared
 
@@ -106,7 +105,7 @@ def test_faces_reach_the_model_equalized_by_the_analyzers_own_function(tmp_path)
     assert np.array_equal(np.concatenate(batches).astype(np.uint8), x)
 
 
-def test_the_real_augmentation_degrades_training_faces_only(tmp_path):
+def test_the_real_augmentation_degrades_training_faces_only(tmp_path, make_prepared_data):
     from emotion_analyzer.core.images import equalize
     from emotion_analyzer.data.prepared import load_prepared
 

@@ -1,14 +1,14 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from conftest import london_photos, requires_london_faces
 from emotion_analyzer.analysis.detect import (DetectorSettings, FaceDetector, haar_detections, PHOTO_DETECTOR,
                                               with_boxes_of)
 from emotion_analyzer.core.framing import eye_angle
 
 
-@requires_london_faces
-def test_photos_are_searched_thoroughly_one_face_each_and_no_false_ones(tmp_path):
+def test_photos_are_searched_thoroughly_one_face_each_and_no_false_ones(tmp_path, london_photos):
     from emotion_analyzer.core.images import decode_image_bytes, to_gray_uint8
 
     photos = london_photos(tmp_path, "neutral", 15) + london_photos(tmp_path, "happy", 15)
@@ -45,13 +45,31 @@ def test_the_fallback_cascade_is_tried_only_when_the_first_finds_nothing():
     assert detector.detect(frame).tolist() == [[5, 5, 60, 60]] and calls == ["first"]
 
 
-def test_mtcnn_weights_ship_inside_the_installed_package():
-    from importlib.resources import files
+def test_mtcnn_is_the_pinned_wheel_and_loads_its_own_weights_never_a_file_of_the_working_folder(
+        tmp_path, monkeypatch, project_root):
+    from importlib.metadata import version
 
-    weights = files("mtcnn") / "assets" / "weights"
-    for net in ("pnet", "rnet", "onet"):
-        assert (weights / f"{net}.lz4").is_file(), f"mtcnn's {net} weights are missing from the installed package"
-        assert (weights / f"{net}.lz4").stat().st_size > 1000
+    import joblib
+
+    from emotion_analyzer.analysis.detect import mtcnn_from_its_wheel, mtcnn_weights
+
+    pins = dict(line.split("==") for line in (project_root / "requirements.txt").read_text().split()
+                if "==" in line)
+    assert version("mtcnn") == pins["mtcnn"]  # the weights tested here are the ones a user installs
+
+    ran = tmp_path / "ran"
+
+    class Planted:
+        def __reduce__(self):
+            return (ran.write_text, ("planted weights ran",))
+
+    for net in ("pnet", "rnet", "onet"):  # mtcnn's weights are pickles: a planted one would run code
+        joblib.dump(Planted(), tmp_path / f"{net}.lz4")
+    monkeypatch.chdir(tmp_path)
+    detector = mtcnn_from_its_wheel()
+    assert not ran.exists()
+    assert all(Path(path).is_file() and Path(path).is_absolute() for path in mtcnn_weights())
+    assert [len(stage.model.get_weights()) for stage in detector.stages] == [13, 16, 21]  # every layer loaded
 
 
 def test_mtcnn_finds_a_face_and_its_eyes_with_the_network_cut_off(monkeypatch):
@@ -109,8 +127,7 @@ def test_each_mtcnn_face_takes_the_haar_box_it_overlaps_most_once():
     assert with_boxes_of(haar[2:], mtcnn)[1] == ["mtcnn", "mtcnn"]  # nothing overlaps: MTCNN's boxes
 
 
-@requires_london_faces
-def test_a_portrait_is_framed_by_haars_box_with_mtcnns_eyes_a_turned_one_by_mtcnns(tmp_path):
+def test_a_portrait_is_framed_by_haars_box_with_mtcnns_eyes_a_turned_one_by_mtcnns(tmp_path, london_photos):
     import cv2
 
     from emotion_analyzer.analysis.detect import MtcnnDetector
@@ -131,9 +148,8 @@ def test_a_portrait_is_framed_by_haars_box_with_mtcnns_eyes_a_turned_one_by_mtcn
         assert found.detectors == ("mtcnn",) and abs(eye_angle(found.eyes[0]) + 50) < 8, photo.name
 
 
-@requires_london_faces
 @pytest.mark.parametrize("tile", [80, 130, 180])
-def test_a_group_photo_gives_every_face_either_detector_finds_and_no_other(tmp_path, tile):
+def test_a_group_photo_gives_every_face_either_detector_finds_and_no_other(tmp_path, tile, london_photos):
     """Fifty real faces tiled 10 by 5: at 130 pixels MTCNN's boxes are smaller than Haar's min_size and
     Haar misses two, at 80 Haar finds ten; the photo's answer has each of the fifty once."""
     import cv2
@@ -153,8 +169,7 @@ def test_a_group_photo_gives_every_face_either_detector_finds_and_no_other(tmp_p
     assert found.eyes.shape == (50, 2, 2)
 
 
-@requires_london_faces
-def test_a_turned_portrait_gets_no_false_face_from_haar_beside_mtcnns(tmp_path):
+def test_a_turned_portrait_gets_no_false_face_from_haar_beside_mtcnns(tmp_path, london_photos):
     """Turned on a reflected border, portraits show Haar false faces in the reflection; a face only Haar
     finds counts once MTCNN, looking again at it alone, sees it."""
     import cv2
@@ -173,8 +188,7 @@ def test_a_turned_portrait_gets_no_false_face_from_haar_beside_mtcnns(tmp_path):
     assert counts == [1] * 32
 
 
-@requires_london_faces
-def test_a_huge_portrait_is_searched_at_a_bounded_size_without_false_faces(tmp_path):
+def test_a_huge_portrait_is_searched_at_a_bounded_size_without_false_faces(tmp_path, london_photos):
     import cv2
 
     from emotion_analyzer.core.images import to_gray_uint8
@@ -185,8 +199,7 @@ def test_a_huge_portrait_is_searched_at_a_bounded_size_without_false_faces(tmp_p
     assert len(boxes) == 1 and 0.25 < boxes[0][2] / 8000 < 0.6  # the face, at its size in the portrait
 
 
-@requires_london_faces
-def test_a_turned_face_is_searched_again_upright_so_its_eyes_give_the_turn(tmp_path, monkeypatch):
+def test_a_turned_face_is_searched_again_upright_so_its_eyes_give_the_turn(tmp_path, monkeypatch, london_photos):
     import cv2
 
     from emotion_analyzer.analysis import detect

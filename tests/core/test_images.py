@@ -3,7 +3,7 @@ import io
 import numpy as np
 import pytest
 
-from conftest import face_like, write_image
+from demo_media import face_like, write_image
 from emotion_analyzer.core.images import BadImage, decode_image_bytes, jpeg_end
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import clean_data
-from conftest import face_like, make_folder_dataset, tree_snapshot, write_image
+from demo_media import face_like, tree_snapshot, write_image
 from emotion_analyzer.data import sorted_folders as sorted_output
 
 EMOTIONS = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
@@ -30,7 +30,7 @@ SYNONYM_NAMES = ["Anger", "Fear", "Happiness", "Neutral", "Sadness", "Surprised"
     ("Training/Training", "Testing/Testing", [e.upper() for e in KAGGLE]),
     ("images/train", "images/validation", SYNONYM_NAMES),
 ])
-def test_per_emotion_folders_keep_their_split(tmp_path, train_dir, test_dir, emotions):
+def test_per_emotion_folders_keep_their_split(tmp_path, train_dir, test_dir, emotions, make_folder_dataset):
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=3, splits=(train_dir, test_dir), emotions=emotions)
     out = tmp_path / "data"
@@ -41,7 +41,7 @@ def test_per_emotion_folders_keep_their_split(tmp_path, train_dir, test_dir, emo
     assert (tmp_path / "chart.png").stat().st_size > 1000
 
 
-def test_folders_without_split_get_a_stratified_split(tmp_path):
+def test_folders_without_split_get_a_stratified_split(tmp_path, make_folder_dataset):
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=10, splits=(None,))
     out = tmp_path / "data"
@@ -50,7 +50,7 @@ def test_folders_without_split_get_a_stratified_split(tmp_path):
     assert counts_under(out, "train") == dict.fromkeys(EMOTIONS, 7)
 
 
-def test_split_is_reproducible_with_seed(tmp_path):
+def test_split_is_reproducible_with_seed(tmp_path, make_folder_dataset):
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=10, splits=(None,))
     listings = []
@@ -239,7 +239,8 @@ def test_excluding_a_dataset_label_as_the_unknown_label_error_suggests(tmp_path,
     (("train", "val", "test"), "train", "added the source's 12 validation image(s) to train"),
     (("train", "validation"), "test", "its 12 validation image(s) are the test split"),
 ])
-def test_a_validation_folder_is_never_merged_silently(tmp_path, capsys, splits, validation_goes_to, message):
+def test_a_validation_folder_is_never_merged_silently(tmp_path, capsys, splits, validation_goes_to, message,
+                                                      make_folder_dataset):
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=2, splits=splits)
     out = tmp_path / "data"

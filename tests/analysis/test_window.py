@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, write_image
+from demo_media import write_image
 from demo_media import compose_frame
 from emotion_analyzer.analysis.draw import COLOURS
 
@@ -47,14 +47,14 @@ def annotation_counts(shot, box_colours):
     return status_text, max(count_colour(shot, colour) for colour in box_colours)
 
 
-def test_window_shows_boxes_labels_and_fps(virtual_display, fresh_model, tmp_path):
+def test_window_shows_boxes_labels_and_fps(virtual_display, fresh_model, tmp_path, project_root):
     from PIL import Image, ImageGrab
 
     # A still photo stays on screen until the window is closed, so what is drawn does not depend on how
     # fast this machine plays a video: screenshots are taken until it appears (the deadline only guards
     # against a hang), then SIGTERM ends the analyzer as a closed window would.
     photo = write_image(tmp_path / "three_faces.png", compose_frame(0, faces=3)[0])
-    command = [sys.executable, str(ROOT / "analyzer.py"), "--source", str(photo), "--model", str(fresh_model)]
+    command = [sys.executable, str(project_root / "analyzer.py"), "--source", str(photo), "--model", str(fresh_model)]
     env = {**os.environ, "DISPLAY": virtual_display, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     box_colours = [tuple(reversed(bgr)) for bgr in COLOURS.values()]

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import training
-from conftest import EMOTIONS6, ROOT, make_prepared_data, nan_loss_at
 from emotion_analyzer.core.framing import DEFAULT_FRAMING, DEFAULT_FRAMINGS, framings_of_model
 from emotion_analyzer.training.evaluate import read_history
 from emotion_analyzer.training.recipe import recipe_from_saved
@@ -30,19 +29,19 @@ def only_run(tmp_path):
 
 
 @slow
-def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
+def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys, emotions6):
     assert run_training(prepared_data, tmp_path, *FAST) == 0
     out = capsys.readouterr().out
     assert "device: CPU" in out and "test accuracy" in out and "macro F1" in out
     model_path = tmp_path / "res" / "model.keras"
     info = json.loads(model_path.with_suffix(".json").read_text())
-    assert info["labels"] == EMOTIONS6
+    assert info["labels"] == emotions6
     assert info["input"]["shape"] == [48, 48, 1] and info["input"]["equalized"]
     assert info["framings"]["haar"] == {"margin": DEFAULT_FRAMING.margin, "offset": DEFAULT_FRAMING.offset}
     assert framings_of_model(info) == {kind: replace(f, equalize=True) for kind, f in DEFAULT_FRAMINGS.items()}
     assert info["dataset"] == {"data_dir": str(prepared_data), "train": 216, "validation": 24, "test": 60}
     metrics = info["test_metrics"]
-    assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == set(EMOTIONS6)
+    assert 0 <= metrics["accuracy"] <= 1 and set(metrics["per_class"]) == set(emotions6)
     assert metrics["test_images_with_train_twin"] == 5
     assert "accuracy_without_train_twins" in metrics
     assert metrics["tta"] == "shifts" and "tta" not in info and "by test-time views: none" in out
@@ -63,7 +62,7 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys):
 
 
 @slow
-def test_the_crowd_s_votes_are_learned_and_judge_the_model(tmp_path, capsys):
+def test_the_crowd_s_votes_are_learned_and_judge_the_model(tmp_path, capsys, make_prepared_data):
     """Most labels name the wrong class, the crowd the right one: trained on the crowd's votes the
     model agrees with the crowd, trained on the labels it learns the labeller's error."""
     data = make_prepared_data(tmp_path / "data", n_train=480, crowd_disagrees=0.8)
@@ -307,7 +306,7 @@ def test_sgd_batch_norm_bfloat16_run_saves_a_float32_model_with_the_original_lay
 
 
 @slow
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(prepared_data, tmp_path, capsys, monkeypatch):
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(prepared_data, tmp_path, capsys, monkeypatch, nan_loss_at):
     assert run_training(prepared_data, tmp_path, *FAST) == 0
     run = only_run(tmp_path)
     good = (run / "last.keras").read_bytes()
@@ -382,7 +381,8 @@ def rewrite_set(data, **changes):
     (lambda d, o: replace_with_consistent_manifest(d, "features.pickle", b"cos\nsystem\n(S'touch pwned'\ntR."),
      "refused to load"),
 ])
-def test_bad_or_mixed_training_input_gives_one_clear_line(prepared_data, tmp_path, capsys, damage, message):
+def test_bad_or_mixed_training_input_gives_one_clear_line(prepared_data, tmp_path, capsys, damage, message,
+                                                          make_prepared_data):
     other = make_prepared_data(tmp_path / "other", seed=1)  # another prep run: same sizes, another shuffle
     damage(prepared_data, other)
     assert run_training(prepared_data, tmp_path, *FAST) == 2
@@ -392,10 +392,10 @@ def test_bad_or_mixed_training_input_gives_one_clear_line(prepared_data, tmp_pat
 
 
 @slow
-def test_mirrored_strategy_trains_over_two_cpu_devices(prepared_data, tmp_path):
+def test_mirrored_strategy_trains_over_two_cpu_devices(prepared_data, tmp_path, project_root):
     script = f"""
 import sys
-sys.path.insert(0, {str(ROOT)!r})
+sys.path.insert(0, {str(project_root)!r})
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -413,10 +413,10 @@ sys.exit(code)
     assert (tmp_path / "m.keras").is_file()
 
 
-def test_a_missing_prepared_set_is_said_before_tensorflow_starts(tmp_path):
+def test_a_missing_prepared_set_is_said_before_tensorflow_starts(tmp_path, project_root):
     code = ("import sys, training; code = training.main(['--data', sys.argv[1]]);"
             " print(code, 'tensorflow' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nothing")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nothing")], cwd=project_root,
+                          capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["2", "False"]
     assert "no prepared data" in done.stderr and done.stderr.count("\n") == 1

@@ -8,7 +8,7 @@ import pytest
 
 import clean_data
 import prep_data
-from conftest import face_like, make_folder_dataset, write_image
+from demo_media import face_like, write_image
 from emotion_analyzer.common import fileio
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.data.prepared import load_prepared
@@ -17,7 +17,7 @@ EMOTIONS = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
 
 
 @pytest.fixture
-def cleaned(tmp_path):
+def cleaned(tmp_path, make_folder_dataset):
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=5)
     out = tmp_path / "data"
@@ -148,7 +148,7 @@ def test_the_manifest_names_every_file_with_its_size_and_fingerprint(cleaned):
         assert entry["bytes"] == (cleaned / name).stat().st_size and len(entry["blake2b"]) == 32
 
 
-def test_progress_bars_end_at_the_count_of_images(tmp_path, capsys):
+def test_progress_bars_end_at_the_count_of_images(tmp_path, capsys, make_folder_dataset):
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=5)
     assert clean_data.main(["--source", str(source), "--out", str(tmp_path / "data"), "--chart",

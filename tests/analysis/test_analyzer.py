@@ -17,13 +17,16 @@ import numpy as np
 import pytest
 
 import analyzer
-from conftest import EMOTIONS6, ROOT, StoppingCamera, london_photos, requires_london_faces, write_image
+from demo_media import write_image
 from emotion_analyzer.analysis import analyzer as analyze_module
 from demo_media import compose_frame, write_face_video
 from emotion_analyzer.core.framing import DEFAULT_FRAMINGS
 from emotion_analyzer.analysis.track import iou
 
-COLUMNS = ["source", "frame", "time_s", "face", "x", "y", "w", "h", *EMOTIONS6, "emotion"]
+@pytest.fixture
+def csv_columns(emotions6):
+    """The columns --csv writes for fresh_model, as the README describes them."""
+    return ["source", "frame", "time_s", "face", "x", "y", "w", "h", *emotions6, "emotion"]
 
 
 def run(model, source, *extra):
@@ -52,20 +55,21 @@ def face_video(tmp_path_factory):
     return path, expected
 
 
-def test_video_gives_boxes_csv_and_annotated_video(fresh_model, face_video, tmp_path, capsys):
+def test_video_gives_boxes_csv_and_annotated_video(fresh_model, face_video, tmp_path, capsys, emotions6,
+                                                   csv_columns):
     video, expected = face_video
     out_csv, out_video = tmp_path / "emotions.csv", tmp_path / "annotated.mp4"
     assert run(fresh_model, video, "--csv", out_csv, "--output", out_video, "--verbose") == 0
     log = capsys.readouterr().out
     assert "device: CPU, CNN on TensorFlow Lite" in log and "fps" in log and "p95" in log
     fields, rows = read_rows(out_csv)
-    assert fields == COLUMNS
+    assert fields == csv_columns
     assert len(rows) == 3 * 40
     for row in rows:
         frame = int(row["frame"])
         box = tuple(int(row[k]) for k in "xywh")
         assert max(iou(box, e) for e in expected[frame]) > 0.5, (frame, box)
-        probabilities = [float(row[e]) for e in EMOTIONS6]
+        probabilities = [float(row[e]) for e in emotions6]
         assert sum(probabilities) == pytest.approx(1, abs=1e-3)
         # the CSV rounds to 4 decimals, so two top emotions can tie there: the named one must hold the top value
         assert float(row[row["emotion"]]) == max(probabilities)
@@ -171,7 +175,7 @@ def test_single_image(fresh_model, tmp_path):
     assert iou(tuple(int(row[k]) for k in "xywh"), boxes[0]) > 0.5
 
 
-def test_no_faces_at_all(fresh_model, tmp_path, capsys):
+def test_no_faces_at_all(fresh_model, tmp_path, capsys, csv_columns):
     blank = tmp_path / "blank.avi"
     writer = cv2.VideoWriter(str(blank), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
     for _ in range(10):
@@ -180,7 +184,7 @@ def test_no_faces_at_all(fresh_model, tmp_path, capsys):
     assert run(fresh_model, blank, "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.avi") == 0
     assert "no faces were found" in capsys.readouterr().out
     fields, rows = read_rows(tmp_path / "e.csv")
-    assert fields == COLUMNS and rows == []
+    assert fields == csv_columns and rows == []
     assert count_video_frames(tmp_path / "v.avi") == 10
 
 
@@ -206,11 +210,11 @@ def test_sources_that_cannot_open_give_one_line(fresh_model, capfd, source, mess
     assert message in err and err.count("\n") == 1, err
 
 
-def test_undecodable_video_is_one_line(fresh_model, tmp_path):
+def test_undecodable_video_is_one_line(fresh_model, tmp_path, project_root):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
     # A process of its own, as a user runs it: FFmpeg's own complaints ("moov atom not found") count too.
-    done = subprocess.run([sys.executable, str(ROOT / "analyzer.py"), "--source", str(broken), "--model",
+    done = subprocess.run([sys.executable, str(project_root / "analyzer.py"), "--source", str(broken), "--model",
                            str(fresh_model), "--no-display", "--csv", str(tmp_path / "e.csv")],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert done.returncode == 2
@@ -249,8 +253,8 @@ def test_no_display_available_is_one_line(fresh_model, face_video, monkeypatch, 
     assert err.count("\n") == 1
 
 
-def test_camera_that_stops_mid_run_finishes_cleanly(fresh_model, tmp_path, monkeypatch, capsys):
-    camera = StoppingCamera(12)
+def test_camera_that_stops_mid_run_finishes_cleanly(fresh_model, tmp_path, monkeypatch, capsys, stopping_camera):
+    camera = stopping_camera(12)
     monkeypatch.setattr(analyze_module, "open_source", lambda source: ("camera", camera))
     assert run(fresh_model, "0", "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.avi", "--verbose") == 0
     captured = capsys.readouterr()
@@ -372,12 +376,12 @@ def test_a_sideways_phone_photo_is_turned_upright_and_its_face_found(fresh_model
     assert len(rows) == 1 and int(rows[0]["w"]) > 60
 
 
-def test_sigterm_ends_a_run_as_ctrl_c_does(fresh_model, tmp_path):
+def test_sigterm_ends_a_run_as_ctrl_c_does(fresh_model, tmp_path, project_root):
     signum = signal.SIGTERM  # SIGHUP takes the same handler (test_cli, and the training runs in test_interrupt)
     video = tmp_path / "long.avi"
     write_face_video(video, frames=300, faces=1, width=320, height=240, size=100)  # 10 s, played in real time
     out_csv, out_video = tmp_path / "e.csv", tmp_path / "v.avi"
-    process = subprocess.Popen([sys.executable, str(ROOT / "analyzer.py"), "--source", str(video), "--model",
+    process = subprocess.Popen([sys.executable, str(project_root / "analyzer.py"), "--source", str(video), "--model",
                                 str(fresh_model), "--no-display", "--realtime", "--csv", str(out_csv),
                                 "--output", str(out_video), "--verbose"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -542,16 +546,16 @@ def test_boxes_follow_a_moving_face_between_detections(fresh_model):
     assert np.mean(overlaps[False]) < 0.7  # held boxes lag a face moving 10 pixels a frame
 
 
-def test_a_wrong_source_is_refused_before_tensorflow_starts(tmp_path):
+def test_a_wrong_source_is_refused_before_tensorflow_starts(tmp_path, project_root):
     code = ("import sys; from emotion_analyzer.commands.analyze import main;"
             f" code = main(['--source', {str(tmp_path / 'nowhere.mp4')!r}, '--no-display']);"
             " print(code, 'tensorflow' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], cwd=project_root, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["2", "False"]
     assert "nowhere.mp4' not found" in done.stderr and done.stderr.count("\n") == 1
 
 
-def test_a_model_that_reads_another_size_is_refused_in_one_line(tmp_path, face_video, capsys):
+def test_a_model_that_reads_another_size_is_refused_in_one_line(tmp_path, face_video, capsys, emotions6):
     import keras
 
     from emotion_analyzer.core.model import save_model_atomic, save_model_info
@@ -559,7 +563,7 @@ def test_a_model_that_reads_another_size_is_refused_in_one_line(tmp_path, face_v
     big = keras.Sequential([keras.Input((64, 64, 1)), keras.layers.Flatten(), keras.layers.Dense(6, "softmax")])
     path = tmp_path / "big.keras"
     save_model_atomic(big, path)
-    save_model_info(path, {"labels": EMOTIONS6})
+    save_model_info(path, {"labels": emotions6})
     assert run(path, face_video[0]) == 2
     err = capsys.readouterr().err
     assert "takes input of shape (64, 64, 1)" in err and "48x48" in err and err.count("\n") == 1
@@ -576,8 +580,7 @@ def test_videos_keep_haar_unless_mtcnn_is_asked_for(fresh_model, face_video, tmp
     assert len(rows) == 6 * 3  # every face of every frame (three faces)
 
 
-@requires_london_faces
-def test_turned_london_portraits_read_as_the_upright_ones(tmp_path):
+def test_turned_london_portraits_read_as_the_upright_ones(tmp_path, london_photos):
     from emotion_analyzer import EmotionRecognizer
 
     photos = london_photos(tmp_path, "happy", 2) + london_photos(tmp_path, "neutral", 2)

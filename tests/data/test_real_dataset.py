@@ -10,7 +10,6 @@ import pytest
 
 import clean_data
 import prep_data
-from conftest import SHARED_DATASET, requires_dataset
 from emotion_analyzer import config
 from emotion_analyzer.data.prepared import load_prepared
 
@@ -19,10 +18,10 @@ TEST = {"angry": 958, "fear": 1024, "happy": 1774, "neutral": 1233, "sad": 1247,
 
 
 @pytest.fixture(scope="module")
-def real_data(tmp_path_factory):
+def real_data(tmp_path_factory, fer2013_archive):
     """The real dataset cleaned and prepared by our scripts: (data folder, what prep printed)."""
     root = tmp_path_factory.mktemp("real")
-    with tarfile.open(SHARED_DATASET) as archive:
+    with tarfile.open(fer2013_archive) as archive:
         archive.extractall(root / "raw", filter="data")
     out = root / "data"
     assert clean_data.main(["--source", str(root / "raw" / "fer2013-6class"), "--out", str(out),
@@ -33,7 +32,6 @@ def real_data(tmp_path_factory):
     return out, report.getvalue()
 
 
-@requires_dataset
 def test_real_dataset_clean_and_prep_give_the_published_counts(real_data):
     out, report = real_data
     x, y, x_test, y_test, categories, leak = load_prepared(out)
@@ -47,7 +45,6 @@ def test_real_dataset_clean_and_prep_give_the_published_counts(real_data):
     assert "blank images (one flat grey level): 11 train, 1 test" in report
 
 
-@requires_dataset
 def test_shipped_model_scores_what_its_json_claims_on_the_real_test_set(real_data):
     """The README's figures come from res/emotion_model.json: recompute the one-view accuracy from the JPEGs."""
     from emotion_analyzer.core.model import as_the_model_reads, load_trained_model
@@ -63,7 +60,6 @@ def test_shipped_model_scores_what_its_json_claims_on_the_real_test_set(real_dat
     assert accuracy > 0.569  # the original project's result
 
 
-@requires_dataset
 def test_the_default_cpu_engine_reads_the_real_test_set_as_the_float_model_does(real_data):
     """int8 weights (the analyzer's engine on a CPU) against float32 TensorFlow Lite, both with the mirror view."""
     from emotion_analyzer.analysis.classify import EmotionClassifier

@@ -1,11 +1,10 @@
 import threading
 
-from conftest import StoppingCamera
 from emotion_analyzer.analysis.capture import Reader, ThreadedCapture
 
 
-def test_latest_only_capture_hands_out_the_newest_frame():
-    camera = StoppingCamera(50)
+def test_latest_only_capture_hands_out_the_newest_frame(stopping_camera):
+    camera = stopping_camera(50)
     with ThreadedCapture(camera, latest_only=True, live_clock=True) as capture:
         first = capture.next_frame()
         assert capture.finished.wait(timeout=10)

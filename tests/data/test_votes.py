@@ -10,7 +10,6 @@ import pytest
 
 import clean_data
 import prep_data
-from conftest import make_folder_dataset
 from emotion_analyzer.training.evaluate import crowd_metrics
 from emotion_analyzer.data.prepared import load_prepared, load_prepared_votes
 from emotion_analyzer.data.prepared import crowd_distribution, VOTE_COLUMNS
@@ -46,7 +45,7 @@ def clean(source, out, *extra):
 
 
 @pytest.fixture
-def voted_source(tmp_path):
+def voted_source(tmp_path, make_folder_dataset):
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=5)
     return source, write_votes(source, tmp_path / "votes.csv")
@@ -110,7 +109,8 @@ def test_a_votes_pickle_from_another_set_is_refused(voted_source, tmp_path, caps
     ("counts that are not votes", ["Training/Angry/Training_0_0.jpg" + ",x" * 10], "whole numbers of at least 0"),
     ("negative counts", ["Training/Angry/Training_0_0.jpg" + ",-1" * 10], "whole numbers of at least 0"),
 ])
-def test_a_votes_file_that_does_not_fit_is_refused_in_one_line(tmp_path, capsys, problem, rows, message):
+def test_a_votes_file_that_does_not_fit_is_refused_in_one_line(tmp_path, capsys, problem, rows, message,
+                                                               make_folder_dataset):
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=5)
     write_votes(source, tmp_path / "votes.csv", extra_rows=rows)
@@ -120,7 +120,7 @@ def test_a_votes_file_that_does_not_fit_is_refused_in_one_line(tmp_path, capsys,
     assert not (tmp_path / "data" / "train").exists()
 
 
-def test_a_votes_file_without_vote_columns_is_refused(tmp_path, capsys):
+def test_a_votes_file_without_vote_columns_is_refused(tmp_path, capsys, make_folder_dataset):
     source = tmp_path / "raw"
     make_folder_dataset(source, per_class=5)
     (tmp_path / "votes.csv").write_text("image,emotion\nTraining/Angry/Training_0_0.jpg,angry\n")

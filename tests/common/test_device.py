@@ -3,15 +3,13 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import write_image
+from demo_media import write_image
 from emotion_analyzer.common.device import lines_worth_showing, quiet_native_log
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # What TensorFlow 2.21 wrote to stderr when analyzer.py started on this machine (no GPU), abridged.
 NO_GPU_START = """\
@@ -53,11 +51,11 @@ def test_quiet_native_log_shows_everything_when_the_block_fails(capfd):
     assert capfd.readouterr().err == NO_GPU_START
 
 
-def test_analyzer_starts_without_native_log_lines(fresh_model, tmp_path):
+def test_analyzer_starts_without_native_log_lines(fresh_model, tmp_path, project_root):
     image = tmp_path / "empty.png"
     write_image(image, np.full((120, 160), 90, np.uint8))
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
-    done = subprocess.run([sys.executable, str(ROOT / "analyzer.py"), "--source", str(image), "--model",
+    done = subprocess.run([sys.executable, str(project_root / "analyzer.py"), "--source", str(image), "--model",
                            str(fresh_model), "--no-display", "--verbose"], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
