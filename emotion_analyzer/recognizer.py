@@ -3,6 +3,7 @@
     from emotion_analyzer import EmotionRecognizer
     recognizer = EmotionRecognizer()                     # the shipped model; EmotionRecognizer(model="my.keras")
     faces = recognizer.detect_emotions("photo.jpg")      # or a BGR array as cv2.imread gives, or a list of them
+    drawn = recognizer.draw_emotions("photo.jpg")        # the photo with its faces drawn, as --output draws it
     table = recognizer.analyze_video("clip.mp4")         # a pandas DataFrame, one row per face per frame
 
 Everything goes through analyze.Analyzer, the code `analyzer.py` runs: the same detector settings (thorough
@@ -22,7 +23,7 @@ from emotion_analyzer.common.cli import silent
 from emotion_analyzer.common.stops import Stopped
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.core.images import BadImage, read_image_file, unreadable_pixels
-from emotion_analyzer.analysis.outputs import RowTable
+from emotion_analyzer.analysis.outputs import face_result, RowTable
 
 
 def read_image(path):
@@ -50,13 +51,6 @@ def as_image(image):
     shape = getattr(image, "shape", None)
     raise UserError(f"expected an image path or an array as cv2.imread gives (height x width, gray, BGR or"
                     f" BGRA), got {type(image).__name__}" + (f" of shape {shape}" if shape is not None else ""))
-
-
-def face_result(labels, face):
-    """One FaceReading as detect_emotions gives it: box, every emotion's probability, the top one and its
-    probability."""
-    return {"box": face.box, "emotions": {label: float(p) for label, p in zip(labels, face.probabilities)},
-            "emotion": labels[face.shown], "confidence": face.confidence}
 
 
 class AnalysisStopped(Stopped):
@@ -107,6 +101,14 @@ class EmotionRecognizer:
             faces = self._analyzer.read_photos(images)
         results = [[face_result(self.labels, face) for face in photo] for photo in faces]
         return results if batch else results[0]
+
+    def draw_emotions(self, image):
+        """A BGR copy of the photo `image` (a path or an array, as detect_emotions takes) with every face's
+        box, emotion, confidence and bars drawn on it, as analyzer.py --output draws a photo."""
+        image = as_image(image)
+        with self._turn:
+            faces = self._analyzer.read_photos([image])[0]
+            return self._analyzer.draw(image, faces)
 
     def analyze_video(self, source, max_frames=None):
         """Every face of every frame of a video file (or a camera index, stream URL, image or folder of

@@ -26,13 +26,13 @@ from emotion_analyzer.common.device import describe_device
 from emotion_analyzer.analysis.draw import as_bgr, draw_face
 from emotion_analyzer.analysis.faces import FaceReading, photo_faces
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.common.fileio import check_output_path
+from emotion_analyzer.common.fileio import check_output_folder, check_output_path
 from emotion_analyzer.common.settings import setting
 from emotion_analyzer.core.framing import crop_faces, DEFAULT_FRAMING, Framing, framings_of_model
 from emotion_analyzer.core.images import image_files_under, to_gray_uint8
 from emotion_analyzer.core.model import check_model_file
-from emotion_analyzer.analysis.outputs import (check_video_name, CsvLog, photo_answer, PhotoSummary, Summary,
-                                               VideoOutput)
+from emotion_analyzer.analysis.outputs import (check_annotated_name, CsvLog, photo_answer, PhotoJson, PhotoOutput,
+                                               PhotoSummary, Summary, VideoOutput)
 from emotion_analyzer.analysis.smoothing import FaceSmoothers, Smoothing
 from emotion_analyzer.analysis.stats import peak_rss_mb, RunStats
 from emotion_analyzer.common.stops import deferred, exit_code
@@ -86,7 +86,8 @@ class AnalyzerSettings:
 class RunOutputs:
     """Where one run writes and how it shows what it reads."""
     csv: Path | None = None         # one row per face per frame
-    video: Path | None = None       # the annotated frames (--output)
+    annotated: Path | None = None   # --output: the annotated video, photo, or folder of photos
+    json: Path | None = None        # each photo's faces as JSON (photos only)
     table: object = None            # a results.RowTable that receives the CSV's rows in memory
     display: bool = True            # the live window
     realtime: bool = False          # a file played like a camera: frames skipped when behind
@@ -135,11 +136,17 @@ def check_run(model, source, outputs):
 
 def check_output_paths(model, source, outputs):
     """Before any work: every output can be written and none is an input or another output of the run."""
-    named = {flag: Path(path) for flag, path in (("--output", outputs.video), ("--csv", outputs.csv)) if path}
-    if outputs.video:
-        check_video_name(outputs.video)
+    kind, _ = parse_source(source)
+    if outputs.json and kind not in ("image", "folder"):
+        raise UserError(f"--json {outputs.json}: JSON is written for photos; for a {kind} use --csv")
+    named = {flag: Path(path) for flag, path in (("--output", outputs.annotated), ("--csv", outputs.csv),
+                                                 ("--json", outputs.json)) if path}
+    if outputs.annotated:
+        check_annotated_name(outputs.annotated, kind)
+    if kind == "folder" and outputs.annotated:
+        check_photo_folder_output(Path(source), named.pop("--output"))
     if named and outputs.summary_plot:
-        named["summary chart"] = summary_plot_path(outputs.csv or outputs.video)
+        named["summary chart"] = summary_plot_path(outputs.csv or outputs.annotated or outputs.json)
     inputs = {path.resolve(): path for path in input_files(model, source)}
     seen = {}
     for flag, path in named.items():
@@ -151,6 +158,15 @@ def check_output_paths(model, source, outputs):
             raise UserError(f"{flag} {path} is also the {seen[resolved]}; give each output its own name")
         seen[resolved] = flag
         check_output_path(path, flag)
+
+
+def check_photo_folder_output(source, folder):
+    """The folder annotated photos go into: writable, and outside the source folder, which a rerun
+    would otherwise read them from."""
+    if folder.resolve() == source.resolve() or source.resolve() in folder.resolve().parents:
+        raise UserError(f"--output {folder} is inside the source folder {source}: a rerun would read the"
+                        " annotated photos as photos; choose a folder outside it")
+    check_output_folder(folder, "--output")
 
 
 class Analyzer:
@@ -206,7 +222,7 @@ class Analyzer:
     def _read_photo_frame(self, frame, stats):
         """(canvas, FaceReadings) of one photo."""
         faces = self.read_photos([frame.image], stats)[0]
-        return self._draw(frame, faces, stats), faces
+        return self.draw(frame.image, faces, stats), faces
 
     def _read_video_frame(self, frame, video_faces, smoothers, stats):
         """(canvas, FaceReadings) of one video frame: the faces placed, cropped, classified, smoothed and
@@ -220,13 +236,14 @@ class Analyzer:
         smoothed = smoothers.update(face_ids, probabilities, frame.time_s, found.remembered)
         faces = [FaceReading(face_id, box, probs, shown)
                  for face_id, box, (probs, shown) in zip(face_ids, crops.boxes, smoothed)]
-        canvas = self._draw(frame, faces, stats)
+        canvas = self.draw(frame.image, faces, stats)
         video_faces.take_detection(stats)
         return canvas, faces
 
-    def _draw(self, frame, faces, stats):
-        with stats.stage("draw"):
-            canvas = as_bgr(frame.image)
+    def draw(self, image, faces, stats=None):
+        """A BGR copy of `image` with its FaceReadings drawn on it."""
+        with (stats.stage if stats is not None else untimed)("draw"):
+            canvas = as_bgr(image)
             for face in faces:
                 draw_face(canvas, face, self.labels)
         return canvas
@@ -252,7 +269,7 @@ class Analyzer:
         with contextlib.ExitStack() as stack:  # closed in reverse: detection, capture, then the writers
             # a photo's answer line is its progress: no bar beside the lines
             writers = open_writers(stack, replace(outputs, progress=False) if photo else outputs, self.labels,
-                                   reader, self.log)
+                                   kind, reader, self.log)
             stack.callback(finish_stats, stats, started, reader, writers)
             live = kind in ("camera", "stream")
             capture = stack.enter_context(ThreadedCapture(reader, latest_only=live or outputs.realtime,
@@ -284,22 +301,31 @@ class Writers:
     """Where each frame's results go during a run; None for what the run does not write."""
     tables: list          # CsvLog and RowTable: one row per face
     csv: CsvLog | None
-    video: VideoOutput | None
+    annotated: VideoOutput | PhotoOutput | None
+    json: PhotoJson | None
     window: Window | None
     bar: object           # a progress bar, or None
 
 
-def open_writers(stack, outputs, labels, reader, log):
-    """The run's writers, each closed by `stack` (files committed complete) when the run ends."""
-    csv_log = stack.enter_context(contextlib.closing(CsvLog(outputs.csv, labels))) if outputs.csv else None
-    video = stack.enter_context(contextlib.closing(VideoOutput(outputs.video, reader.fps))) if outputs.video else None
+def open_writers(stack, outputs, labels, kind, reader, log):
+    """The run's writers for a source of `kind`, each closed by `stack` (files committed complete) when
+    the run ends."""
+    def kept(writer):
+        return stack.enter_context(contextlib.closing(writer))
+
+    csv_log = kept(CsvLog(outputs.csv, labels)) if outputs.csv else None
+    annotated = None
+    if outputs.annotated:
+        annotated = kept(PhotoOutput(outputs.annotated, into_folder=kind == "folder") if kind in ("image", "folder")
+                         else VideoOutput(outputs.annotated, reader.fps))
+    json = kept(PhotoJson(outputs.json, labels)) if outputs.json else None
     window = stack.enter_context(contextlib.closing(Window(outputs.snapshot_dir, log))) if outputs.display else None
     bar = None
     if window is None and outputs.progress:  # a live window shows its own frame rate
         total = min(n for n in (reader.frame_count, outputs.max_frames, float("inf")) if n)
         bar = stack.enter_context(progress(total=None if total == float("inf") else total, desc="analyzing",
                                            unit="frame"))
-    return Writers([t for t in (csv_log, outputs.table) if t is not None], csv_log, video, window, bar)
+    return Writers([t for t in (csv_log, outputs.table) if t is not None], csv_log, annotated, json, window, bar)
 
 
 def loop(capture, read, writers, summary, stats, outputs, answer=None):
@@ -323,9 +349,11 @@ def loop(capture, read, writers, summary, stats, outputs, answer=None):
                 for table in writers.tables if not faces else ():
                     table.write_no_face(frame)
                 summary.add_photo(faces)
+                if writers.json:
+                    writers.json.add(frame, faces)
                 answer(photo_answer(frame.name, faces, summary.labels))
-            if writers.video:
-                writers.video.write(canvas)
+            if writers.annotated:
+                writers.annotated.write(canvas, frame.name)
             stats.frame_done(started, len(faces))
         if writers.bar is not None:
             writers.bar.update()
@@ -338,7 +366,7 @@ def finish_stats(stats, started, reader, writers):
     stats.wall_seconds = time.perf_counter() - started
     stats.skipped = list(reader.skipped)
     stats.csv_rows = writers.csv.rows if writers.csv else 0
-    stats.video_frames = writers.video.frames if writers.video else 0
+    stats.video_frames = writers.annotated.frames if writers.annotated else 0
     stats.peak_rss_mb = peak_rss_mb()
 
 
@@ -367,9 +395,12 @@ def report(stats, summary, outputs, log, say, warn):
         say(line)
     if outputs.csv:
         say(f"wrote {stats.csv_rows:,} rows to {outputs.csv}")
-    if outputs.video:
-        say(f"wrote {stats.video_frames:,} frames to {outputs.video}")
-    keep = outputs.csv or outputs.video
+    if outputs.annotated:
+        drawn = "annotated photo(s)" if isinstance(summary, PhotoSummary) else "frames"
+        say(f"wrote {stats.video_frames:,} {drawn} to {outputs.annotated}")
+    if outputs.json:
+        say(f"wrote {summary.photos:,} photo(s) to {outputs.json}")
+    keep = outputs.csv or outputs.annotated or outputs.json
     if keep and summary.has_faces() and outputs.summary_plot:
         plot_path = summary_plot_path(keep)
         summary.save_plot(plot_path)

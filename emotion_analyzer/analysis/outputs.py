@@ -1,8 +1,9 @@
-"""Results you can keep: a CSV row per face per frame, the annotated video, and a summary.
+"""Results you can keep: a CSV row per face per frame, the annotated video (or annotated photos), the
+photos' faces as JSON, and a summary.
 
-Both files are written under a temporary name and renamed when the run ends, however it ends
-(finished, Ctrl-C, SIGTERM or SIGHUP, camera gone), so the file at the final name is always complete
-and playable.
+Every file is written under a temporary name and renamed when it is whole (the CSV, video and JSON
+when the run ends, however it ends: finished, Ctrl-C, SIGTERM or SIGHUP, camera gone; each annotated
+photo as it is drawn), so a file at its final name is always complete and playable.
 """
 
 import csv
@@ -13,10 +14,13 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.common.fileio import commit_temp, spreadsheet_safe, temp_path_beside
+from emotion_analyzer.common.fileio import (commit_temp, spreadsheet_safe, temp_path_beside, write_bytes_atomic,
+                                            write_json_atomic)
 from emotion_analyzer.common.stops import deferred
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
+# What an annotated photo can be written as (OpenCV's encoders); others are written as .png.
+PHOTO_ENDINGS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def result_columns(labels):
@@ -38,6 +42,14 @@ NO_FACE = "no face"
 def no_face_row(labels, frame):
     """A photo with no face as the values of result_columns(): no face, box or probabilities."""
     return [frame.name, frame.index, float(frame.time_s), None, None, None, None, None, *([None] * len(labels)), NO_FACE]
+
+
+def face_result(labels, face):
+    """One FaceReading as the library and the JSON give it: box, every emotion's probability, the label
+    shown and its probability."""
+    return {"box": tuple(int(v) for v in face.box),
+            "emotions": {label: float(p) for label, p in zip(labels, face.probabilities)},
+            "emotion": labels[face.shown], "confidence": face.confidence}
 
 
 def photo_answer(name, faces, labels):
@@ -102,6 +114,64 @@ class RowTable:
         return pd.DataFrame(self.values, columns=result_columns(self.labels))
 
 
+class PhotoJson:
+    """Each photo's faces as JSON (--json): [{"photo": name, "faces": [face_result, ...]}, ...], a photo
+    with no face given "faces": []."""
+
+    def __init__(self, path, labels):
+        self.path, self.labels = Path(path), list(labels)
+        self.photos = []
+
+    def add(self, frame, faces):
+        self.photos.append({"photo": frame.name, "faces": [face_result(self.labels, face) for face in faces]})
+
+    def close(self):
+        write_json_atomic(self.path, self.photos)
+
+
+def check_annotated_name(path, kind):
+    """--output for a source of `kind`: a video name for videos, cameras and streams, a photo name for a
+    photo, a folder (not a file name) for a folder of photos; else a UserError saying which."""
+    path = Path(path)
+    if kind == "image":
+        if path.suffix.lower() not in PHOTO_ENDINGS:
+            raise UserError(f"--output {path}: a photo is written as a photo; use a name ending in"
+                            f" {', '.join(PHOTO_ENDINGS)}")
+    elif kind == "folder":
+        if path.suffix.lower() in PHOTO_ENDINGS + tuple(VIDEO_CODECS) or path.is_file():
+            raise UserError(f"--output {path}: a folder of photos is written into a folder; give a folder name")
+    else:
+        check_video_name(path)
+
+
+class PhotoOutput:
+    """Annotated photos: one photo (`path` a photo name), or a folder's, each under its name in the
+    source folder (`path` a folder); each written whole under its final name as it is drawn."""
+
+    def __init__(self, path, into_folder):
+        self.path, self.into_folder = Path(path), into_folder
+        self.frames = 0
+
+    def target(self, name):
+        if not self.into_folder:
+            return self.path
+        target = self.path / name
+        return target if target.suffix.lower() in PHOTO_ENDINGS else target.with_name(target.name + ".png")
+
+    def write(self, canvas, name):
+        target = self.target(name)
+        ok, data = cv2.imencode(target.suffix, canvas)
+        if not ok:
+            raise UserError(f"cannot encode the annotated photo as {target.suffix}: try --output with .png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with deferred():  # so the count of photos written is the number on disk
+            write_bytes_atomic(target, data.tobytes())
+            self.frames += 1
+
+    def close(self):
+        pass
+
+
 def check_video_name(path):
     """The FourCC codec for a video file name, or a UserError naming the endings we can write."""
     codec = VIDEO_CODECS.get(Path(path).suffix.lower())
@@ -121,7 +191,8 @@ class VideoOutput:
         self.tmp = None
         self.frames = 0
 
-    def write(self, frame):
+    def write(self, frame, name=None):
+        """Add the annotated `frame` (`name`, the source's, is for PhotoOutput's sake)."""
         if self.writer is None:
             self.size = (frame.shape[1], frame.shape[0])
             tmp = temp_path_beside(self.path)

@@ -9,7 +9,7 @@ video keep every frame processed until then. Detector, crop and smoothing tuning
 examples:
   %(prog)s                                   # the webcam, live
   %(prog)s --source clip.mp4 --output annotated.mp4 --csv faces.csv --no-display
-  %(prog)s --source photos/ --csv photos.csv --no-display
+  %(prog)s --source photos/ --csv photos.csv --output annotated/ --no-display
   %(prog)s --source recordings/ --csv-dir results/ --workers 2
   %(prog)s --source clip.mp4 --set haar.min_neighbors=8 --set smoothing=none
 """
@@ -29,8 +29,12 @@ def parse_args(argv, prog=None):
     parser = Parser(prog=prog, description=__doc__)
     parser.add_argument("--source", default="0",
                         help="webcam index, video file, photo, folder or stream URL (default: %(default)s)")
-    parser.add_argument("--output", type=Path, default=None, help="write the annotated video here (.mp4 or .avi)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help="write what the window shows here: the annotated video (.mp4 or .avi), photo (.jpg or"
+                             " .png), or for a folder of photos a folder of them")
     parser.add_argument("--csv", type=Path, default=None, help="write one row per face per frame here")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="photos: write each photo's faces here as JSON (box, emotions, emotion, confidence)")
     parser.add_argument("--no-display", dest="display", action="store_false",
                         help="do not open a window (for files, servers and tests)")
     parser.add_argument("--max-frames", type=positive_int, default=None,
@@ -72,7 +76,7 @@ def settings_from_args(args):
 
 def outputs_from_args(args):
     """Where this run writes and how it shows, as the flags say."""
-    return RunOutputs(csv=args.csv, video=args.output, display=args.display, realtime=args.realtime,
+    return RunOutputs(csv=args.csv, annotated=args.output, json=args.json, display=args.display, realtime=args.realtime,
                       max_frames=args.max_frames, snapshot_dir=args.snapshots)
 
 
@@ -102,8 +106,8 @@ def analyze_folder_from_args(args, settings):
 
     if not Path(args.source).is_dir():
         raise UserError(f"--csv-dir reads a folder: --source {args.source} is not one")
-    if args.csv or args.output:
-        raise UserError("--csv-dir writes a CSV per file: drop --csv and --output")
+    if args.csv or args.output or args.json:
+        raise UserError("--csv-dir writes a CSV per file: drop --csv, --output and --json")
     check_model_file(settings.model)
     check_output_folder(args.csv_dir, "--csv-dir")  # TensorFlow starts only where a file is read (scale.folder)
     return analyze_folder(settings, Path(args.source), args.csv_dir, args.workers, ray=args.ray)

@@ -105,7 +105,7 @@ def test_folder_of_images_with_unreadable_files_and_odd_formats(fresh_model, tmp
     (photos / "notes.txt").write_text("not an image")
     for i in range(30):
         shutil.copy(photos / "a_colour.jpg", photos / f"z_{i:03d}.jpg")
-    assert run(fresh_model, photos, "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.avi") == 0
+    assert run(fresh_model, photos, "--csv", tmp_path / "e.csv", "--output", tmp_path / "drawn") == 0
     log = capsys.readouterr().out
     assert "skipped 1 (empty file (0 bytes)): e_empty.jpg" in log
     assert "skipped 1 (truncated PNG (no IEND chunk)): f_broken.png" in log
@@ -119,7 +119,8 @@ def test_folder_of_images_with_unreadable_files_and_odd_formats(fresh_model, tmp
     (no_face,) = [row for row in rows if row["source"] == "d_noface.png"]
     assert no_face["emotion"] == "no face" and no_face["face"] == no_face["x"] == no_face["happy"] == ""
     assert "e_empty.jpg" not in per_source
-    assert count_video_frames(tmp_path / "v.avi") == 34
+    drawn = sorted(p.name for p in (tmp_path / "drawn").iterdir())
+    assert len(drawn) == 34 and "a_colour.jpg" in drawn and "c_alpha.png" in drawn and "e_empty.jpg" not in drawn
 
 
 def test_photos_in_subfolders_are_read_and_named_by_their_path_under_the_folder(fresh_model, tmp_path):
@@ -165,6 +166,58 @@ def test_a_photo_run_s_chart_counts_faces_per_emotion(fresh_model, tmp_path, mon
     rows = read_rows(tmp_path / "e.csv")[1]
     assert sum(drawn["counts"]) == 2 == sum(row["face"] != "" for row in rows)
     assert drawn["photos"] == 2 and drawn["without_face"] == 1
+
+
+def test_a_photo_is_written_annotated_as_the_library_draws_it(fresh_model, tmp_path, capsys):
+    from emotion_analyzer import EmotionRecognizer
+
+    frame = compose_frame(0, faces=2)[0]
+    photo = write_image(tmp_path / "two.png", frame)
+    assert run(fresh_model, photo, "--output", tmp_path / "drawn.png") == 0
+    assert f"wrote 1 annotated photo(s) to {tmp_path / 'drawn.png'}" in capsys.readouterr().out
+    drawn = cv2.imread(str(tmp_path / "drawn.png"))
+    library = EmotionRecognizer(model=fresh_model).draw_emotions(photo)
+    np.testing.assert_array_equal(drawn, library)
+    assert drawn.shape == frame.shape and (np.abs(drawn.astype(int) - frame).max(axis=2) > 60).mean() > 0.01
+    assert run(fresh_model, photo, "--output", tmp_path / "drawn.mp4") == 2
+    assert "a photo is written as a photo; use a name ending in .jpg" in capsys.readouterr().err
+
+
+def test_a_folder_of_photos_is_written_annotated_into_a_folder_by_the_same_names(fresh_model, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    frame = compose_frame(0, faces=1)[0]
+    for name in ("happy/001.jpg", "neutral/more/002.png"):
+        write_image(photos / name, frame)
+    write_image(photos / "scan.pgm", cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))  # read, but not written as .pgm
+    assert run(fresh_model, photos, "--output", tmp_path / "drawn") == 0
+    written = sorted(p.relative_to(tmp_path / "drawn").as_posix() for p in (tmp_path / "drawn").rglob("*.*"))
+    assert written == ["happy/001.jpg", "neutral/more/002.png", "scan.pgm.png"]
+    assert run(fresh_model, photos, "--output", photos / "drawn") == 2
+    assert "is inside the source folder" in capsys.readouterr().err
+    assert not (photos / "drawn").exists()
+
+
+def test_photos_faces_as_json_are_the_librarys_dicts_and_no_face_is_an_empty_list(fresh_model, tmp_path, capsys):
+    import json
+
+    from emotion_analyzer import EmotionRecognizer
+
+    photos = tmp_path / "photos"
+    write_image(photos / "a.png", compose_frame(0, faces=2)[0])
+    write_image(photos / "b.png", np.full((240, 320, 3), 90, np.uint8))
+    assert run(fresh_model, photos, "--json", tmp_path / "faces.json") == 0
+    read = json.loads((tmp_path / "faces.json").read_text())
+    assert [photo["photo"] for photo in read] == ["a.png", "b.png"] and read[1]["faces"] == []
+    library = EmotionRecognizer(model=fresh_model).detect_emotions(str(photos / "a.png"))
+    assert len(read[0]["faces"]) == 2 == len(library)
+    for written, face in zip(read[0]["faces"], library):
+        assert written["box"] == list(face["box"]) and written["emotion"] == face["emotion"]
+        assert written["emotions"] == pytest.approx(face["emotions"], abs=1e-6)
+    video = tmp_path / "clip.avi"
+    write_face_video(video, frames=3)
+    capsys.readouterr()
+    assert run(fresh_model, video, "--json", tmp_path / "v.json") == 2
+    assert "JSON is written for photos; for a video use --csv" in capsys.readouterr().err
 
 
 def test_single_image(fresh_model, tmp_path):
