@@ -62,15 +62,15 @@ def main(argv=None):
                         help="a folder prepared by prep_data.py: also score every engine on its test set")
     args = parser.parse_args(argv)
 
-    from emotion_analyzer.core.model import load_trained_model
+    from emotion_analyzer.core.model import check_model_file
 
-    model, info = load_trained_model(args.model)
+    _, info = check_model_file(args.model)
     engines = [engine for engine in ENGINES if engine != "auto"]
     classifiers = {}
     for engine in engines:
-        classifiers[engine] = EmotionClassifier(model, info["labels"], tta=args.tta, engine=engine)
+        classifiers[engine] = EmotionClassifier(args.model, info["labels"], tta=args.tta, engine=engine)
         classifiers[engine].warm_up()
-    auto = EmotionClassifier(model, info["labels"], tta=args.tta).engine_name
+    auto = EmotionClassifier(args.model, info["labels"], tta=args.tta).engine_name
     print(f"model {args.model.name}; {args.faces} face(s) per call, views {args.tta}; {os.cpu_count()} CPU cores;"
           f" auto here: {auto}")
 

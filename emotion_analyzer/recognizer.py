@@ -79,10 +79,8 @@ class EmotionRecognizer:
 
     def __init__(self, model=None, verbose=False, **settings):
         from emotion_analyzer.analysis.analyzer import Analyzer, AnalyzerSettings
-        from emotion_analyzer.common.device import start_tensorflow
 
         settings = AnalyzerSettings(model=Path(model or config.DEFAULT_MODEL_PATH), **settings)
-        start_tensorflow()
         self._analyzer = Analyzer(settings, log=print if verbose else silent, warn=silent)  # warnings.warn instead
         self._verbose = verbose
         self._turn = threading.Lock()

@@ -23,6 +23,17 @@ DATASETS = Path(os.environ.get("EMOTION_ANALYZER_DATASETS", ROOT.parent / "share
 EMOTIONS6 = ["angry", "fear", "happy", "neutral", "sad", "surprise"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def engine_cache(tmp_path_factory):
+    """The session's own folder for converted models (never the user's cache), shared by its tests and
+    the processes they start."""
+    from emotion_analyzer.analysis.engine_cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("engines")
+    os.environ[CACHE_ENV] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def project_root():
     """The checkout the tests run from: its scripts run as a user runs them."""

@@ -22,7 +22,6 @@ from emotion_analyzer.analysis.classify import ENGINES, EmotionClassifier
 from emotion_analyzer.core.views import DEFAULT_TTA, TTA_VIEWS
 from emotion_analyzer.common.cli import format_skipped, progress, warn
 from emotion_analyzer.analysis.detect import DETECTORS, DetectorSettings, FaceDetector, MtcnnDetector, PHOTO_DETECTOR
-from emotion_analyzer.common.device import describe_device
 from emotion_analyzer.analysis.draw import as_bgr, draw_face
 from emotion_analyzer.analysis.faces import FaceReading, photo_faces
 from emotion_analyzer.errors import UserError
@@ -131,12 +130,12 @@ def check_run(model, source, outputs):
     if outputs.display:
         check_display_available(camera=kind == "camera")
     check_model_file(model)
-    check_output_paths(model, source, outputs)
+    check_output_paths(model, source, kind, outputs)
 
 
-def check_output_paths(model, source, outputs):
-    """Before any work: every output can be written and none is an input or another output of the run."""
-    kind, _ = parse_source(source)
+def check_output_paths(model, source, kind, outputs):
+    """Before any work: every output of a run reading `source` (of `kind`: 'video', 'folder', ...) can be
+    written, and none is an input or another output of the run."""
     if outputs.json and kind not in ("image", "folder"):
         raise UserError(f"--json {outputs.json}: JSON is written for photos; for a {kind} use --csv")
     named = {flag: Path(path) for flag, path in (("--output", outputs.annotated), ("--csv", outputs.csv),
@@ -175,17 +174,15 @@ class Analyzer:
     def __init__(self, settings=None, log=print, warn=warn, say=None):
         """`log` the diagnostics (device, settings, timing), `say` the answers (a line per photo, the
         summary, what was written; `log` when None), `warn` what went wrong."""
-        from emotion_analyzer.core.model import load_trained_model
-
         self.settings = (settings or AnalyzerSettings()).check()
         self.log, self.warn, self.say = log, warn, say or log
-        self.model, info = load_trained_model(self.settings.model)
+        model_path, info = check_model_file(self.settings.model)  # the Keras model loads only to convert it
         self.labels = info["labels"]
         self.framings = framings_of_model(info)
         if self.settings.framing:  # one framing for every detector; the faces equalized as the model reads
             self.framings = {kind: replace(self.settings.framing, equalize=framing.equalize)
                              for kind, framing in self.framings.items()}
-        self.classifier = EmotionClassifier(self.model, self.labels, tta=self.settings.tta,
+        self.classifier = EmotionClassifier(model_path, self.labels, tta=self.settings.tta,
                                             engine=self.settings.engine, log=log)
         self.classifier.warm_up()
         self._detectors = {}
@@ -254,11 +251,11 @@ class Analyzer:
         if opened is None:
             check_run(self.settings.model, source, outputs)
         else:
-            check_output_paths(self.settings.model, source, outputs)
+            check_output_paths(self.settings.model, source, opened[0], outputs)
         kind, reader = opened or open_source(source)
         photo = kind in ("image", "folder")
         stats, summary = RunStats(), PhotoSummary(self.labels) if photo else Summary(self.labels)
-        self.log(f"device: {describe_device()}, CNN on {self.classifier.engine_name}; source: {source} ({kind});"
+        self.log(f"device: {self.classifier.device}, CNN on {self.classifier.engine_name}; source: {source} ({kind});"
                  f" labels: {', '.join(self.labels)}")
         smoothing = None if photo else self.settings.smoothing
         finder = self.settings.detector_kind(photo)

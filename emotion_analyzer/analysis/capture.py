@@ -113,7 +113,11 @@ class VideoStream(Reader):
             self.name = Path(str(target)).name if kind == "video" else str(target)
         with opencv_log_silenced():  # backends tried in turn each log their failure before ours says it once
             self.capture = cv2.VideoCapture(target)
-        if not self.capture.isOpened():
+        self._first = None  # a video's first frame, decoded at open to check the file
+        if self.capture.isOpened() and kind == "video":
+            ok, image = self.capture.read()
+            self._first = image if ok and image is not None else None
+        if not self.capture.isOpened() or (kind == "video" and self._first is None):
             self.capture.release()
             raise UserError(self._open_error(target))
         fps = self.capture.get(cv2.CAP_PROP_FPS)
@@ -131,9 +135,11 @@ class VideoStream(Reader):
         return f"cannot open stream {target}: check the URL and that the stream is live"
 
     def read(self):
-        ok, image = self.capture.read()
-        if not ok or image is None:
-            return None
+        image, self._first = self._first, None
+        if image is None:
+            ok, image = self.capture.read()
+            if not ok or image is None:
+                return None
         index = self.position
         self.position += 1
         return index, image, self.name

@@ -6,6 +6,9 @@ docs/benchmarks.md), float32 TensorFlow Lite or TensorFlow when asked, and Tenso
 take the uint8 batch and return probabilities; test-time views (the mirror image, small shifts) are
 made and averaged inside the call. Training evaluates with the same function on TensorFlow, so the
 accuracy it reports is the float32 model's.
+
+The TensorFlow Lite copy is converted once per model (engine_cache.py) and run by LiteRT
+(ai-edge-litert), so a start with a cached copy and no GPU never imports TensorFlow.
 """
 
 import os
@@ -14,7 +17,8 @@ import warnings
 import numpy as np
 
 from emotion_analyzer import config
-from emotion_analyzer.common.device import gpu_names, quiet_native_log
+from emotion_analyzer.analysis import engine_cache
+from emotion_analyzer.common.device import gpu_present, quiet_native_log
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.core.views import probability_function, tta_name
 
@@ -70,16 +74,24 @@ def to_tflite(model, probabilities, int8_weights=False):
     return converter.convert()
 
 
+def tflite_interpreter(flatbuffer, threads):
+    """LiteRT's interpreter (no TensorFlow import), else TensorFlow's own, which runs the same kernels."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+            return tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
+    return Interpreter(model_content=flatbuffer, num_threads=threads)
+
+
 class TFLiteEngine:
     """The model as TensorFlow Lite on the CPU; the input is resized to each batch (cheap once warm)."""
 
     def __init__(self, flatbuffer, threads, name="TensorFlow Lite"):
-        import tensorflow as tf
-
-        with warnings.catch_warnings():
-            # TF 2.20+ points to the separate ai-edge-litert package; the bundled interpreter is the same.
-            warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
-            self._interpreter = tf.lite.Interpreter(model_content=flatbuffer, num_threads=threads)
+        self._interpreter = tflite_interpreter(flatbuffer, threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._batch = None
@@ -96,20 +108,43 @@ class TFLiteEngine:
         return self._interpreter.get_tensor(self._output).copy()
 
 
-def make_engine(model, tta="none", engine="auto", log=None):
-    """The fastest engine for this machine: TensorFlow on a GPU, TensorFlow Lite with int8 weights on the CPU."""
-    import tensorflow as tf
-
+def make_engine(model_path, tta="none", engine="auto", log=None):
+    """The fastest engine for this machine: TensorFlow on a GPU, TensorFlow Lite with int8 weights on the
+    CPU (its cached copy when there is one, without loading the Keras model or TensorFlow)."""
     if engine not in ENGINES:
         raise UserError(f"engine {engine}: expected one of {', '.join(ENGINES)}")
+    if engine == "tf" or (engine == "auto" and gpu_present()):
+        return TensorFlowEngine(probability_function(keras_model(model_path), tta))
+    int8_weights = engine in ("auto", "tflite-int8")
+    threads = max(1, min(os.cpu_count() or 1, MAX_TFLITE_THREADS))
+    name = "TensorFlow Lite, int8 weights" if int8_weights else "TensorFlow Lite"
+    cached = engine_cache.cached_copy_path(model_path, tta, int8_weights)
+    flatbuffer = engine_cache.read_cached(cached)
+    if flatbuffer is not None:
+        try:
+            return TFLiteEngine(flatbuffer, threads, name)
+        except ValueError as exc:  # a damaged copy: converted again below and replaced
+            if log:
+                log(f"the cached engine {cached} cannot be read ({exc}); converting the model again")
+    return converted_engine(model_path, tta, engine, int8_weights, cached, threads, name, log)
+
+
+def keras_model(model_path):
+    from emotion_analyzer.core.model import load_trained_model
+
+    return load_trained_model(model_path)[0]
+
+
+def converted_engine(model_path, tta, engine, int8_weights, cached, threads, name, log):
+    """The model converted to TensorFlow Lite now, and kept in the cache; TensorFlow where it cannot be."""
+    import tensorflow as tf
+
+    model = keras_model(model_path)
     probabilities = probability_function(model, tta)
-    if engine == "tf" or (engine == "auto" and gpu_names()):
-        return TensorFlowEngine(probabilities)
     if not hasattr(tf, "lite"):
         if engine != "auto":
             raise UserError(f"engine {engine}: this TensorFlow has no tf.lite; use --set engine=tf")
         return TensorFlowEngine(probabilities)
-    int8_weights = engine in ("auto", "tflite-int8")
     try:
         with quiet_native_log():  # the converter logs each step of its SavedModel round trip
             flatbuffer = to_tflite(model, probabilities, int8_weights)
@@ -120,17 +155,28 @@ def make_engine(model, tta="none", engine="auto", log=None):
         if log:
             log(f"TensorFlow Lite conversion failed ({type(exc).__name__}); classifying with TensorFlow")
         return TensorFlowEngine(probabilities)
-    return TFLiteEngine(flatbuffer, threads=max(1, min(os.cpu_count() or 1, MAX_TFLITE_THREADS)),
-                        name="TensorFlow Lite, int8 weights" if int8_weights else "TensorFlow Lite")
+    problem = engine_cache.keep(cached, flatbuffer)
+    if problem and log:
+        log(problem)
+    return TFLiteEngine(flatbuffer, threads, name)
 
 
 class EmotionClassifier:
     """Classifies a uint8 batch of faces in one call of the chosen engine, averaged over `tta` views."""
 
-    def __init__(self, model, labels, tta="none", engine="auto", log=None):
+    def __init__(self, model_path, labels, tta="none", engine="auto", log=None):
         self.labels = list(labels)
         self.tta = tta_name(tta)
-        self._engine = make_engine(model, self.tta, engine, log)
+        self._engine = make_engine(model_path, self.tta, engine, log)
+
+    @property
+    def device(self):
+        """Where the CNN runs: 'CPU', or 'GPU (names)'."""
+        if isinstance(self._engine, TFLiteEngine):
+            return "CPU"
+        from emotion_analyzer.common.device import describe_device
+
+        return describe_device()
 
     @property
     def engine_name(self):

@@ -169,6 +169,9 @@ def mtcnn_from_its_wheel():
     """MTCNN with the weights its wheel ships, named by full path: given a bare name, mtcnn 1.0.0 loads
     a file of that name from the working directory first, and its weight files are pickles (joblib),
     which run code as they load."""
+    from emotion_analyzer.common.device import start_tensorflow
+
+    start_tensorflow()  # quietly, before mtcnn imports it
     from mtcnn import MTCNN
     from mtcnn.stages import StageONet, StagePNet, StageRNet
 

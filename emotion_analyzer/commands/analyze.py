@@ -2,9 +2,9 @@
 
 Finds every face (OpenCV's Haar cascade in videos, MTCNN in photos), classifies all faces of a frame
 in one call of the trained CNN, and draws a box, the top emotion, its confidence and a bar chart per
-face. Keys in the window: q/Esc quit, p pause, s save a snapshot. --csv and --output keep the
-results; a summary chart goes beside them. Ctrl-C, SIGTERM and SIGHUP end a run cleanly: the CSV and
-video keep every frame processed until then. Detector, crop and smoothing tuning: --set help.
+face. Keys in the window: q/Esc quit, p pause, s snapshot. --csv, --output and --json keep the results,
+a summary chart beside them; Ctrl-C, SIGTERM and SIGHUP end a run cleanly, keeping every frame read.
+Detector, crop and smoothing tuning: --set help.
 
 examples:
   %(prog)s                                   # the webcam, live
@@ -30,11 +30,10 @@ def parse_args(argv, prog=None):
     parser.add_argument("--source", default="0",
                         help="webcam index, video file, photo, folder or stream URL (default: %(default)s)")
     parser.add_argument("--output", type=Path, default=None,
-                        help="write what the window shows here: the annotated video (.mp4 or .avi), photo (.jpg or"
-                             " .png), or for a folder of photos a folder of them")
+                        help="write the annotated video (.mp4, .avi), photo (.jpg, .png) or photos (a folder) here")
     parser.add_argument("--csv", type=Path, default=None, help="write one row per face per frame here")
     parser.add_argument("--json", type=Path, default=None,
-                        help="photos: write each photo's faces here as JSON (box, emotions, emotion, confidence)")
+                        help="photos: write each one's faces here as JSON")
     parser.add_argument("--no-display", dest="display", action="store_false",
                         help="do not open a window (for files, servers and tests)")
     parser.add_argument("--max-frames", type=positive_int, default=None,
@@ -84,18 +83,23 @@ def analyze(args):
     if args.cpu:
         hide_gpus()
     from emotion_analyzer.analysis.analyzer import Analyzer, check_run
-    from emotion_analyzer.common.device import start_tensorflow
+    from emotion_analyzer.analysis.capture import open_source
 
     settings, outputs = settings_from_args(args), outputs_from_args(args)
     if args.csv_dir:
         return analyze_folder_from_args(args, settings)
     if args.ray or args.workers != 1:
         raise UserError("--ray and --workers share out the files of a folder: give --csv-dir OUT too")
-    check_run(settings.model, args.source, outputs)  # a wrong path is said at once, not after TensorFlow starts
-    start_tensorflow()
-    with at_safe_points():  # building the engine converts the model with TensorFlow
-        analyzer = Analyzer(settings, log=print if args.verbose else silent, say=silent if args.quiet else print)
-    return analyzer.run(args.source, outputs).exit_code
+    # What can be wrong with the source or the outputs is said before TensorFlow starts (seconds).
+    check_run(settings.model, args.source, outputs)
+    kind, reader = open_source(args.source)  # the camera opens, the video decodes, the folder has photos
+    try:
+        with at_safe_points():  # building the engine may convert the model with TensorFlow
+            analyzer = Analyzer(settings, log=print if args.verbose else silent, say=silent if args.quiet else print)
+    except BaseException:
+        reader.release()
+        raise
+    return analyzer.run(args.source, outputs, opened=(kind, reader)).exit_code
 
 
 def analyze_folder_from_args(args, settings):

@@ -48,10 +48,39 @@ def run_cli(work, args):
         return stops.exit_code(exc)
 
 
+# Where stderr is a log file (nohup, a scheduler), a progress bar is a line this often, not a redraw.
+LOG_PROGRESS_SECONDS = 30
+
+
+class LogLines:
+    """A stream for tqdm where stderr is not a terminal: each refresh a line of its own, since a log
+    keeps every carriage-return redraw on one endless line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.last = None
+
+    def write(self, text):
+        line = text.replace("\r", "").rstrip()
+        count = line.split("[")[0]  # the closing redraw repeats the last count with a newer rate
+        if line and count != self.last:
+            self.stream.write(line + "\n")
+            self.last = count
+
+    def flush(self):
+        self.stream.flush()
+
+
 def progress(iterable=None, **kwargs):
-    """A tqdm progress bar on stderr (pass total= and call update() when there is no iterable)."""
-    kwargs.setdefault("dynamic_ncols", True)
-    kwargs.setdefault("mininterval", 0.5)
+    """A tqdm progress bar on stderr (pass total= and call update() when there is no iterable); in a
+    log, a line every LOG_PROGRESS_SECONDS and one at the end."""
+    if sys.stderr.isatty():
+        kwargs.setdefault("dynamic_ncols", True)
+        kwargs.setdefault("mininterval", 0.5)
+    else:
+        kwargs.setdefault("file", LogLines(sys.stderr))
+        kwargs.setdefault("mininterval", LOG_PROGRESS_SECONDS)
+        kwargs.setdefault("ncols", 100)
     return tqdm(iterable, **kwargs)
 
 

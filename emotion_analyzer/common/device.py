@@ -6,6 +6,7 @@ import os
 import re
 import sys
 import tempfile
+from pathlib import Path
 
 # TensorFlow's C++ code logs through absl straight to file descriptor 2, before and regardless of
 # TF_CPP_MIN_LOG_LEVEL: on a machine without a GPU a start prints about twenty lines, one of them an
@@ -59,9 +60,24 @@ def hide_gpus():
 
 
 def start_tensorflow():
-    """Import TensorFlow and look for GPUs once, quietly; call before anything else uses it."""
+    """Import TensorFlow and look for GPUs once, quietly; call before anything else uses it (it is
+    cheap when TensorFlow has started)."""
+    if "tensorflow" in sys.modules:
+        return
     with quiet_native_log():
         gpu_names()  # importing TensorFlow and asking for GPUs is what logs
+
+
+def gpu_present():
+    """Whether TensorFlow has a GPU to run on, asked without starting TensorFlow where there can be none:
+    TensorFlow's Linux and Windows (WSL) builds run on NVIDIA GPUs only, which show as device nodes."""
+    if "tensorflow" not in sys.modules:
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1")
+        nvidia = any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/dxg").exists()
+        if hidden or not nvidia:
+            return False
+        start_tensorflow()
+    return bool(gpu_names())
 
 
 def gpu_names():

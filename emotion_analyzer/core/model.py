@@ -217,6 +217,9 @@ def check_model_file(model_path):
 
 def load_trained_model(model_path):
     """(model, info) for a .keras file and its JSON; errors say how to get a model."""
+    from emotion_analyzer.common.device import start_tensorflow
+
+    start_tensorflow()  # quietly, before Keras imports it
     import keras
 
     model_path, info = check_model_file(model_path)

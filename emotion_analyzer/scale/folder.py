@@ -21,10 +21,8 @@ def _start_worker(settings):
     global _worker_analyzer
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the run stops
     from emotion_analyzer.analysis.analyzer import Analyzer
-    from emotion_analyzer.common.device import start_tensorflow
 
-    start_tensorflow()
-    _worker_analyzer = Analyzer(settings, log=silent, warn=silent)
+    _worker_analyzer = Analyzer(settings, log=silent, warn=silent)  # TensorFlow starts (quietly) if needed
 
 
 def _work(task):
@@ -82,11 +80,9 @@ def each_result(work, todo, settings, workers, analyzer=None):
     or one made from `settings`) for one worker, else on a pool of `workers` processes, each with an
     Analyzer of its own."""
     if workers <= 1 or len(todo) <= 1:
-        if analyzer is None:  # read here, TensorFlow started quietly as in a worker
+        if analyzer is None:  # read here, as in a worker
             from emotion_analyzer.analysis.analyzer import Analyzer
-            from emotion_analyzer.common.device import start_tensorflow
 
-            start_tensorflow()
             analyzer = Analyzer(settings, log=silent, warn=silent)
         for job in todo:
             yield work(analyzer, *job)

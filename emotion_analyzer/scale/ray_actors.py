@@ -38,9 +38,7 @@ def file_worker_class(ray):
     class FileWorker:
         def __init__(self, settings):
             from emotion_analyzer.analysis.analyzer import Analyzer
-            from emotion_analyzer.common.device import start_tensorflow
 
-            start_tensorflow()
             self.analyzer = Analyzer(settings, log=silent, warn=silent)
 
         def read(self, source, csv_path):

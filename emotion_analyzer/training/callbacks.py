@@ -1,4 +1,5 @@
-"""What runs around each epoch: the checkpoint a run resumes from and the learning-rate schedule.
+"""What runs around each epoch: the checkpoint a run resumes from, the learning-rate schedule, and
+progress lines within an epoch where the output is a log.
 
 Imports Keras; only the training code imports this module, after TensorFlow has started.
 """
@@ -6,11 +7,13 @@ Imports Keras; only the training code imports this module, after TensorFlow has 
 import csv
 import io
 import math
+import time
 
 import keras
 import numpy as np
 
 from emotion_analyzer.training.distribute import on_this_worker_only
+from emotion_analyzer.common.cli import LOG_PROGRESS_SECONDS
 from emotion_analyzer.common.stops import deferred, raise_if_stopped
 from emotion_analyzer.common.fileio import write_json_atomic, write_text_atomic
 from emotion_analyzer.core.model import save_model_atomic
@@ -90,9 +93,35 @@ class StopAtBatchEnd(keras.callbacks.Callback):
         raise_if_stopped()
 
 
-def make_callbacks(recipe, run_dir, state, validating, writes=True):
-    """The callbacks of a run; `writes` False on the workers of a cluster that leave the files to the chief."""
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+class ProgressLines(keras.callbacks.Callback):
+    """Where the output is a log, Keras prints a line per epoch only (verbose=2): this adds one every
+    `seconds` within the epoch, so a long epoch shows it is moving."""
+
+    def __init__(self, print_line=print, seconds=LOG_PROGRESS_SECONDS):
+        super().__init__()
+        self.print_line, self.seconds = print_line, seconds
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.started = epoch, time.monotonic()
+        self.said = self.started
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.monotonic()
+        if now - self.said < self.seconds:
+            return
+        self.said = now
+        steps = self.params.get("steps")
+        done = f"{batch + 1:,}/{steps:,} batches" if steps else f"{batch + 1:,} batches"
+        measured = "".join(f", {name} {value:.4f}" for name, value in (logs or {}).items()
+                           if name in ("loss", "accuracy"))
+        self.print_line(f"epoch {self.epoch + 1}/{self.params.get('epochs')}: {done}{measured},"
+                        f" {now - self.started:.0f} s", flush=True)
+
+
+def make_callbacks(recipe, run_dir, state, validating, writes=True, log_lines=False):
+    """The callbacks of a run; `writes` False on the workers of a cluster that leave the files to the chief;
+    `log_lines` when the output is a log rather than a terminal."""
+    callbacks = [keras.callbacks.TerminateOnNaN()] + ([ProgressLines()] if log_lines else [])
     if recipe.schedule == "cosine":
         callbacks.append(keras.callbacks.LearningRateScheduler(cosine_learning_rate(recipe.learning_rate,
                                                                                     recipe.epochs)))

@@ -10,14 +10,23 @@ from emotion_analyzer.common.cli import progress
 from emotion_analyzer.common.fileio import write_json_atomic, write_text_atomic
 
 
-def predict_with_views(model, images, tta, batch_size=256):
-    """Probabilities averaged over the `tta` views, by the same function the analyzer classifies with."""
-    from emotion_analyzer.core.views import probability_function
+# Images the network reads per call, views included: the 10 views of a batch of 256 faces in one call
+# held 5 GB of activations at evaluation (docs/benchmarks.md, "Training's memory").
+IMAGES_PER_CALL = 256
+
+
+def predict_with_views(model, images, tta, bar=None):
+    """Probabilities averaged over the `tta` views, by the same function the analyzer classifies with;
+    `bar` (a progress bar) counts the faces read, each view once."""
+    from emotion_analyzer.core.views import probability_function, TTA_VIEWS
 
     probabilities = probability_function(model, tta)
+    batch_size = max(1, IMAGES_PER_CALL // len(TTA_VIEWS[tta]))
     batches = []
     for start in range(0, len(images), batch_size):
         batches.append(np.asarray(probabilities(images[start:start + batch_size])))
+        if bar is not None:
+            bar.update(len(batches[-1]) * len(TTA_VIEWS[tta]))
         raise_if_stopped()
     return np.concatenate(batches)
 
@@ -29,9 +38,13 @@ def evaluate(model, x_test, y_test, categories, leak, tta, votes=None):
     from emotion_analyzer.core.views import TTA_VIEWS, tta_name
 
     tta = tta_name(tta)
+    view_sets = list(TTA_VIEWS)[:list(TTA_VIEWS).index(tta) + 1]
     answers = {}
-    for name in progress(list(TTA_VIEWS)[:list(TTA_VIEWS).index(tta) + 1], desc="evaluating", unit="views"):
-        answers[name] = predict_with_views(model, x_test, name).argmax(axis=1)
+    # the test set is read once per view of each set (1 + 2 + 10 times for shifts): the bar counts faces
+    with progress(total=len(x_test) * sum(len(TTA_VIEWS[name]) for name in view_sets), desc="evaluating",
+                  unit="face") as bar:
+        for name in view_sets:
+            answers[name] = predict_with_views(model, x_test, name, bar=bar).argmax(axis=1)
     metrics = classification_metrics(y_test, answers[tta], categories, leak)
     metrics["tta"] = tta
     metrics["accuracy_by_tta"] = {name: float((answer == y_test).mean()) for name, answer in answers.items()}

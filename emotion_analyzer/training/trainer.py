@@ -224,7 +224,8 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
 
     model = model_for_run(recipe, run_dir, state, num_classes, precision, resuming, validating, log)
 
-    callbacks = make_callbacks(recipe, run_dir, state, validating, writes=is_chief())
+    in_terminal = sys.stdout.isatty()  # else a log: Keras prints a line per epoch, ProgressLines more
+    callbacks = make_callbacks(recipe, run_dir, state, validating, writes=is_chief(), log_lines=not in_terminal)
     started = datetime.datetime.now()
     if state["epochs_done"] < recipe.epochs:
         val_data = (make_dataset(x_train[val_idx], y_train[val_idx], recipe, num_classes, training=False)
@@ -233,7 +234,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
                   validation_data=val_data, epochs=recipe.epochs, initial_epoch=state["epochs_done"],
                   class_weight=(balanced_class_weights(data["y_train"][train_idx], num_classes) if recipe.class_weight
                                 else None),
-                  shuffle=False, verbose=1 if sys.stdout.isatty() else 2,
+                  shuffle=False, verbose=1 if in_terminal else 2,
                   callbacks=callbacks)
     seconds = (datetime.datetime.now() - started).total_seconds()
     if not is_chief():

@@ -308,7 +308,9 @@ def test_no_display_available_is_one_line(fresh_model, face_video, monkeypatch, 
 
 def test_camera_that_stops_mid_run_finishes_cleanly(fresh_model, tmp_path, monkeypatch, capsys, stopping_camera):
     camera = stopping_camera(12)
-    monkeypatch.setattr(analyze_module, "open_source", lambda source: ("camera", camera))
+    from emotion_analyzer.analysis import capture
+
+    monkeypatch.setattr(capture, "open_source", lambda source: ("camera", camera))  # the command opens it
     assert run(fresh_model, "0", "--csv", tmp_path / "e.csv", "--output", tmp_path / "v.avi", "--verbose") == 0
     captured = capsys.readouterr()
     log = captured.out
