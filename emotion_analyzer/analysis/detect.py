@@ -12,7 +12,7 @@ from emotion_analyzer.common.settings import setting
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.core.framing import eye_angle
 from emotion_analyzer.core.images import to_uint8
-from emotion_analyzer.analysis.track import matches_by_overlap
+from emotion_analyzer.analysis.track import matches_by_overlap, without_nested
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
@@ -113,6 +113,7 @@ class FaceDetector:
         boxes = self._detect_with(self.cascade, gray)
         if len(boxes) == 0 and self.fallback is not None:
             boxes = self._detect_with(self.fallback, gray)
+        boxes = boxes[without_nested(boxes)]  # one box per face
         return boxes[reading_order(boxes)]  # the cascade's threads return faces in any order
 
     def find(self, image, gray):

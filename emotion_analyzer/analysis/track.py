@@ -9,23 +9,48 @@ import cv2
 import numpy as np
 
 
-def iou(a, b):
+def intersection(a, b):
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
+    return max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+
+
+def iou(a, b):
+    inter = intersection(a, b)
+    union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union else 0.0
 
 
-def matches_by_overlap(boxes, others, min_iou):
+def nested_share(a, b):
+    """How much of the smaller of two boxes lies inside the other (1.0: wholly inside)."""
+    smaller = min(a[2] * a[3], b[2] * b[3])
+    return intersection(a, b) / smaller if smaller else 0.0
+
+
+# A box at least this much inside another is the same face: Haar's second, smaller box on a face
+# (more often on a moving, blurred one) would otherwise be drawn over it as a face of its own.
+NESTED_SHARE = 0.6
+
+
+def without_nested(boxes):
+    """The boxes less than NESTED_SHARE inside a larger one (a larger box kept over the smaller)."""
+    order = sorted(range(len(boxes)), key=lambda i: -boxes[i][2] * boxes[i][3])
+    kept = []
+    for i in order:
+        if all(nested_share(boxes[i], boxes[k]) < NESTED_SHARE for k in kept):
+            kept.append(i)
+    return sorted(kept)
+
+
+def matches_by_overlap(boxes, others, min_iou, nested=False):
     """{index in `others`: index in `boxes`}: each box paired with at most one other, greatest overlap
-    (intersection over union) first; overlaps below `min_iou` stay unpaired."""
+    (intersection over union) first; overlaps below `min_iou` stay unpaired, unless (`nested`) one box
+    lies NESTED_SHARE inside the other."""
     pairs = sorted(((iou(a, b), i, j) for i, a in enumerate(boxes) for j, b in enumerate(others)), reverse=True)
     paired, matches = set(), {}
     for overlap, i, j in pairs:
-        if overlap >= min_iou and i not in paired and j not in matches:
+        close = overlap >= min_iou or (nested and nested_share(boxes[i], others[j]) >= NESTED_SHARE)
+        if close and i not in paired and j not in matches:
             paired.add(i)
             matches[j] = i
     return matches
@@ -102,7 +127,8 @@ class FaceTracker:
 
     def update(self, boxes):
         """Match new detections to tracks (greedy by overlap); return the live tracks in box order."""
-        matches = matches_by_overlap([t.box for t in self.tracks], [tuple(b) for b in boxes], self.min_iou)
+        matches = matches_by_overlap([t.box for t in self.tracks], [tuple(b) for b in boxes], self.min_iou,
+                                     nested=True)
         matched_tracks = set(matches.values())
         assignment = {bi: self.tracks[ti] for bi, ti in matches.items()}
         survivors = []

@@ -229,3 +229,12 @@ def test_a_turned_face_is_searched_again_upright_so_its_eyes_give_the_turn(tmp_p
     first = errors()
     assert refined[:, 0].max() < 8 and refined[:, 0].mean() < first[:, 0].mean()  # first: up to 19 degrees off
     assert np.all(np.abs(refined[:, 1] - 1) < 0.1)  # the face's upright size, not the turned box's
+
+
+def test_haar_gives_one_box_per_face():
+    class TwoBoxesOnAFace:
+        def detectMultiScale2(self, image, **kwargs):
+            return [(20, 30, 40, 40), (100, 100, 120, 120), (130, 140, 50, 50)], [9, 12, 9]
+
+    detector = FaceDetector(DetectorSettings(detect_width=0), cascade=TwoBoxesOnAFace())  # boxes as found
+    assert detector.detect(np.full((400, 400), 128, np.uint8)).tolist() == [[20, 30, 40, 40], [100, 100, 120, 120]]

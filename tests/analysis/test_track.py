@@ -80,3 +80,15 @@ def test_a_followed_box_moves_with_its_face_and_stays_without_corners():
     tracker.follow(flat)
     tracker.follow(flat)
     assert abs(track.box[0] - start[0] - step[0]) <= 1.5
+
+
+def test_a_smaller_box_inside_a_face_is_that_face_not_a_ghost_of_its_own():
+    from emotion_analyzer.analysis.track import without_nested
+
+    face, inner, neighbour = (100, 100, 100, 100), (120, 125, 50, 50), (205, 100, 90, 90)
+    assert without_nested([inner, face, neighbour]) == [1, 2]  # side by side faces both stay
+    tracker = FaceTracker()
+    (first,) = tracker.update([face])
+    (again,) = tracker.update([inner])  # Haar's box shrinks onto part of the face for one detection
+    assert again.face_id == first.face_id and {t.face_id for t in tracker.tracks} == {first.face_id}
+

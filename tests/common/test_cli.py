@@ -109,3 +109,15 @@ def test_the_installed_package_has_the_version_the_code_says():
     from emotion_analyzer import __version__
 
     assert version("emotion-analyzer") == __version__
+
+
+def test_in_a_log_a_progress_bar_is_whole_lines_ending_once_at_its_total(capsys):
+    from emotion_analyzer.common.cli import progress
+
+    with progress(total=5, desc="reading", unit="img", mininterval=0) as bar:
+        for _ in range(5):
+            bar.update(1)
+    err = capsys.readouterr().err  # not a terminal, as a log file is not
+    lines = err.splitlines()
+    assert "\r" not in err and lines[0].startswith("reading:   0%")
+    assert [line for line in lines if "5/5" in line] == [lines[-1]] and lines[-1].startswith("reading: 100%")

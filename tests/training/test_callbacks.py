@@ -86,3 +86,14 @@ def test_a_stop_signal_during_a_batch_stops_fit_as_the_batch_ends_after_the_last
     # second epoch ran to its end, where the stop came.
     assert during.batches_ended == 4 + 1
     assert json.loads((tmp_path / "state.json").read_text())["epochs_done"] == 1
+
+
+@pytest.mark.slow
+def test_within_an_epoch_a_log_gets_progress_lines(tmp_path):
+    from emotion_analyzer.training.callbacks import ProgressLines
+
+    lines = []
+    tiny_fit(tmp_path, lambda model: [ProgressLines(lambda line, flush: lines.append(line), seconds=0)])
+    assert len(lines) == 8  # 4 batches in each of 2 epochs
+    assert lines[0].startswith("epoch 1/2: 1/4 batches, ") and ", loss " in lines[0] and ", accuracy " in lines[0]
+    assert lines[-1].startswith("epoch 2/2: 4/4 batches") and lines[-1].endswith(" s")
