@@ -141,3 +141,25 @@ def write_image(path, image):
 def tree_snapshot(root):
     """{relative path: bytes} of every file, to prove a folder was not touched."""
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(Path(root).rglob("*")) if p.is_file()}
+
+
+def write_vfr_video(path, times_s, faces=1):
+    """A video of heads whose frames have their own timestamps (`times_s`, seconds), as phones record
+    variable frame rates; written with PyAV (a test requirement), since OpenCV writes constant rates."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=30)
+        stream.width, stream.height = 640, 480
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        for index, seconds in enumerate(times_s):
+            frame = av.VideoFrame.from_ndarray(compose_frame(index, faces=faces)[0], format="bgr24")
+            frame.pts, frame.time_base = round(seconds * 1000), Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path

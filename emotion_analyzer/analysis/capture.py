@@ -64,6 +64,10 @@ class Reader:
         """Why the source ended early (cut short, damaged), or None when it simply ended."""
         return None
 
+    def time_of(self, index):
+        """Seconds into the source of the frame `read()` just gave (its position at the frame rate)."""
+        return index / self.fps
+
     def release(self):
         pass
 
@@ -114,9 +118,11 @@ class VideoStream(Reader):
         with opencv_log_silenced():  # backends tried in turn each log their failure before ours says it once
             self.capture = cv2.VideoCapture(target)
         self._first = None  # a video's first frame, decoded at open to check the file
+        self._time_s = None  # the timestamp of the frame read last, in seconds
         if self.capture.isOpened() and kind == "video":
             ok, image = self.capture.read()
             self._first = image if ok and image is not None else None
+            self._first_time_s = self._stamp()
         if not self.capture.isOpened() or (kind == "video" and self._first is None):
             self.capture.release()
             raise UserError(self._open_error(target))
@@ -134,12 +140,27 @@ class VideoStream(Reader):
                     " re-encode it (for example `ffmpeg -i INPUT out.mp4`) or pass another file")
         return f"cannot open stream {target}: check the URL and that the stream is live"
 
+    def _stamp(self):
+        """The timestamp of the frame just decoded, as the file records it (None if it records none)."""
+        if self.kind != "video":
+            return None
+        milliseconds = self.capture.get(cv2.CAP_PROP_POS_MSEC)
+        return milliseconds / 1000 if milliseconds == milliseconds and milliseconds >= 0 else None
+
+    def time_of(self, index):
+        """The frame's own timestamp: phones record variable frame rates, where a frame's index over the
+        average rate can be seconds off."""
+        return self._time_s if self._time_s is not None else index / self.fps
+
     def read(self):
         image, self._first = self._first, None
-        if image is None:
+        if image is not None:
+            self._time_s = self._first_time_s
+        else:
             ok, image = self.capture.read()
             if not ok or image is None:
                 return None
+            self._time_s = self._stamp()
         index = self.position
         self.position += 1
         return index, image, self.name
@@ -216,7 +237,7 @@ class ThreadedCapture:
                     self.error = self._why_it_ended()
                     break
                 index, image, name = item
-                stamp = time.monotonic() - self._started if self.live_clock else index / self.reader.fps
+                stamp = time.monotonic() - self._started if self.live_clock else self.reader.time_of(index)
                 if self.latest_only and not self.live_clock:
                     self._wait_until(stamp)  # a file played like a camera delivers at its own frame rate
                 self._publish(Frame(index, stamp, image, name))

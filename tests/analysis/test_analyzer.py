@@ -653,3 +653,16 @@ def test_turned_london_portraits_read_as_the_upright_ones(tmp_path, london_photo
             same += turned[0]["emotion"] == upright["emotion"]
             total += 1
     assert same >= 0.8 * total, f"{same} of {total} turned portraits read as upright"
+
+
+def test_a_variable_frame_rate_video_keeps_each_frames_own_time(fresh_model, tmp_path):
+    from demo_media import write_vfr_video
+
+    # 30 frames at 30 frames/s, then 10 at 5 frames/s: what a phone records when the light drops
+    times = [i / 30 for i in range(30)] + [1.0 + i / 5 for i in range(10)]
+    video = write_vfr_video(tmp_path / "phone.mp4", times)
+    assert run(fresh_model, video, "--csv", tmp_path / "e.csv") == 0
+    seen = {int(row["frame"]): float(row["time_s"]) for row in read_rows(tmp_path / "e.csv")[1]}
+    assert len(seen) == 40
+    for frame, seconds in seen.items():
+        assert seconds == pytest.approx(times[frame], abs=0.002), frame  # the CSV keeps milliseconds
