@@ -137,9 +137,9 @@ def keras_model(model_path):
 
 def converted_engine(model_path, tta, engine, int8_weights, cached, threads, name, log):
     """The model converted to TensorFlow Lite now, and kept in the cache; TensorFlow where it cannot be."""
+    model = keras_model(model_path)  # TensorFlow started quietly
     import tensorflow as tf
 
-    model = keras_model(model_path)
     probabilities = probability_function(model, tta)
     if not hasattr(tf, "lite"):
         if engine != "auto":

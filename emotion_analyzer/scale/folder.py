@@ -8,6 +8,8 @@ complete or not at all, whatever stops the run (Ctrl-C, SIGTERM, a crash); that 
 import multiprocessing
 import signal
 import time
+from concurrent.futures import as_completed, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from emotion_analyzer import config
 from emotion_analyzer.common.cli import progress, silent, warn
@@ -25,9 +27,38 @@ def _start_worker(settings):
     _worker_analyzer = Analyzer(settings, log=silent, warn=silent)  # TensorFlow starts (quietly) if needed
 
 
-def _work(task):
-    work, job = task
+def _work(work, job):
     return work(_worker_analyzer, *job)
+
+
+# What one worker process holds, measured: 6 workers took 5.9 GB (TensorFlow, the model, MTCNN).
+WORKER_MEMORY_GB = 1.0
+
+
+def available_memory_gb(meminfo="/proc/meminfo"):
+    """Memory the system can give without swapping (Linux's MemAvailable), or None where unknown."""
+    try:
+        with open(meminfo) as lines:
+            for line in lines:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024 ** 2
+    except OSError:
+        pass
+    return None
+
+
+def workers_that_fit(workers, say=warn, available=None):
+    """`workers`, or as many as the available memory holds (each about WORKER_MEMORY_GB), said once:
+    more would invite the out-of-memory killer."""
+    available = available_memory_gb() if available is None else available
+    if available is None:
+        return workers
+    fits = max(1, int(available // WORKER_MEMORY_GB))
+    if workers > fits:
+        say(f"--workers {workers}: each worker holds about {WORKER_MEMORY_GB:.0f} GB and {available:.1f} GB is"
+            f" available; using {fits}")
+        return fits
+    return workers
 
 
 def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None, ray=None):
@@ -87,16 +118,40 @@ def each_result(work, todo, settings, workers, analyzer=None):
         for job in todo:
             yield work(analyzer, *job)
         return
-    # spawn, not fork: TensorFlow's threads do not survive a fork.
-    pool = multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), _start_worker, (settings,))
+    # spawn, not fork: TensorFlow's threads do not survive a fork. A process pool of concurrent.futures,
+    # not multiprocessing.Pool: when a worker dies (the out-of-memory killer), its job fails at once
+    # instead of being waited for for ever.
+    pool = ProcessPoolExecutor(min(workers_that_fit(workers), len(todo)), multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(settings,))
     try:
-        yield from pool.imap_unordered(_work, [(work, job) for job in todo])
-        pool.close()
+        futures = {pool.submit(_work, work, job): job for job in todo}
+        lost = []
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except BrokenProcessPool:
+                lost.append(futures[future][0])
+                continue
+            yield result
+        if lost:
+            raise UserError(lost_message(sorted(lost)))
     except BaseException:
-        pool.terminate()  # a stop or a failure: the workers go at once, their partial CSVs with them
+        stop_workers(pool)  # a stop or a failure: the workers go at once, their partial CSVs with them
         raise
     finally:
-        pool.join()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def stop_workers(pool):
+    # ProcessPoolExecutor ends workers only between jobs (terminate_workers() comes with Python 3.14).
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.terminate()
+
+
+def lost_message(sources):
+    names = ", ".join(str(source) for source in sources[:5]) + (", ..." if len(sources) > 5 else "")
+    return (f"a worker process died (killed, perhaps for lack of memory) with {len(sources)} file(s) not read:"
+            f" {names}; what finished is kept: run the same command again to read the rest")
 
 
 def summary_lines(results, skipped, seconds):

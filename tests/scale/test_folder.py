@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -145,3 +146,55 @@ def test_a_rerun_with_nothing_left_starts_no_tensorflow_and_one_left_starts_it_q
     done = rerun()
     assert done.returncode == 0 and "1 already complete" in done.stdout, done.stderr
     assert (out / "b.avi.csv").is_file() and native_log_lines(done.stderr) == [], done.stderr
+
+
+def worker_processes(parent):
+    """The pool's worker processes under `parent` (not multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if int(fields[1]) == parent and b"spawn_main" in command and b"resource_tracker" not in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_worker_killed_mid_file_ends_the_run_naming_what_was_lost_and_a_rerun_reads_it(tmp_path, project_root):
+    folder = tmp_path / "long"
+    folder.mkdir()
+    for index in range(3):
+        write_face_video(folder / f"{index}.avi", frames=200, faces=2)
+    out = tmp_path / "out"
+    command = [sys.executable, str(project_root / "analyzer.py"), "--source", str(folder), "--csv-dir", str(out),
+               "--workers", "2"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while not list(out.rglob("*.partial")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # a worker is reading a file
+    workers = worker_processes(process.pid)
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)  # as the out-of-memory killer does
+    out_text, err = process.communicate(timeout=120)  # bounded: the run does not wait for the dead worker
+    last = err.splitlines()[-1]  # after the progress lines a log gets
+    assert process.returncode == 2 and last.startswith("error: a worker process died") and "Traceback" not in err
+    assert "run the same command again" in last and "absl" not in err, err
+    lost = last.split(" not read: ")[1].split(";")[0].split(", ")
+    assert lost and all(name.endswith(".avi") for name in lost)
+    assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".csv"]  # no partial CSV left
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in out.rglob("*.csv")) == ["0.avi.csv", "1.avi.csv", "2.avi.csv"]
+
+
+def test_workers_are_capped_by_the_memory_there_is():
+    from emotion_analyzer.scale.folder import workers_that_fit
+
+    said = []
+    assert workers_that_fit(64, said.append, available=5.5) == 5
+    assert "--workers 64: each worker holds about 1 GB and 5.5 GB is available; using 5" == said[0]
+    assert workers_that_fit(2, said.append, available=5.5) == 2 and len(said) == 1
+    assert workers_that_fit(3, said.append, available=0.4) == 1
