@@ -1,6 +1,8 @@
-"""Atomic writes and a pickle loader that only accepts plain arrays and lists."""
+"""Atomic writes, a folder one run uses at a time, and a pickle loader that only accepts plain arrays
+and lists."""
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -65,6 +67,40 @@ def check_output_folder(folder, flag, named=None):
         raise UserError(f"{flag} {named}: {existing} is a file, not a folder; choose another path")
     if not os.access(existing, os.W_OK):
         raise UserError(f"{flag} {named}: {existing} is not writable; choose another path")
+
+
+IN_USE_FILE = ".in-use.lock"
+
+
+@contextlib.contextmanager
+def used_alone(folder, flag):
+    """Hold `folder` for this run: a second run on it is refused in one line while this one lasts. The
+    lock is the kernel's (flock), so a run that dies, however, leaves the folder free."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / IN_USE_FILE
+    while True:
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise UserError(f"{flag} {folder} is in use by another run" + (f" (process {holder})" if holder else "")
+                            + ": wait for it to end, or choose another folder") from None
+        if path.exists() and os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+            break  # the lock file still in place: not one the run before has just removed
+        handle.close()
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()  # the lock goes with the file descriptor
 
 
 def write_bytes_atomic(path, data):

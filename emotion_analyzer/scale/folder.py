@@ -13,6 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from emotion_analyzer import config
 from emotion_analyzer.common.cli import progress, silent, warn
+from emotion_analyzer.common.fileio import used_alone
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.scale.files import analyze_one, folder_jobs
 
@@ -63,7 +64,13 @@ def workers_that_fit(workers, say=warn, available=None):
 
 def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None, ray=None):
     """Analyze every file of `folder` not yet complete in `out_dir`, on `workers` processes here or, with
-    `ray` (an address or "auto"), that many Ray actors; return (results, skipped count)."""
+    `ray` (an address or "auto"), that many Ray actors; return (results, skipped count). One run at a
+    time writes into `out_dir`: a second is refused while the first lasts."""
+    with used_alone(out_dir, "--csv-dir"):
+        return run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray)
+
+
+def run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray):
     jobs = folder_jobs(folder, out_dir)
     if not jobs:
         raise UserError(f"{folder}: no videos (or photos) under it; expected files ending in"

@@ -14,6 +14,7 @@ import pytest
 
 import analyzer
 from demo_media import write_face_video
+from emotion_analyzer.errors import UserError
 
 CLIPS = {"a.avi": (12, 1), "b.avi": (14, 2), "sub/c.avi": (10, 3), "sub/deeper/d.avi": (16, 1)}
 
@@ -198,3 +199,35 @@ def test_workers_are_capped_by_the_memory_there_is():
     assert "--workers 64: each worker holds about 1 GB and 5.5 GB is available; using 5" == said[0]
     assert workers_that_fit(2, said.append, available=5.5) == 2 and len(said) == 1
     assert workers_that_fit(3, said.append, available=0.4) == 1
+
+
+def test_a_second_run_into_the_same_folder_is_refused_while_the_first_finishes(tmp_path, project_root):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for index in range(2):
+        write_face_video(folder / f"{index}.avi", frames=120, faces=1)
+    out = tmp_path / "out"
+    command = [sys.executable, str(project_root / "analyzer.py"), "--source", str(folder), "--csv-dir", str(out)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while not list(out.rglob("*.partial")) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"--csv-dir {out} is in use by another run (process {first.pid})" in second.stderr
+    first.communicate(timeout=300)
+    assert first.returncode == 0
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["0.avi.csv", "1.avi.csv"]  # lock gone
+    for csv in out.glob("*.csv"):
+        assert pd.read_csv(csv)["frame"].nunique() == 120
+
+
+def test_a_run_that_died_leaves_its_folder_free(tmp_path):
+    from emotion_analyzer.common.fileio import IN_USE_FILE, used_alone
+
+    (tmp_path / IN_USE_FILE).write_text("999999\n")  # left by a run killed with SIGKILL: no lock held
+    with used_alone(tmp_path, "--csv-dir"):
+        with pytest.raises(UserError, match=f"in use by another run \\(process {os.getpid()}\\)"):
+            with used_alone(tmp_path, "--csv-dir"):
+                pass
