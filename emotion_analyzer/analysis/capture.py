@@ -9,6 +9,7 @@ decoded while the current one is processed and no frame is dropped.
 import contextlib
 import os
 import queue
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotion_analyzer.common.fileio import is_utf8, printable
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.core.images import BadImage, image_files_under, is_image_name, read_image_file
 
@@ -91,7 +93,7 @@ class ImageFiles(Reader):
         return cls(paths, Path(folder))
 
     def name_of(self, path):
-        return path.relative_to(self.root).as_posix() if self.root else path.name
+        return printable(path.relative_to(self.root).as_posix() if self.root else path.name)
 
     def read(self):
         """The next readable image as (index, image, name), or None at the end."""
@@ -114,9 +116,17 @@ class VideoStream(Reader):
         if kind == "camera":
             self.name = f"camera {target}"
         else:
-            self.name = Path(str(target)).name if kind == "video" else str(target)
+            self.name = printable(Path(str(target)).name if kind == "video" else target)
+        self._alias = None  # a folder holding a UTF-8 named link to a video whose name is not UTF-8
+        named = target
+        if kind == "video" and not is_utf8(target):
+            # OpenCV takes file names as UTF-8 text and crashes on one that is not (a Latin-1 name)
+            self._alias = tempfile.TemporaryDirectory(prefix="emotion-analyzer-")
+            link = Path(self._alias.name) / ("video" + printable(Path(target).suffix))
+            link.symlink_to(Path(target).absolute())
+            target = link
         with opencv_log_silenced():  # backends tried in turn each log their failure before ours says it once
-            self.capture = cv2.VideoCapture(target)
+            self.capture = cv2.VideoCapture(str(target) if kind == "video" else target)
         self._first = None  # a video's first frame, decoded at open to check the file
         self._time_s = None  # the timestamp of the frame read last, in seconds
         if self.capture.isOpened() and kind == "video":
@@ -124,8 +134,8 @@ class VideoStream(Reader):
             self._first = image if ok and image is not None else None
             self._first_time_s = self._stamp()
         if not self.capture.isOpened() or (kind == "video" and self._first is None):
-            self.capture.release()
-            raise UserError(self._open_error(target))
+            self.release()
+            raise UserError(self._open_error(named if kind == "camera" else printable(named)))
         fps = self.capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if fps and 1 <= fps <= 240 else DEFAULT_FPS
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT)) if kind == "video" else 0
@@ -173,6 +183,9 @@ class VideoStream(Reader):
 
     def release(self):
         self.capture.release()  # safe to call twice
+        if self._alias is not None:
+            self._alias.cleanup()
+            self._alias = None
 
 
 @contextlib.contextmanager

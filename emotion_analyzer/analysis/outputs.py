@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.common.fileio import (commit_temp, spreadsheet_safe, temp_path_beside, write_bytes_atomic,
-                                            write_json_atomic)
+from emotion_analyzer.common.fileio import (commit_temp, is_utf8, printable, spreadsheet_safe, temp_path_beside,
+                                            write_bytes_atomic, write_json_atomic)
 from emotion_analyzer.common.stops import deferred
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
@@ -175,6 +175,9 @@ class PhotoOutput:
 def check_video_name(path):
     """The FourCC codec for a video file name, or a UserError naming the endings we can write."""
     codec = VIDEO_CODECS.get(Path(path).suffix.lower())
+    if not is_utf8(path):  # OpenCV takes the name as UTF-8 text and crashes on any other
+        raise UserError(f"--output {printable(path)}: OpenCV cannot write a video whose name is not UTF-8"
+                        " text; choose another name")
     if codec is None:
         raise UserError(f"--output {path}: use a video file name ending in {', '.join(VIDEO_CODECS)}")
     return codec

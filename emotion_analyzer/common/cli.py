@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from emotion_analyzer import config
 from emotion_analyzer.common import stops
+from emotion_analyzer.common.fileio import printable
 from emotion_analyzer.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -41,7 +42,7 @@ def run_cli(work, args):
         with stops.handled():
             return work(args) or 0
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         print("interrupted: nothing half-written was left behind; run it again to finish.", file=sys.stderr)
@@ -89,7 +90,7 @@ def silent(*_):
 
 
 def warn(message):
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {printable(message)}", file=sys.stderr)
 
 
 def number_type(convert, check, expected):

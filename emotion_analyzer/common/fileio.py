@@ -69,6 +69,22 @@ def check_output_folder(folder, flag, named=None):
         raise UserError(f"{flag} {named}: {existing} is not writable; choose another path")
 
 
+def printable(text):
+    """`text` with any bytes of a file name that are not UTF-8 (Latin-1 names from an old archive or a
+    Windows share, which Python keeps as lone surrogates) written as \\xNN escapes, so the name can be
+    printed, put in a CSV or passed to OpenCV-bound text without crashing."""
+    text = str(text)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def is_utf8(path):
+    return printable(path) == str(path)
+
+
 IN_USE_FILE = ".in-use.lock"
 
 

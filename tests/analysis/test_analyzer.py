@@ -666,3 +666,27 @@ def test_a_variable_frame_rate_video_keeps_each_frames_own_time(fresh_model, tmp
     assert len(seen) == 40
     for frame, seconds in seen.items():
         assert seconds == pytest.approx(times[frame], abs=0.002), frame  # the CSV keeps milliseconds
+
+
+def test_file_names_that_are_not_utf8_are_read_and_named_with_escapes(fresh_model, tmp_path, project_root):
+    folder = tmp_path / "archive"
+    write_image(folder / "photo.jpg", compose_frame(0, faces=1)[0])
+    write_face_video(folder / "clip.avi", frames=4, faces=1)
+    # Latin-1 names, as an old archive or a Windows share gives them: OpenCV crashed on such a video
+    os.rename(folder / "photo.jpg", os.fsencode(folder) + b"/caf\xe9.jpg")
+    os.rename(folder / "clip.avi", os.fsencode(folder) + b"/d\xe9mo.avi")
+    video = os.fsdecode(os.fsencode(folder) + b"/d\xe9mo.avi")
+    runs = {"photos": [folder, tmp_path / "photos.csv"], "video": [video, tmp_path / "video.csv"]}
+    for source, csv in runs.values():
+        done = subprocess.run([sys.executable, str(project_root / "analyzer.py"), "--source", source, "--csv", csv,
+                               "--model", str(fresh_model), "--no-display"], capture_output=True, timeout=300,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert {row["source"] for row in read_rows(runs["photos"][1])[1]} == {"caf\\xe9.jpg"}
+    rows = read_rows(runs["video"][1])[1]
+    assert {row["source"] for row in rows} == {"d\\xe9mo.avi"} and len({row["frame"] for row in rows}) == 4
+    refused = subprocess.run([sys.executable, str(project_root / "analyzer.py"), "--source", video, "--output",
+                              os.fsdecode(os.fsencode(tmp_path) + b"/r\xe9sultat.avi"), "--model", str(fresh_model),
+                              "--no-display"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "r\\xe9sultat.avi: OpenCV cannot write a video whose name is not UTF-8" in refused.stderr
