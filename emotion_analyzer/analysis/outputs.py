@@ -6,6 +6,7 @@ when the run ends, however it ends: finished, Ctrl-C, SIGTERM or SIGHUP, camera 
 photo as it is drawn), so a file at its final name is always complete and playable.
 """
 
+import contextlib
 import csv
 from collections import defaultdict
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import (commit_temp, is_utf8, printable, spreadsheet_safe, temp_path_beside,
-                                            write_bytes_atomic, write_json_atomic)
+                                            write_bytes_atomic, write_failed, write_json_atomic)
 from emotion_analyzer.common.stops import deferred
 
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
@@ -70,8 +71,20 @@ class CsvLog:
         self.tmp = temp_path_beside(self.path)
         self.handle = open(self.tmp, "w", newline="")
         self.writer = csv.writer(self.handle)
-        self.writer.writerow([spreadsheet_safe(column) for column in result_columns(self.labels)])
+        self.failed = False
+        self._guarded(self.writer.writerow, [spreadsheet_safe(column) for column in result_columns(self.labels)])
         self.rows = 0
+
+    def _guarded(self, write, *args):
+        """`write`, or on a full disk or a size limit the temporary file gone and one line to say so."""
+        try:
+            write(*args)
+        except OSError as exc:
+            self.failed = True
+            with contextlib.suppress(OSError):
+                self.handle.close()
+            self.tmp.unlink(missing_ok=True)
+            raise UserError(write_failed(self.path, exc)) from None
 
     def write(self, frame, face):
         self._write(result_row(self.labels, frame, face))
@@ -83,11 +96,13 @@ class CsvLog:
         row[2] = f"{row[2]:.3f}"  # time_s to the millisecond; the probabilities to 4 decimals
         row = [f"{value:.4f}" if isinstance(value, float) else spreadsheet_safe(value) for value in row]
         with deferred():  # so the count of rows written is the number in the file
-            self.writer.writerow(row)
+            self._guarded(self.writer.writerow, row)
             self.rows += 1
 
     def close(self):
-        self.handle.close()
+        if self.failed:
+            return
+        self._guarded(self.handle.close)  # the last rows reach the disk here
         commit_temp(self.tmp, self.path)
 
 
@@ -126,7 +141,10 @@ class PhotoJson:
         self.photos.append({"photo": frame.name, "faces": [face_result(self.labels, face) for face in faces]})
 
     def close(self):
-        write_json_atomic(self.path, self.photos)
+        try:
+            write_json_atomic(self.path, self.photos)
+        except OSError as exc:
+            raise UserError(write_failed(self.path, exc)) from None
 
 
 def check_annotated_name(path, kind):
@@ -163,9 +181,12 @@ class PhotoOutput:
         ok, data = cv2.imencode(target.suffix, canvas)
         if not ok:
             raise UserError(f"cannot encode the annotated photo as {target.suffix}: try --output with .png")
-        target.parent.mkdir(parents=True, exist_ok=True)
         with deferred():  # so the count of photos written is the number on disk
-            write_bytes_atomic(target, data.tobytes())
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_bytes_atomic(target, data.tobytes())
+            except OSError as exc:
+                raise UserError(write_failed(target, exc)) from None
             self.frames += 1
 
     def close(self):

@@ -24,6 +24,13 @@ def temp_path_beside(path):
     return Path(tmp_name)
 
 
+def write_failed(path, exc):
+    """The one line for an output that could not be written (a full disk, a file-size or quota limit)."""
+    why = exc.strerror or str(exc)
+    return (f"cannot write {printable(path)}: {why}; nothing half-written was kept under that name: free"
+            " space (or raise the limit) and run again")
+
+
 def commit_temp(tmp, path):
     """Rename a finished temporary file over `path`."""
     # mkstemp creates the file private (0600); give the result the permissions of any new file.

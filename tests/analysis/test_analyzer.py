@@ -677,8 +677,8 @@ def test_file_names_that_are_not_utf8_are_read_and_named_with_escapes(fresh_mode
     os.rename(folder / "clip.avi", os.fsencode(folder) + b"/d\xe9mo.avi")
     video = os.fsdecode(os.fsencode(folder) + b"/d\xe9mo.avi")
     runs = {"photos": [folder, tmp_path / "photos.csv"], "video": [video, tmp_path / "video.csv"]}
-    for source, csv in runs.values():
-        done = subprocess.run([sys.executable, str(project_root / "analyzer.py"), "--source", source, "--csv", csv,
+    for source, csv_path in runs.values():
+        done = subprocess.run([sys.executable, str(project_root / "analyzer.py"), "--source", source, "--csv", csv_path,
                                "--model", str(fresh_model), "--no-display"], capture_output=True, timeout=300,
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
         assert done.returncode == 0, done.stderr[-2000:]

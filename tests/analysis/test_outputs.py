@@ -1,3 +1,8 @@
+import os
+import signal
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -61,3 +66,34 @@ def test_cells_a_spreadsheet_would_run_as_formulas_are_quoted(tmp_path):
         assert not cell.startswith(("=", "+", "-", "@")), cell
     assert "'=cmd|' /C calc'!A0" in header and "happy" in header
     assert row[0] == "'=HYPERLINK(\"http://x\")" and row[1] == "0" and row[3] == "1"
+
+
+def limited_to(size):
+    """For a child process: files it writes may not grow past `size` bytes (EFBIG, as a full disk's ENOSPC)."""
+    def limit():
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an error to handle, not a signal that kills
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    return limit
+
+
+@pytest.mark.parametrize("run_kind", ["one video", "folder run"])
+def test_an_output_that_cannot_be_written_is_one_line_and_leaves_no_partial_file(fresh_model, tmp_path, project_root,
+                                                                                 run_kind):
+    from demo_media import write_face_video
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_face_video(folder / "clip.avi", frames=60, faces=3)  # about 180 rows: more than 8 KB
+    out = tmp_path / "out"
+    outputs = (["--source", folder / "clip.avi", "--csv", out / "faces.csv"] if run_kind == "one video"
+               else ["--source", folder, "--csv-dir", out])
+    out.mkdir()
+    done = subprocess.run([sys.executable, str(project_root / "analyzer.py"), *map(str, outputs), "--model",
+                           str(fresh_model), "--no-display"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=limited_to(8000), env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode in (1, 2) and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "cannot write" in last and "File too large" in last and "run again" in last, last
+    assert not [p for p in out.rglob("*") if p.is_file()]  # no CSV, complete-looking or partial
