@@ -31,7 +31,7 @@ from emotion_analyzer.core.framing import crop_faces, DEFAULT_FRAMING, Framing, 
 from emotion_analyzer.core.images import image_files_under, to_gray_uint8
 from emotion_analyzer.core.model import check_model_file
 from emotion_analyzer.analysis.outputs import (check_annotated_name, CsvLog, photo_answer, PhotoJson, PhotoOutput,
-                                               PhotoSummary, Summary, VideoOutput)
+                                               PhotoSummary, Summary, UNREADABLE, VideoOutput)
 from emotion_analyzer.analysis.smoothing import FaceSmoothers, Smoothing
 from emotion_analyzer.analysis.stats import peak_rss_mb, RunStats
 from emotion_analyzer.common.stops import deferred, exit_code
@@ -334,6 +334,11 @@ def loop(capture, read, writers, summary, stats, outputs, answer=None):
             frame = capture.next_frame()
         if frame is None:
             break
+        if frame.image is None:  # a photo that cannot be read: a row that says so, and the reason said at the end
+            with deferred():
+                for table in writers.tables:
+                    table.write_no_face(frame, UNREADABLE)
+            continue
         canvas, faces = read(frame, stats)
         with deferred():  # a frame is in every output and in the counts, or in none
             for face in faces:

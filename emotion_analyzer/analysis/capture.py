@@ -20,7 +20,7 @@ import numpy as np
 
 from emotion_analyzer.common.fileio import is_utf8, printable
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.core.images import BadImage, image_files_under, is_image_name, read_image_file
+from emotion_analyzer.core.images import BadImage, image_files_under, is_image_name, photo_name, read_image_file
 
 DEFAULT_FPS = 30.0
 
@@ -93,18 +93,20 @@ class ImageFiles(Reader):
         return cls(paths, Path(folder))
 
     def name_of(self, path):
-        return printable(path.relative_to(self.root).as_posix() if self.root else path.name)
+        return photo_name(path, self.root)
 
     def read(self):
-        """The next readable image as (index, image, name), or None at the end."""
-        while self.position < len(self.paths):
-            index, path = self.position, self.paths[self.position]
-            self.position += 1
-            try:
-                return index, read_image_file(path), self.name_of(path)
-            except BadImage as exc:
-                self.skipped.append((path, str(exc)))
-        return None
+        """The next image as (index, image, name), the image None for a file that cannot be read (its
+        reason in `skipped`), or None at the end."""
+        if self.position >= len(self.paths):
+            return None
+        index, path = self.position, self.paths[self.position]
+        self.position += 1
+        try:
+            return index, read_image_file(path), self.name_of(path)
+        except BadImage as exc:
+            self.skipped.append((path, str(exc)))
+            return index, None, self.name_of(path)
 
 
 class VideoStream(Reader):

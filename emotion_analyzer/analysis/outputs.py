@@ -36,13 +36,16 @@ def result_row(labels, frame, face):
             *(float(p) for p in face.probabilities), labels[face.shown]]
 
 
-# The emotion of a photo's row when it has no face, so "no face" differs from "not read" (no row).
+# The emotion of a photo's row when it has no face, or when it could not be read (a folder's every
+# photo has a row: what is not named was not there).
 NO_FACE = "no face"
+UNREADABLE = "unreadable"
 
 
-def no_face_row(labels, frame):
-    """A photo with no face as the values of result_columns(): no face, box or probabilities."""
-    return [frame.name, frame.index, float(frame.time_s), None, None, None, None, None, *([None] * len(labels)), NO_FACE]
+def no_face_row(labels, frame, why=NO_FACE):
+    """A photo with no face (or that could not be read) as the values of result_columns(): no face, box or
+    probabilities."""
+    return [frame.name, frame.index, float(frame.time_s), None, None, None, None, None, *([None] * len(labels)), why]
 
 
 def face_result(labels, face):
@@ -89,8 +92,8 @@ class CsvLog:
     def write(self, frame, face):
         self._write(result_row(self.labels, frame, face))
 
-    def write_no_face(self, frame):
-        self._write(no_face_row(self.labels, frame))
+    def write_no_face(self, frame, why=NO_FACE):
+        self._write(no_face_row(self.labels, frame, why))
 
     def _write(self, row):
         row[2] = f"{row[2]:.3f}"  # time_s to the millisecond; the probabilities to 4 decimals
@@ -120,8 +123,8 @@ class RowTable:
     def write(self, frame, face):
         self.values.append(result_row(self.labels, frame, face))
 
-    def write_no_face(self, frame):
-        self.values.append(no_face_row(self.labels, frame))
+    def write_no_face(self, frame, why=NO_FACE):
+        self.values.append(no_face_row(self.labels, frame, why))
 
     def to_dataframe(self):
         import pandas as pd

@@ -1,10 +1,12 @@
 """Reading face images from disk: format checks that catch truncated files, grayscale at 48x48."""
 
+import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from emotion_analyzer.common.fileio import printable
 from emotion_analyzer.config import IMAGE_EXTENSIONS, IMAGE_SIZE
 
 
@@ -25,12 +27,30 @@ def list_image_files(folder):
     return images, others
 
 
+def files_under(folder):
+    """Every file under `folder`, in its subfolders too (a subfolder that is a symbolic link, another disk
+    say, followed once), sorted by path; hidden files and folders (macOS ._x.jpg, .git/) left out."""
+    found, seen = [], set()
+    for root, folders, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree: read once
+            folders[:] = []
+            continue
+        seen.add(real)
+        folders[:] = [name for name in folders if not name.startswith(".")]
+        found += [Path(root) / name for name in files if not name.startswith(".")]
+    return sorted(path for path in found if path.is_file())
+
+
+def photo_name(path, folder=None):
+    """How a photo is named in results: its path under the folder it was found in (happy/001.jpg), else
+    its file name, printable whatever bytes the name has."""
+    return printable(Path(path).relative_to(folder).as_posix() if folder else Path(path).name)
+
+
 def image_files_under(folder):
-    """Every image file under `folder`, in its subfolders too, sorted by path; hidden files and folders
-    (macOS ._x.jpg, .git/) are not photos."""
-    folder = Path(folder)
-    return sorted(path for path in folder.rglob("*") if path.is_file() and is_image_name(path)
-                  and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    """Every image file under `folder` (files_under), sorted by path."""
+    return [path for path in files_under(folder) if is_image_name(path)]
 
 
 def jpeg_end(data):

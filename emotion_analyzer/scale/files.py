@@ -1,12 +1,14 @@
 """One file of a folder run: which files a folder holds, and reading one into its CSV (or table) so
 that a CSV is there complete or not at all. Shared by the process pool (batch.py) and Ray's actors."""
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 from emotion_analyzer import config
+from emotion_analyzer.common.fileio import printable, spreadsheet_safe
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.core.images import image_files_under
+from emotion_analyzer.core.images import files_under, image_files_under, is_image_name, photo_name
 
 PHOTOS_CSV = "photos.csv"  # the photos directly under the folder, as one set
 
@@ -26,15 +28,40 @@ def is_video_name(path):
 
 
 def folder_jobs(folder, out_dir):
-    """[(source, its CSV)]: every video under `folder` (recursively, hidden files aside) to
-    out_dir/<its path under folder>.csv, and the photos under `folder` (subfolders too) to out_dir/photos.csv."""
+    """[(source, its CSV)]: every video under `folder` (files_under: subfolders and linked ones too,
+    hidden files aside) to out_dir/<its path under folder>.csv, and its photos to out_dir/photos.csv."""
     folder, out_dir = Path(folder), Path(out_dir)
-    videos = sorted(p for p in folder.rglob("*") if p.is_file() and is_video_name(p)
-                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    jobs = [(video, out_dir / video.relative_to(folder).with_name(video.name + ".csv")) for video in videos]
-    if image_files_under(folder):
+    files = files_under(folder)
+    jobs = [(video, out_dir / video.relative_to(folder).with_name(video.name + ".csv"))
+            for video in files if is_video_name(video)]
+    if any(is_image_name(path) for path in files):
         jobs.append((folder, out_dir / PHOTOS_CSV))
     return jobs
+
+
+def is_complete(source, csv_path):
+    """Whether `csv_path` holds all of `source` as it is now: written after the video last changed, or,
+    for a folder's photos, after every photo and naming each (a photo added later, its old date kept by
+    a copy, is read too)."""
+    if not csv_path.is_file():
+        return False
+    written = csv_path.stat().st_mtime_ns
+    if not Path(source).is_dir():
+        return Path(source).stat().st_mtime_ns <= written
+    photos = image_files_under(source)
+    if any(photo.stat().st_mtime_ns > written for photo in photos):
+        return False
+    with open(csv_path, newline="") as handle:
+        named = {row[0] for row in csv.reader(handle)}
+    return all(spreadsheet_safe(photo_name(photo, source)) in named for photo in photos)
+
+
+def file_state(source):
+    """What says a file changed: its size and modification time (None for a folder)."""
+    if Path(source).is_dir():
+        return None
+    status = Path(source).stat()
+    return status.st_size, status.st_mtime_ns
 
 
 def analyze_one(analyzer, source, csv_path):
@@ -42,6 +69,7 @@ def analyze_one(analyzer, source, csv_path):
     from emotion_analyzer.analysis.analyzer import RunOutputs
 
     partial = csv_path.with_name(csv_path.name + ".partial")
+    before = file_state(source)
     try:
         stats = analyzer.run(str(source), RunOutputs(csv=partial, display=False, progress=False,
                                                      summary_plot=False))
@@ -50,6 +78,10 @@ def analyze_one(analyzer, source, csv_path):
     if stats.interrupted:
         partial.unlink(missing_ok=True)
         raise KeyboardInterrupt(stats.interrupted)
+    if file_state(source) != before:  # a video still being recorded: its CSV would be short
+        partial.unlink(missing_ok=True)
+        return FileResult(str(source), error=f"{printable(source)} changed while it was read (still being"
+                                             " recorded?); run again once it is complete")
     partial.replace(csv_path)
     return FileResult(str(source), stats.frames, stats.faces, warning=stats.ended_early)
 

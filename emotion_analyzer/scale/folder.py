@@ -15,7 +15,7 @@ from emotion_analyzer import config
 from emotion_analyzer.common.cli import progress, silent, warn
 from emotion_analyzer.common.fileio import used_alone
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.scale.files import analyze_one, folder_jobs
+from emotion_analyzer.scale.files import analyze_one, folder_jobs, is_complete
 
 _worker_analyzer = None  # each worker process's own Analyzer, loaded once
 
@@ -75,7 +75,7 @@ def run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray):
     if not jobs:
         raise UserError(f"{folder}: no videos (or photos) under it; expected files ending in"
                         f" {', '.join(config.VIDEO_EXTENSIONS)}")
-    todo = [(source, csv_path) for source, csv_path in jobs if not csv_path.is_file()]
+    todo = [(source, csv_path) for source, csv_path in jobs if not is_complete(source, csv_path)]
     log(f"{folder}: {len(jobs)} file(s), {len(jobs) - len(todo)} already complete in {out_dir};"
         f" {len(todo)} to read on {min(workers, len(todo)) if todo else 0} {'Ray actor' if ray else 'worker'}(s)")
     if not todo:  # nothing to read: no TensorFlow, no model

@@ -118,7 +118,8 @@ def test_folder_of_images_with_unreadable_files_and_odd_formats(fresh_model, tmp
     # A photo with no face has its row, so "no face" differs from "not read" (no row at all).
     (no_face,) = [row for row in rows if row["source"] == "d_noface.png"]
     assert no_face["emotion"] == "no face" and no_face["face"] == no_face["x"] == no_face["happy"] == ""
-    assert "e_empty.jpg" not in per_source
+    (empty,) = [row for row in rows if row["source"] == "e_empty.jpg"]  # named, with why it has no face
+    assert empty["emotion"] == "unreadable" and empty["face"] == ""
     drawn = sorted(p.name for p in (tmp_path / "drawn").iterdir())
     assert len(drawn) == 34 and "a_colour.jpg" in drawn and "c_alpha.png" in drawn and "e_empty.jpg" not in drawn
 

@@ -231,3 +231,57 @@ def test_a_run_that_died_leaves_its_folder_free(tmp_path):
         with pytest.raises(UserError, match=f"in use by another run \\(process {os.getpid()}\\)"):
             with used_alone(tmp_path, "--csv-dir"):
                 pass
+
+
+def test_linked_subfolders_photos_added_later_and_videos_changed_since_are_read(tmp_path, project_root):
+    from demo_media import compose_frame, write_image
+
+    folder, elsewhere, out = tmp_path / "clips", tmp_path / "other_disk", tmp_path / "out"
+    folder.mkdir()
+    elsewhere.mkdir()
+    write_face_video(folder / "a.avi", frames=6, faces=1)
+    write_image(folder / "happy" / "1.jpg", compose_frame(0, faces=1)[0])
+    write_face_video(elsewhere / "b.avi", frames=6, faces=1)
+    write_image(elsewhere / "2.jpg", compose_frame(1, faces=1)[0])
+    (folder / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "loop").symlink_to(folder, target_is_directory=True)  # a link back up: read once
+    command = [sys.executable, str(project_root / "analyzer.py"), "--source", str(folder), "--csv-dir", str(out)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def rerun():
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout.splitlines()[0]
+
+    assert "3 file(s), 0 already complete" in rerun()
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv")) == ["a.avi.csv", "linked/b.avi.csv",
+                                                                                 "photos.csv"]
+    assert set(pd.read_csv(out / "photos.csv")["source"]) == {"happy/1.jpg", "linked/2.jpg"}
+    assert "3 file(s), 3 already complete" in rerun()
+    write_image(folder / "happy" / "3.jpg", compose_frame(2, faces=1)[0])
+    old = (folder / "happy" / "1.jpg").stat()
+    os.utime(folder / "happy" / "3.jpg", ns=(old.st_atime_ns, old.st_mtime_ns))  # copied with its old date
+    write_face_video(folder / "a.avi", frames=9, faces=1)  # recorded on after it was read
+    assert "3 file(s), 1 already complete" in rerun()
+    assert set(pd.read_csv(out / "photos.csv")["source"]) == {"happy/1.jpg", "happy/3.jpg", "linked/2.jpg"}
+    assert pd.read_csv(out / "a.avi.csv")["frame"].nunique() == 9
+
+
+def test_a_video_that_changes_while_it_is_read_gets_no_csv(tmp_path):
+    from emotion_analyzer.scale.files import analyze_one
+
+    video = tmp_path / "recording.avi"
+    write_face_video(video, frames=3, faces=1)
+
+    class StillRecording:
+        def run(self, source, outputs):
+            outputs.csv.write_text("source,frame\n")
+            with open(video, "ab") as handle:
+                handle.write(b"\0" * 1000)  # the camera app writes on
+            from emotion_analyzer.analysis.stats import RunStats
+
+            return RunStats()
+
+    result = analyze_one(StillRecording(), video, tmp_path / "recording.avi.csv")
+    assert "changed while it was read (still being recorded?)" in result.error
+    assert list(tmp_path.iterdir()) == [video]
