@@ -66,7 +66,7 @@ def assert_survives_save_load_and_tflite(model, batch, tmp_path):
     loaded, info = load_trained_model(path)
     expected = model.predict(batch, verbose=0)
     np.testing.assert_allclose(loaded.predict(batch, verbose=0), expected, atol=1e-6)
-    lite = EmotionClassifier(loaded, info["labels"], engine="tflite").classify(batch.astype(np.uint8))
+    lite = EmotionClassifier(path, info["labels"], engine="tflite").classify(batch.astype(np.uint8))
     np.testing.assert_allclose(lite, model.predict(batch.astype(np.uint8).astype("float32"), verbose=0), atol=1e-5)
 
 
