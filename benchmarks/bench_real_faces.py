@@ -55,7 +55,8 @@ def read_folder(settings, folder):
         faces = {path.name: [] for path in list_image_files(folder)[0]}
         with open(out, newline="") as handle:
             for row in csv.DictReader(handle):
-                faces[row["source"]].append((int(row["w"]) * int(row["h"]), row["emotion"]))
+                if row["face"]:  # a photo with no face (or unreadable) has a row without one
+                    faces[row["source"]].append((int(row["w"]) * int(row["h"]), row["emotion"]))
     return faces, stats.wall_seconds / max(stats.frames, 1)
 
 
