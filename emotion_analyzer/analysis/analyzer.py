@@ -1,10 +1,10 @@
 """The analyzer: how it reads faces (AnalyzerSettings), and one run over a source (Analyzer.run).
 
-A frame's route, each step once, in Analyzer._read_video_frame (photos: _read_photo_frame):
-read (capture.py, a thread of its own) -> detect or follow (detect.py; track.py for videos) -> crop
-(framing.py) -> classify, all faces of a frame in one call (classify.py) -> smooth (smoothing.py, videos)
--> draw (draw.py) -> write (outputs.py: CSV, video, table; window.py). A face travels as a
-FaceReading (faces.py).
+What is checked before a run starts is in checks.py. A frame's route, each step once, in
+Analyzer._read_video_frame (photos: _read_photo_frame): read (capture.py, a thread of its own) ->
+detect or follow (detect.py; track.py for videos) -> crop (framing.py) -> classify, all faces of a
+frame in one call (classify.py) -> smooth (smoothing.py, videos) -> draw (draw.py) -> write
+(outputs.py: CSV, video, table; window.py). A face travels as a FaceReading (faces.py).
 """
 
 import contextlib
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from emotion_analyzer import config
-from emotion_analyzer.analysis.capture import open_source, parse_source, ThreadedCapture
+from emotion_analyzer.analysis.capture import open_source, ThreadedCapture
+from emotion_analyzer.analysis.checks import check_output_paths, check_run, summary_plot_path
 from emotion_analyzer.analysis.classify import ENGINES, EmotionClassifier
 from emotion_analyzer.core.views import DEFAULT_TTA, TTA_VIEWS
 from emotion_analyzer.common.cli import format_skipped, progress, warn
@@ -25,18 +26,17 @@ from emotion_analyzer.analysis.detect import DETECTORS, DetectorSettings, FaceDe
 from emotion_analyzer.analysis.draw import as_bgr, draw_face
 from emotion_analyzer.analysis.faces import FaceReading, photo_faces
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.common.fileio import check_output_folder, check_output_path
 from emotion_analyzer.common.settings import setting
 from emotion_analyzer.core.framing import crop_faces, DEFAULT_FRAMING, Framing, framings_of_model
-from emotion_analyzer.core.images import image_files_under, to_gray_uint8
+from emotion_analyzer.core.images import to_gray_uint8
 from emotion_analyzer.core.model import check_model_file
-from emotion_analyzer.analysis.outputs import (check_annotated_name, CsvLog, photo_answer, PhotoJson, PhotoOutput,
-                                               PhotoSummary, Summary, UNREADABLE, VideoOutput)
+from emotion_analyzer.analysis.outputs import (CsvLog, photo_answer, PhotoJson, PhotoOutput, PhotoSummary, Summary,
+                                               UNREADABLE, VideoOutput)
 from emotion_analyzer.analysis.smoothing import FaceSmoothers, Smoothing
 from emotion_analyzer.analysis.stats import peak_rss_mb, RunStats
 from emotion_analyzer.common.stops import deferred, exit_code
 from emotion_analyzer.analysis.track import VideoFaces
-from emotion_analyzer.analysis.window import check_display_available, Window
+from emotion_analyzer.analysis.window import Window
 
 
 @dataclass(frozen=True)
@@ -105,67 +105,6 @@ class RunOutputs:
 def untimed(stage):
     """A stage nobody times (the library's photos)."""
     return nullcontext()
-
-
-def summary_plot_path(kept):
-    """The summary chart saved beside the CSV or video a run keeps."""
-    return Path(kept).with_name(Path(kept).stem + "_summary.png")
-
-
-def input_files(model, source):
-    """Every file a run reads: the model, its JSON, and the source's file or the images of its folder."""
-    inputs = [Path(model), config.model_info_path(model)]
-    source = Path(str(source))
-    if source.is_dir():
-        inputs += image_files_under(source)
-    elif source.exists():
-        inputs.append(source)
-    return inputs
-
-
-def check_run(model, source, outputs):
-    """Everything about a run that can be wrong before any work (and before TensorFlow starts): the
-    display, the source, the model file and the outputs; raises UserError naming the first problem."""
-    kind, _ = parse_source(source)
-    if outputs.display:
-        check_display_available(camera=kind == "camera")
-    check_model_file(model)
-    check_output_paths(model, source, kind, outputs)
-
-
-def check_output_paths(model, source, kind, outputs):
-    """Before any work: every output of a run reading `source` (of `kind`: 'video', 'folder', ...) can be
-    written, and none is an input or another output of the run."""
-    if outputs.json and kind not in ("image", "folder"):
-        raise UserError(f"--json {outputs.json}: JSON is written for photos; for a {kind} use --csv")
-    named = {flag: Path(path) for flag, path in (("--output", outputs.annotated), ("--csv", outputs.csv),
-                                                 ("--json", outputs.json)) if path}
-    if outputs.annotated:
-        check_annotated_name(outputs.annotated, kind)
-    if kind == "folder" and outputs.annotated:
-        check_photo_folder_output(Path(source), named.pop("--output"))
-    if named and outputs.summary_plot:
-        named["summary chart"] = summary_plot_path(outputs.csv or outputs.annotated or outputs.json)
-    inputs = {path.resolve(): path for path in input_files(model, source)}
-    seen = {}
-    for flag, path in named.items():
-        resolved = path.resolve()
-        if resolved in inputs:
-            raise UserError(f"{flag} {path} is the input {inputs[resolved]}: writing it would destroy it;"
-                            " choose another name")
-        if resolved in seen:
-            raise UserError(f"{flag} {path} is also the {seen[resolved]}; give each output its own name")
-        seen[resolved] = flag
-        check_output_path(path, flag)
-
-
-def check_photo_folder_output(source, folder):
-    """The folder annotated photos go into: writable, and outside the source folder, which a rerun
-    would otherwise read them from."""
-    if folder.resolve() == source.resolve() or source.resolve() in folder.resolve().parents:
-        raise UserError(f"--output {folder} is inside the source folder {source}: a rerun would read the"
-                        " annotated photos as photos; choose a folder outside it")
-    check_output_folder(folder, "--output")
 
 
 class Analyzer:

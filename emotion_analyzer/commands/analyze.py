@@ -82,7 +82,8 @@ def outputs_from_args(args):
 def analyze(args):
     if args.cpu:
         hide_gpus()
-    from emotion_analyzer.analysis.analyzer import Analyzer, check_run
+    from emotion_analyzer.analysis.analyzer import Analyzer
+    from emotion_analyzer.analysis.checks import check_run
     from emotion_analyzer.analysis.capture import open_source
 
     settings, outputs = settings_from_args(args), outputs_from_args(args)

@@ -70,7 +70,8 @@ def test_the_crowd_s_votes_are_learned_and_judge_the_model(tmp_path, capsys, mak
     for crowd in ("0", "1"):
         model = tmp_path / crowd / "model.keras"
         assert training.main(["--data", str(data), "--model", str(model), "--runs", str(tmp_path / crowd / "runs"),
-                              "--epochs", "3", "--batch-size", "32", "--crowd", crowd, "--tta", "none"]) == 0
+                              "--epochs", "3", "--batch-size", "32", "--augment", "none", "--crowd", crowd,
+                              "--tta", "none"]) == 0
         info = json.loads(model.with_suffix(".json").read_text())
         agreement[crowd] = info["test_metrics"]["crowd"]["accuracy"]
         assert info["test_metrics"]["crowd"]["test_images"] == 60
