@@ -3,6 +3,7 @@ progress bars, and argument types that refuse impossible numbers at parse time."
 
 import argparse
 import difflib
+import re
 import sys
 from collections import defaultdict
 
@@ -63,7 +64,8 @@ class LogLines:
 
     def write(self, text):
         line = text.replace("\r", "").rstrip()
-        count = line.split("[")[0]  # the closing redraw repeats the last count with a newer rate
+        # the closing redraw repeats the last count with a newer rate, and so a bar a character longer
+        count = re.sub(r"\|.*\|", "|", line).split("[")[0]
         if line and count != self.last:
             self.stream.write(line + "\n")
             self.last = count
