@@ -32,26 +32,37 @@ def lines_worth_showing(text):
 
 
 @contextlib.contextmanager
-def quiet_native_log():
-    """Catch what native code writes to file descriptor 2 inside the block and pass on only the
-    lines worth showing; everything, if the block raises, so a failure keeps its whole story."""
+def native_log_caught(into):
+    """Catch what native code writes to file descriptor 2 inside the block; the text is appended to the
+    list `into` as the block ends, however it ends."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as caught:
         os.dup2(caught.fileno(), 2)
-        failed = True
         try:
             yield
-            failed = False
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             caught.seek(0)
-            text = caught.read().decode("utf-8", errors="replace")
-            lines = text.splitlines(keepends=True) if failed else lines_worth_showing(text)
-            sys.stderr.write("".join(line if line.endswith("\n") else line + "\n" for line in lines))
-            sys.stderr.flush()
+            into.append(caught.read().decode("utf-8", errors="replace"))
+
+
+@contextlib.contextmanager
+def quiet_native_log():
+    """Catch what native code writes to file descriptor 2 inside the block and pass on only the
+    lines worth showing; everything, if the block raises, so a failure keeps its whole story."""
+    caught, failed = [], True
+    try:
+        with native_log_caught(caught):
+            yield
+            failed = False
+    finally:
+        text = "".join(caught)
+        lines = text.splitlines(keepends=True) if failed else lines_worth_showing(text)
+        sys.stderr.write("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+        sys.stderr.flush()
 
 
 def hide_gpus():

@@ -21,14 +21,44 @@ def connect(address):
         import ray
     except ImportError:
         raise UserError("--ray needs Ray: pip install 'emotion-analyzer[ray]' (or pip install ray)") from None
+    from emotion_analyzer.common.device import native_log_caught
+
     if address == "auto":
         address = os.environ.get("RAY_ADDRESS") or None
+    said = []  # Ray's C++ client says why it is refused only in its log, once a second while it retries
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        with native_log_caught(said):
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     except ConnectionError as exc:
+        if "InvalidAuthToken" in "".join(said) or listening(address):  # running, yet it refused this client
+            raise UserError(token_refused(address)) from None
         raise UserError(f"--ray {address}: cannot join the Ray cluster ({exc}); start it with `ray start --head`"
                         " or pass --ray auto to start one here") from None
     return ray
+
+
+def listening(address, seconds=3):
+    """Whether something accepts connections at a HOST:PORT address (the cluster's GCS is running)."""
+    import socket
+
+    host, _, port = str(address or "").rpartition(":")
+    if not host or not port.isdigit() or "://" in host:
+        return False
+    try:
+        with socket.create_connection((host, int(port)), timeout=seconds):
+            return True
+    except OSError:
+        return False
+
+
+def token_refused(address):
+    """The line for a cluster that uses token authentication (Ray's default for new clusters)."""
+    given = os.environ.get("RAY_AUTH_MODE") == "token" and (
+        os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or os.path.exists(os.path.expanduser("~/.ray/auth_token")))
+    what = "refused the token given" if given else "asks for an authentication token and none was given"
+    return (f"--ray {address}: the cluster {what}: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the"
+            " cluster's token (or RAY_AUTH_TOKEN_PATH to its file) for this command; docs/scale_out.md")
 
 
 def file_worker_class(ray):

@@ -285,3 +285,25 @@ def test_a_video_that_changes_while_it_is_read_gets_no_csv(tmp_path):
     result = analyze_one(StillRecording(), video, tmp_path / "recording.avi.csv")
     assert "changed while it was read (still being recorded?)" in result.error
     assert list(tmp_path.iterdir()) == [video]
+
+
+def test_a_ray_cluster_with_token_authentication_names_the_missing_token(tmp_path, monkeypatch):
+    pytest.importorskip("ray", reason="Ray is an extra: pip install .[ray] (requirements-dev.txt has it)")
+    from emotion_analyzer.scale.ray_actors import connect
+
+    ray_command = Path(sys.executable).with_name("ray")
+    token = "0123456789abcdef0123456789abcdef"
+    cluster = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    port = "6391"
+    started = subprocess.run([str(ray_command), "start", "--head", "--port", port, "--include-dashboard=false",
+                              "--disable-usage-stats"], env=cluster, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr[-2000:]
+    try:
+        for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.ray/auth_token either
+        with pytest.raises(UserError, match="asks for an authentication token and none was given: set"
+                                            " RAY_AUTH_MODE=token and RAY_AUTH_TOKEN"):
+            connect(f"127.0.0.1:{port}")
+    finally:
+        subprocess.run([str(ray_command), "stop", "--force"], env=cluster, capture_output=True, timeout=120)
