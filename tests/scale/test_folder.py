@@ -76,18 +76,28 @@ def test_the_api_reads_a_list_of_videos_into_one_table_on_workers(clip_folder, s
         recognizer.analyze_videos([clip_folder / "broken.mp4"])
 
 
-def test_sigterm_leaves_only_complete_csvs(tmp_path, project_root):
-    folder = tmp_path / "long"
+def videos_in(folder, count, frames, faces):
+    """`count` clips of `frames` frames each, 0.avi, 1.avi, ..., in a new `folder`."""
     folder.mkdir()
-    for index in range(4):
-        write_face_video(folder / f"{index}.avi", frames=150, faces=2)
+    for index in range(count):
+        write_face_video(folder / f"{index}.avi", frames=frames, faces=faces)
+    return folder
+
+
+def wait_for(out, pattern, process, seconds=240):
+    """Until a file matching `pattern` is under `out` (or the process ends, or `seconds` pass)."""
+    deadline = time.monotonic() + seconds
+    while not list(out.rglob(pattern)) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_sigterm_leaves_only_complete_csvs(tmp_path, project_root):
+    folder = videos_in(tmp_path / "long", 4, frames=150, faces=2)
     out = tmp_path / "out"
     process = subprocess.Popen([sys.executable, str(project_root / "analyzer.py"), "--source", str(folder), "--csv-dir",
                                 str(out), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    deadline = time.monotonic() + 240
-    while not list(out.rglob("*.csv")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # the first file finished: the others are under way
+    wait_for(out, "*.csv", process)  # the first file finished: the others are under way
     process.send_signal(signal.SIGTERM)
     out_text, err = process.communicate(timeout=120)
     assert process.returncode in (0, 128 + signal.SIGTERM), err[-2000:]
@@ -164,18 +174,13 @@ def worker_processes(parent):
 
 
 def test_a_worker_killed_mid_file_ends_the_run_naming_what_was_lost_and_a_rerun_reads_it(tmp_path, project_root):
-    folder = tmp_path / "long"
-    folder.mkdir()
-    for index in range(3):
-        write_face_video(folder / f"{index}.avi", frames=200, faces=2)
+    folder = videos_in(tmp_path / "long", 3, frames=200, faces=2)
     out = tmp_path / "out"
     command = [sys.executable, str(project_root / "analyzer.py"), "--source", str(folder), "--csv-dir", str(out),
                "--workers", "2"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 240
-    while not list(out.rglob("*.partial")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)  # a worker is reading a file
+    wait_for(out, "*.partial", process)  # a worker is reading a file
     workers = worker_processes(process.pid)
     assert workers, "no worker process found"
     os.kill(workers[0], signal.SIGKILL)  # as the out-of-memory killer does
@@ -202,17 +207,12 @@ def test_workers_are_capped_by_the_memory_there_is():
 
 
 def test_a_second_run_into_the_same_folder_is_refused_while_the_first_finishes(tmp_path, project_root):
-    folder = tmp_path / "clips"
-    folder.mkdir()
-    for index in range(2):
-        write_face_video(folder / f"{index}.avi", frames=120, faces=1)
+    folder = videos_in(tmp_path / "clips", 2, frames=120, faces=1)
     out = tmp_path / "out"
     command = [sys.executable, str(project_root / "analyzer.py"), "--source", str(folder), "--csv-dir", str(out)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 240
-    while not list(out.rglob("*.partial")) and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(out, "*.partial", first)
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
     assert f"--csv-dir {out} is in use by another run (process {first.pid})" in second.stderr
