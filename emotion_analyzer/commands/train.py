@@ -25,7 +25,7 @@ from emotion_analyzer.data.prepared import read_manifest
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.training.distribute import use_jax_backend, worker_from
-from emotion_analyzer.training.recipe import option_name, Recipe
+from emotion_analyzer.training.recipe import check_start_from, option_name, Recipe
 
 
 def parse_args(argv):
@@ -70,7 +70,8 @@ def add_recipe_options(group, default):
     """One option per Recipe field, declared by the field: its name (option_name), help, choices and type."""
     for field in fields(Recipe):
         meta = field.metadata
-        help_text = f"{meta['help']} (default: {getattr(default, field.name)})"
+        value = getattr(default, field.name)
+        help_text = f"{meta['help']} (default: {value})" if value != "" else meta["help"]
         if field.type is bool:
             group.add_argument(option_name(field.name), dest=field.name, action=argparse.BooleanOptionalAction,
                                default=None, help=help_text)
@@ -120,7 +121,9 @@ def run_training(args):
     if args.model is not None or not args.resume:
         check_output_path(args.model or config.DEFAULT_MODEL_PATH, "--model")
     check_output_folder(args.runs, "--runs")
-    read_manifest(args.data)  # a missing or half-written set is said at once, not after TensorFlow starts
+    categories = read_manifest(args.data)[1]  # a missing or half-written set is said at once, not after TensorFlow starts
+    if recipe is not None and recipe.start_from:
+        check_start_from(recipe, categories)
     if args.cpu:
         hide_gpus()
     from emotion_analyzer.common.device import start_tensorflow

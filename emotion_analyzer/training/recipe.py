@@ -13,7 +13,7 @@ from emotion_analyzer.common.settings import setting
 from emotion_analyzer.core.views import TTA_SHIFT, TTA_VIEWS
 from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.core.model import INPUT_SCALINGS
+from emotion_analyzer.core.model import check_model_file, INPUT_SCALINGS, reads_equalized
 
 AUGMENTATIONS = {
     # (horizontal flip, translation fraction, rotation fraction of a turn, zoom fraction, camera
@@ -45,7 +45,8 @@ CHANGEABLE_ON_RESUME = ("epochs", "tta", "precision")
 RETIRED_OPTIONS = {"padding": "valid", "init": "glorot", "ema": 0.0, "warmup": 0, "self_distill": 0.0, "mixup": 0.0}
 # A run saved before an option existed trained with what was then the only choice.
 BEFORE_OPTION_EXISTED = {"scaling": "unit", "weight_decay": 0.0, "erase": 0.0, "optimizer": "adam",
-                         "batch_norm": False, "precision": "float32", "equalize": False, "crowd": 0.0}
+                         "batch_norm": False, "precision": "float32", "equalize": False, "crowd": 0.0,
+                         "start_from": ""}
 
 
 # Random erasing (Zhong et al., 2017): the blanked rectangle covers this fraction of the image and has
@@ -96,6 +97,9 @@ class Recipe:
                                        " several machines, one worker process each, on Keras's JAX backend"
                                        " (docs/scale_out.md)", choices=STRATEGIES)
     seed: int = setting(config.DEFAULT_SEED, "random seed")
+    start_from: str = setting("", "fine-tune: begin from the weights of this trained .keras model (the same emotions"
+                                  " and architecture, e.g. res/emotion_model.keras) instead of random ones",
+                          metavar="MODEL")
 
     @classmethod
     def original(cls):
@@ -135,7 +139,30 @@ class Recipe:
             raise UserError(f"--erase {self.erase}: expected a probability from 0 (off) to 1, such as 0.5")
         if self.patience < 0:
             raise UserError(f"--patience {self.patience}: expected 0 (off) or a number of epochs")
+        if self.start_from and self.batch_norm:
+            raise UserError(f"--start-from {self.start_from} with --batch-norm: a saved model has its batch norm"
+                            " folded away, so there is none to start from; drop --batch-norm")
         return self
+
+
+def check_start_from(recipe, categories):
+    """The JSON of the model recipe.start_from names, checked without TensorFlow to fit this run: the
+    same emotions in the same order, and inputs prepared the same way (the weights are checked as
+    they are copied)."""
+    path, info = check_model_file(recipe.start_from)
+    problems = []
+    if info["labels"] != list(categories):
+        problems.append(f"its emotions are {', '.join(info['labels'])}, the data's {', '.join(categories)}")
+    if reads_equalized(info) != recipe.equalize:
+        problems.append(f"it reads {'' if reads_equalized(info) else 'un'}equalized faces, this recipe"
+                        f" {'' if recipe.equalize else 'un'}equalized ones (--{'' if recipe.equalize else 'no-'}equalize)")
+    scaling = info.get("recipe", {}).get("scaling", recipe.scaling)
+    if scaling != recipe.scaling:
+        problems.append(f"it was trained with --scaling {scaling}, this recipe with {recipe.scaling}")
+    if problems:
+        raise UserError(f"--start-from {path}: {'; '.join(problems)}: start from a model that fits, or from random"
+                        " weights (drop --start-from)")
+    return info
 
 
 OPTION_FOR_FIELD = {"learning_rate": "lr"}

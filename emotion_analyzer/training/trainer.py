@@ -189,11 +189,31 @@ def model_for_run(recipe, run_dir, state, num_classes, precision, resuming, vali
 
     with strategy_scope(recipe.strategy):
         if not resuming:
-            return build_for_training(recipe, num_classes, precision)
+            model = build_for_training(recipe, num_classes, precision)
+            if recipe.start_from:
+                take_weights_of_start_model(model, recipe, log)
+            return model
         model = in_precision(keras.models.load_model(run_dir / LAST_CHECKPOINT), recipe, num_classes, precision)
     so_far = f"best validation accuracy so far {state['best_val_accuracy']:.4f}" if validating else "no validation"
     log(f"resuming after epoch {state['epochs_done']} ({so_far})")
     return model
+
+
+def take_weights_of_start_model(model, recipe, log):
+    """Fine-tuning: `model`, newly built, takes the weights of the trained model recipe.start_from
+    (checked by check_start_from before TensorFlow started)."""
+    from emotion_analyzer.core.model import load_trained_model
+
+    start, info = load_trained_model(recipe.start_from)
+    try:
+        model.set_weights(start.get_weights())
+    except ValueError as exc:
+        raise UserError(f"--start-from {recipe.start_from}: its layers are not this recipe's ({str(exc)[:120]}); start"
+                        " from a model training.py saved, or drop --start-from") from None
+    trained = info.get("epochs_trained")
+    log(f"starting from the weights of {recipe.start_from}"
+        + (f" ({trained} epochs trained, test accuracy {info['test_metrics']['accuracy']:.4f})"
+           if trained and "accuracy" in info.get("test_metrics", {}) else ""))
 
 
 def run(data, model_path, recipe, run_dir, state, resuming, log):

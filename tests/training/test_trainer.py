@@ -320,6 +320,43 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(prepared_data, tmp_pa
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
 
 
+@slow
+def test_a_fine_tune_starts_from_the_trained_model_s_weights(prepared_data, tmp_path, project_root):
+    """At a learning rate too small to move them, a fine-tune of the shipped model reads faces as it
+    does: it started from its weights, not from random ones."""
+    import keras
+
+    from emotion_analyzer.core.model import as_the_model_reads, load_model_info
+    from emotion_analyzer.data.prepared import load_prepared
+
+    shipped = project_root / "res" / "emotion_model.keras"
+    assert run_training(prepared_data, tmp_path, "--start-from", str(shipped), "--epochs", "1", "--optimizer", "sgd",
+                        "--lr", "1e-12", "--weight-decay", "0", "--no-tta") == 0
+    tuned = tmp_path / "res" / "model.keras"
+    assert load_model_info(tuned)["recipe"]["start_from"] == str(shipped)
+    faces = as_the_model_reads(load_prepared(prepared_data)[2], load_model_info(shipped)).astype("float32")
+    expected = keras.models.load_model(shipped).predict(faces, verbose=0)
+    np.testing.assert_allclose(keras.models.load_model(tuned).predict(faces, verbose=0), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("classes, flags, message", [
+    (("angry", "happy", "neutral", "sad", "surprise"), (), "its emotions are angry, fear, happy, neutral, sad,"
+                                                           " surprise, the data's angry, happy, neutral, sad, surprise"),
+    (None, ("--no-equalize",), "it reads equalized faces, this recipe unequalized ones"),
+    (None, ("--scaling", "unit"), "it was trained with --scaling standardize, this recipe with unit"),
+    (None, ("--batch-norm",), "batch norm folded away"),
+])
+def test_a_fine_tune_from_a_model_that_does_not_fit_is_one_line_before_tensorflow(tmp_path, capsys, project_root,
+                                                                                  make_prepared_data, classes, flags,
+                                                                                  message):
+    data = make_prepared_data(tmp_path / "data", **({"classes": classes} if classes else {}))
+    shipped = project_root / "res" / "emotion_model.keras"
+    assert run_training(data, tmp_path, *FAST, "--start-from", str(shipped), *flags) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --start-from {shipped}") and message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resume_without_a_run_says_so(prepared_data, tmp_path, capsys):
     assert run_training(prepared_data, tmp_path, "--resume") == 2
     assert "no run with a checkpoint" in capsys.readouterr().err
