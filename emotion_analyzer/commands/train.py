@@ -18,13 +18,14 @@ from pathlib import Path
 
 from emotion_analyzer import config
 from emotion_analyzer.common.device import hide_gpus
-from emotion_analyzer.common.cli import Parser, non_negative_int, positive_int, run_cli
+from emotion_analyzer.common.cli import non_negative_int, Parser, positive_float, positive_int, run_cli
 from emotion_analyzer.common.fileio import check_output_folder, check_output_path
 from emotion_analyzer.common.stops import at_safe_points, exit_code
 from emotion_analyzer.data.prepared import read_manifest
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.training.distribute import use_jax_backend, worker_from
+from emotion_analyzer.training.rendezvous import JOIN_TIMEOUT
 from emotion_analyzer.training.recipe import check_start_from, option_name, Recipe
 
 
@@ -55,6 +56,9 @@ def parse_args(argv):
     cluster.add_argument("--num-workers", type=positive_int, default=None, help="how many workers train together")
     cluster.add_argument("--worker-index", type=non_negative_int, default=None,
                          help="this worker's index, 0 to N-1; worker 0 writes the run folder and the model")
+    cluster.add_argument("--join-timeout", type=positive_float, default=JOIN_TIMEOUT, metavar="SECONDS",
+                         help="how long the workers wait for each other before each ends with the cause"
+                              " (default: %(default)g)")
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="use only the first N training images (quick experiments)")
     parser.add_argument("--cpu", action="store_true", help="hide GPUs and train on the CPU")
@@ -103,7 +107,7 @@ def cluster_worker(args, recipe):
             raise UserError(f"--{given[0].replace('_', '-')} is for --strategy {STRATEGY_MULTIWORKER}: add it, or drop"
                             " the cluster flags")
         return None
-    worker = worker_from(args.coordinator, args.num_workers, args.worker_index)
+    worker = worker_from(args.coordinator, args.num_workers, args.worker_index, join_timeout=args.join_timeout)
     if args.run_dir is None:
         raise UserError(f"--strategy {STRATEGY_MULTIWORKER}: name the run folder with --run-dir, the same on every"
                         " worker (the chief writes it; --resume reads it)")

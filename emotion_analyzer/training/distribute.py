@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from emotion_analyzer.errors import UserError
+from emotion_analyzer.training.rendezvous import JOIN_TIMEOUT, rendezvous
 
 STRATEGY = "multiworker"
 BACKEND = "jax"
@@ -27,17 +28,20 @@ INSTALL_HINT = "pip install '.[multiworker]' (or: pip install -r requirements-de
 
 @dataclass(frozen=True)
 class Worker:
-    """This process's place in the cluster: the coordinator's host:port, how many workers, which one."""
+    """This process's place in the cluster: the coordinator's host:port, how many workers, which one,
+    and how long to wait for the others."""
     coordinator: str
     num_workers: int
     index: int
+    join_timeout: float = JOIN_TIMEOUT
 
     @property
     def is_chief(self):
         return self.index == CHIEF
 
 
-def worker_from(coordinator=None, num_workers=None, worker_index=None, environ=os.environ):
+def worker_from(coordinator=None, num_workers=None, worker_index=None, environ=os.environ,
+                join_timeout=JOIN_TIMEOUT):
     """The Worker named by the flags, else by Keras's KERAS_DISTRIBUTION_* variables; UserError when
     either is incomplete or out of range."""
     given = {"coordinator": coordinator, "num_workers": num_workers, "worker_index": worker_index}
@@ -60,7 +64,7 @@ def worker_from(coordinator=None, num_workers=None, worker_index=None, environ=o
     if not host or not port.isdigit():
         raise UserError(f"--coordinator {given['coordinator']}: expected the chief's HOST:PORT, such as"
                         " 10.0.0.1:12345 (the port must be free on the chief and reachable from every worker)")
-    return Worker(str(given["coordinator"]), num_workers, index)
+    return Worker(str(given["coordinator"]), num_workers, index, join_timeout)
 
 
 def use_jax_backend():
@@ -74,8 +78,10 @@ def use_jax_backend():
     os.environ["KERAS_BACKEND"] = BACKEND
 
 
-def join(worker):
-    """Connect to the other workers (waits for all of them) and share every batch among them."""
+def join(worker, plan, log=print):
+    """Connect to the other workers and share every batch among them, once all of them have reported to
+    the chief with its `plan` (rendezvous.py); UserError, on every worker, when they cannot."""
+    rendezvous(worker, plan, log)
     import keras
 
     keras.distribution.initialize(worker.coordinator, worker.num_workers, worker.index)

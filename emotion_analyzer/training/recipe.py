@@ -154,8 +154,9 @@ def check_start_from(recipe, categories):
     if info["labels"] != list(categories):
         problems.append(f"its emotions are {', '.join(info['labels'])}, the data's {', '.join(categories)}")
     if reads_equalized(info) != recipe.equalize:
-        problems.append(f"it reads {'' if reads_equalized(info) else 'un'}equalized faces, this recipe"
-                        f" {'' if recipe.equalize else 'un'}equalized ones (--{'' if recipe.equalize else 'no-'}equalize)")
+        theirs, ours = ("un" if not flag else "" for flag in (reads_equalized(info), recipe.equalize))
+        problems.append(f"it reads {theirs}equalized faces, this recipe {ours}equalized ones"
+                        f" (--{'' if recipe.equalize else 'no-'}equalize)")
     scaling = info.get("recipe", {}).get("scaling", recipe.scaling)
     if scaling != recipe.scaling:
         problems.append(f"it was trained with --scaling {scaling}, this recipe with {recipe.scaling}")

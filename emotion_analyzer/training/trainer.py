@@ -8,6 +8,8 @@ with its JSON (labels first).
 
 import contextlib
 import datetime
+import hashlib
+import json
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -99,8 +101,8 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     recipe.check()
     if run_dir is not None and (Path(run_dir) / STATE_FILE).exists():
         raise UserError(f"--run-dir {run_dir} already holds a run: continue it with --resume, or choose another")
-    if worker is not None:
-        join(worker)  # after the check: the chief writes the run's state only once every worker has joined
+    if worker is not None:  # after the check: the chief writes the run's state only once every worker has joined
+        join(worker, run_plan(recipe, data_dir, limit, epochs_done=0), log)
     data = load_training_data(data_dir, limit)
     state = new_state(recipe, data["categories"], limit, model_path)
     if is_chief():
@@ -130,11 +132,24 @@ def resume(data_dir, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, model_path=
     if (recipe.strategy == STRATEGY_MULTIWORKER) != (worker is not None):
         raise UserError(f"{run_dir} was trained with --strategy {recipe.strategy}: resume it the same way")
     if worker is not None:
-        join(worker)
+        join(worker, run_plan(recipe, data_dir, state.get("limit"), state["epochs_done"], run_dir / LAST_CHECKPOINT),
+             log)
     state["recipe"] = asdict(recipe)
     data = load_training_data(data_dir, state.get("limit"))  # the same images, or the validation split shifts
     model_path = model_path_of(state, run_dir, model_path)
     return run(data, model_path, recipe, run_dir, state, resuming=True, log=log)
+
+
+def run_plan(recipe, data_dir, limit, epochs_done, checkpoint=None):
+    """What every worker of a multi-worker run must share, as digests the chief compares (rendezvous.py)."""
+    from emotion_analyzer.data.prepared import read_manifest
+
+    def digest(data):
+        return hashlib.blake2b(data, digest_size=8).hexdigest()
+
+    return {"version": config.VERSION, "recipe": digest(json.dumps(asdict(recipe), sort_keys=True).encode()),
+            "data": digest(json.dumps([read_manifest(data_dir), limit], sort_keys=True).encode()),
+            "epochs_done": epochs_done, "checkpoint": digest(Path(checkpoint).read_bytes()) if checkpoint else ""}
 
 
 def load_training_data(data_dir, limit):

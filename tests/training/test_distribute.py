@@ -2,9 +2,11 @@
 cluster runs them, and the checks that refuse a cluster that cannot work before anything starts."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -29,15 +31,16 @@ def prepared_faces(data):
     return np.asarray(load_prepared(data)[2], dtype=np.float32)
 
 
-def start_workers(project_root, data, tmp_path, *extra):
-    """Two workers of one run; worker 1 is given its own --model and --runs, so anything it wrote
-    there would show."""
+def start_workers(project_root, data, tmp_path, *extra, run_dirs=("run", "run")):
+    """Two workers of one run (unless `run_dirs` differ); worker 1 is given its own --model and --runs,
+    so anything it wrote there would show."""
     coordinator = f"localhost:{free_port()}"
     workers = []
     for index in range(WORKERS):
         own = tmp_path / f"worker{index}"
         command = [sys.executable, str(project_root / "training.py"), "--data", str(data),
-                   "--model", str(own / "m.keras"), "--runs", str(own / "runs"), "--run-dir", str(tmp_path / "run"), "--strategy", "multiworker",
+                   "--model", str(own / "m.keras"), "--runs", str(own / "runs"), "--run-dir",
+                   str(tmp_path / run_dirs[index]), "--strategy", "multiworker",
                    "--coordinator", coordinator, "--num-workers", str(WORKERS), "--worker-index", str(index),
                    *extra]
         workers.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -66,6 +69,7 @@ def test_two_workers_on_localhost_train_one_model_that_the_chief_alone_saves_and
     assert not (tmp_path / "worker1").exists()  # the other worker wrote nothing of its own
     # One epoch of each worker's half of every batch: 216 training images in 9 batches of 24.
     assert "9/9" in chief_out and "9/9" in worker_out
+    shutil.copytree(tmp_path / "run", tmp_path / "run-after-1")
 
     resumed = start_workers(project_root, prepared_data, tmp_path, "--resume", "--epochs", "2")
     assert [code for code, _, _ in resumed] == [0, 0], [err[-1500:] for _, _, err in resumed]
@@ -78,6 +82,16 @@ def test_two_workers_on_localhost_train_one_model_that_the_chief_alone_saves_and
     probabilities = model.predict(prepared_faces(prepared_data), verbose=0)
     assert probabilities.shape == (60, 6) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
     assert not (tmp_path / "worker1").exists()
+
+    # One worker resumes another copy of the run: both end at once, with the same one line.
+    started = time.monotonic()
+    mixed = start_workers(project_root, prepared_data, tmp_path, "--resume", "--epochs", "3",
+                          run_dirs=("run", "run-after-1"))
+    assert time.monotonic() - started < 120
+    for code, _, err in mixed:
+        assert code == 2 and err.strip().splitlines() == [
+            "error: worker 1 would resume after epoch 1, the chief after epoch 2: give every worker the same --run-dir"]
+    assert len(read_history(tmp_path / "run" / "history.csv")["loss"]) == 2
 
 
 def test_the_cluster_is_read_from_keras_variables_when_the_flags_are_not_given():

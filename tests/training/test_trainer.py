@@ -340,8 +340,8 @@ def test_a_fine_tune_starts_from_the_trained_model_s_weights(prepared_data, tmp_
 
 
 @pytest.mark.parametrize("classes, flags, message", [
-    (("angry", "happy", "neutral", "sad", "surprise"), (), "its emotions are angry, fear, happy, neutral, sad,"
-                                                           " surprise, the data's angry, happy, neutral, sad, surprise"),
+    (("angry", "happy", "neutral", "sad", "surprise"), (),
+     "its emotions are angry, fear, happy, neutral, sad, surprise, the data's angry, happy, neutral, sad, surprise"),
     (None, ("--no-equalize",), "it reads equalized faces, this recipe unequalized ones"),
     (None, ("--scaling", "unit"), "it was trained with --scaling standardize, this recipe with unit"),
     (None, ("--batch-norm",), "batch norm folded away"),
