@@ -94,6 +94,12 @@ class RunOutputs:
     snapshot_dir: Path = config.DEFAULT_SNAPSHOT_DIR
     progress: bool = True           # a progress bar for files read without a window
     summary_plot: bool = True       # the summary chart beside the CSV or video
+    # A folder run going on with a video it stopped in: the frames it read then are passed over, the CSV
+    # it kept is continued, and the faces found from here on get ids after the ones it holds.
+    start_frame: int = 0
+    first_face_id: int = 1
+    csv_continues: bool = False
+    on_frame: object = None         # called with the frames read so far, for a caller's own progress
 
     def check(self):
         frames = self.max_frames
@@ -192,6 +198,8 @@ class Analyzer:
         else:
             check_output_paths(self.settings.model, source, opened[0], outputs)
         kind, reader = opened or open_source(source)
+        if outputs.start_frame:
+            reader.skip(outputs.start_frame)
         photo = kind in ("image", "folder")
         stats, summary = RunStats(), PhotoSummary(self.labels) if photo else Summary(self.labels)
         self.log(f"device: {self.classifier.device}, CNN on {self.classifier.engine_name}; source: {source} ({kind});"
@@ -213,8 +221,8 @@ class Analyzer:
             if photo:
                 read = self._read_photo_frame
             else:
-                video_faces = stack.enter_context(VideoFaces(self.detector_for(photo=False),
-                                                             self.settings.detect_every, self.settings.follow))
+                video_faces = stack.enter_context(VideoFaces(self.detector_for(photo=False), self.settings.detect_every,
+                                                             self.settings.follow, outputs.first_face_id))
                 smoothers = FaceSmoothers(smoothing)
 
                 def read(frame, stats):
@@ -226,7 +234,7 @@ class Analyzer:
             stats.ended_early, stats.dropped = capture.error, capture.dropped
             if writers.window and kind == "image" and not stats.interrupted and stats.frames:
                 writers.window.hold()
-        if stats.frames == 0 and not stats.interrupted:
+        if stats.frames == 0 and not stats.interrupted and not outputs.start_frame:
             raise UserError(nothing_read_message(kind, source, stats))
         report(stats, summary, outputs, self.log, self.say, self.warn)
         return stats
@@ -249,7 +257,7 @@ def open_writers(stack, outputs, labels, kind, reader, log):
     def kept(writer):
         return stack.enter_context(contextlib.closing(writer))
 
-    csv_log = kept(CsvLog(outputs.csv, labels)) if outputs.csv else None
+    csv_log = kept(CsvLog(outputs.csv, labels, outputs.csv_continues)) if outputs.csv else None
     annotated = None
     if outputs.annotated:
         annotated = kept(PhotoOutput(outputs.annotated, into_folder=kind == "folder") if kind in ("image", "folder")
@@ -298,6 +306,8 @@ def loop(capture, read, writers, summary, stats, outputs, answer=None):
             stats.frame_done(started, len(faces))
         if writers.bar is not None:
             writers.bar.update()
+        if outputs.on_frame is not None:
+            outputs.on_frame(stats.frames)
         if writers.window and not writers.window.show(canvas, stats.fps_estimate, len(faces)):
             break
 

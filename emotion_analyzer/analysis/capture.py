@@ -62,6 +62,11 @@ class Reader:
     def read(self):
         raise NotImplementedError
 
+    def skip(self, frames):
+        """Pass over the next `frames` frames unread (a folder run going on where it stopped)."""
+        while self.position < frames and self.read() is not None:
+            pass
+
     def why_ended(self):
         """Why the source ended early (cut short, damaged), or None when it simply ended."""
         return None
@@ -94,6 +99,9 @@ class ImageFiles(Reader):
 
     def name_of(self, path):
         return photo_name(path, self.root)
+
+    def skip(self, frames):
+        self.position = min(frames, len(self.paths))
 
     def read(self):
         """The next image as (index, image, name), the image None for a file that cannot be read (its
@@ -163,6 +171,15 @@ class VideoStream(Reader):
         """The frame's own timestamp: phones record variable frame rates, where a frame's index over the
         average rate can be seconds off."""
         return self._time_s if self._time_s is not None else index / self.fps
+
+    def skip(self, frames):
+        """Pass over frames without converting them: grab() alone decodes, which is what a frame-exact
+        position needs (seeking by frame number is not exact in variable-frame-rate files)."""
+        if self.position < frames and self._first is not None:
+            self._first = None
+            self.position += 1
+        while self.position < frames and self.capture.grab():
+            self.position += 1
 
     def read(self):
         image, self._first = self._first, None

@@ -8,6 +8,7 @@ photo as it is drawn), so a file at its final name is always complete and playab
 
 import contextlib
 import csv
+import shutil
 from collections import defaultdict
 from pathlib import Path
 
@@ -68,14 +69,18 @@ def photo_answer(name, faces, labels):
 class CsvLog:
     """The rows of result_columns() in a CSV file (--csv)."""
 
-    def __init__(self, path, labels):
+    def __init__(self, path, labels, continues=False):
+        """`continues`: the CSV at `path` holds earlier rows of the same source, kept and added to."""
         self.path = Path(path)
         self.labels = list(labels)
         self.tmp = temp_path_beside(self.path)
-        self.handle = open(self.tmp, "w", newline="")
+        if continues:
+            shutil.copyfile(self.path, self.tmp)
+        self.handle = open(self.tmp, "a" if continues else "w", newline="")
         self.writer = csv.writer(self.handle)
         self.failed = False
-        self._guarded(self.writer.writerow, [spreadsheet_safe(column) for column in result_columns(self.labels)])
+        if not continues:
+            self._guarded(self.writer.writerow, [spreadsheet_safe(column) for column in result_columns(self.labels)])
         self.rows = 0
 
     def _guarded(self, write, *args):

@@ -108,11 +108,11 @@ class FaceTracker:
     """Follows faces by box overlap between detections and by optical flow in between, so each face
     keeps its id."""
 
-    def __init__(self, min_iou=MIN_IOU, max_missed=MAX_MISSED):
+    def __init__(self, min_iou=MIN_IOU, max_missed=MAX_MISSED, first_id=1):
         self.min_iou = min_iou
         self.max_missed = max_missed
         self.tracks = []
-        self._next_id = 1
+        self._next_id = first_id
         self._flow_frame = None  # the last frame follow() saw, shrunk, and its scale
 
     @property
@@ -195,9 +195,9 @@ class VideoFaces:
     frames on a worker thread, overlapping the classification and drawing of the frame (the other
     core); in between, boxes move with the faces' optical flow (`follow`) or hold still."""
 
-    def __init__(self, detector, detect_every, follow):
+    def __init__(self, detector, detect_every, follow, first_face_id=1):
         self.detector, self.detect_every, self.follow = detector, detect_every, follow
-        self.tracker = FaceTracker()
+        self.tracker = FaceTracker(first_id=first_face_id)
         self.frames = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="detect")
         self._pending = None  # the detection started on the frame under way

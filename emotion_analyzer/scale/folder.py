@@ -6,30 +6,54 @@ complete or not at all, whatever stops the run (Ctrl-C, SIGTERM, a crash); that 
 """
 
 import multiprocessing
+import queue
 import signal
 import time
-from concurrent.futures import as_completed, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from emotion_analyzer import config
 from emotion_analyzer.common.cli import progress, silent, warn
 from emotion_analyzer.common.fileio import used_alone
+from emotion_analyzer.common.stops import handled
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.scale.files import analyze_one, folder_jobs, is_complete
+from emotion_analyzer.scale.files import analyze_one, folder_jobs, frames_in, is_complete, partial_paths
 
 _worker_analyzer = None  # each worker process's own Analyzer, loaded once
+_worker_reports = None   # where a worker says how far into its file it is: (source, frames)
+_worker_stopped = False  # a stop reached this worker
 
 
-def _start_worker(settings):
-    global _worker_analyzer
+def _start_worker(settings, reports):
+    global _worker_analyzer, _worker_reports
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the run stops
     from emotion_analyzer.analysis.analyzer import Analyzer
 
     _worker_analyzer = Analyzer(settings, log=silent, warn=silent)  # TensorFlow starts (quietly) if needed
+    _worker_reports = reports
+
+
+def _report(source, frames):
+    _worker_reports.put((source, frames))
 
 
 def _work(work, job):
-    return work(_worker_analyzer, *job)
+    # The parent stops a worker with SIGTERM: inside a file it stops as a run does, at the end of a
+    # frame, so that what it read is kept; between files it just ends. Files the pool had already
+    # queued for it are not begun once it was stopped.
+    global _worker_stopped
+    if _worker_stopped:
+        raise KeyboardInterrupt("SIGTERM")
+    try:
+        with handled():
+            return work(_worker_analyzer, *job, report=_report)
+    except KeyboardInterrupt:
+        _worker_stopped = True
+        raise
+
+
+# How often the parent looks at the workers' progress while it waits for a file to finish.
+POLL_SECONDS = 0.5
 
 
 # What one worker process holds, measured: 6 workers took 5.9 GB (TensorFlow, the model, MTCNN).
@@ -83,63 +107,102 @@ def run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray):
     for _, csv_path in todo:
         csv_path.parent.mkdir(parents=True, exist_ok=True)
     results = []
-    bar = progress(total=len(todo), desc="files", unit="file")
+    bar = FramesBar(todo)
     try:
         if ray:
             from emotion_analyzer.scale.ray_actors import each_result_on_ray
 
             finished = each_result_on_ray(todo, settings, workers, ray)
         else:
-            finished = each_result(analyze_one, todo, settings, workers, analyzer)
+            finished = each_result(analyze_one, todo, settings, workers, analyzer, report=bar.reached)
         for result in finished:
             results.append(result)
-            bar.update()
-            bar.set_postfix(frames=sum(r.frames for r in results))
+            bar.file_done(result)
             if result.error:
                 warn(result.error if result.source in result.error else f"{result.source}: {result.error}")
             elif result.warning:
                 warn(f"{result.source}: {result.warning}; its CSV holds the frames read")
+    except KeyboardInterrupt:
+        bar.close()
+        kept = [source for source, csv_path in todo if partial_paths(csv_path)[1].is_file()]
+        if kept:
+            warn(f"kept what was read of {len(kept)} file(s) under way: the same command goes on from there")
+        raise
     finally:
         bar.close()
         remove_partial_csvs(todo)
     return results, len(jobs) - len(todo)
 
 
+class FramesBar:
+    """The run's progress in frames (the files' announced frames as its total), a file under way
+    moving it as it is read, and the files finished beside it."""
+
+    def __init__(self, todo):
+        self.files = len(todo)
+        self.done = 0
+        self.seen = {}  # source -> frames of it counted so far
+        self.bar = progress(total=sum(frames_in(source) for source, _ in todo) or None, desc="frames", unit="frame")
+        self.bar.set_postfix(files=f"0/{self.files}")
+
+    def reached(self, source, frames):
+        """A file under way has `frames` of its frames read (a resumed one counts what it kept)."""
+        source = str(source)
+        self.bar.update(max(0, frames - self.seen.get(source, 0)))
+        self.seen[source] = max(frames, self.seen.get(source, 0))
+
+    def file_done(self, result):
+        self.reached(result.source, result.frames)
+        self.done += 1
+        self.bar.set_postfix(files=f"{self.done}/{self.files}")
+
+    def close(self):
+        self.bar.close()
+
+
 def remove_partial_csvs(todo):
-    """What a stopped or failed worker was writing: never a CSV a rerun would trust."""
+    """What a stopped or failed worker was writing, unless it is a stop's kept work (a partial CSV with
+    its record, files.keep_work): never a CSV a rerun would trust."""
     for _, csv_path in todo:
         for leftover in csv_path.parent.glob(f".{csv_path.name}.*.tmp.partial"):
             leftover.unlink(missing_ok=True)
-        csv_path.with_name(csv_path.name + ".partial").unlink(missing_ok=True)
+        partial, record = partial_paths(csv_path)
+        if not record.is_file():
+            partial.unlink(missing_ok=True)
 
 
-def each_result(work, todo, settings, workers, analyzer=None):
-    """work(analyzer, *job) for each job of `todo`, as each finishes: in this process (with `analyzer`,
-    or one made from `settings`) for one worker, else on a pool of `workers` processes, each with an
-    Analyzer of its own."""
+def each_result(work, todo, settings, workers, analyzer=None, report=None):
+    """work(analyzer, *job, report=report) for each job of `todo`, as each finishes: in this process
+    (with `analyzer`, or one made from `settings`) for one worker, else on a pool of `workers`
+    processes, each with an Analyzer of its own. `report(source, frames)`: progress inside a file."""
     if workers <= 1 or len(todo) <= 1:
         if analyzer is None:  # read here, as in a worker
             from emotion_analyzer.analysis.analyzer import Analyzer
 
             analyzer = Analyzer(settings, log=silent, warn=silent)
         for job in todo:
-            yield work(analyzer, *job)
+            yield work(analyzer, *job, report=report)
         return
     # spawn, not fork: TensorFlow's threads do not survive a fork. A process pool of concurrent.futures,
     # not multiprocessing.Pool: when a worker dies (the out-of-memory killer), its job fails at once
     # instead of being waited for for ever.
-    pool = ProcessPoolExecutor(min(workers_that_fit(workers), len(todo)), multiprocessing.get_context("spawn"),
-                               initializer=_start_worker, initargs=(settings,))
+    context = multiprocessing.get_context("spawn")
+    reports = context.Queue()
+    pool = ProcessPoolExecutor(min(workers_that_fit(workers), len(todo)), context,
+                               initializer=_start_worker, initargs=(settings, reports))
     try:
         futures = {pool.submit(_work, work, job): job for job in todo}
-        lost = []
-        for future in as_completed(futures):
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                lost.append(futures[future][0])
-                continue
-            yield result
+        lost, pending = [], set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            pass_on_reports(reports, report)
+            for future in done:
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    lost.append(futures[future][0])
+                    continue
+                yield result
         if lost:
             raise UserError(lost_message(sorted(lost)))
     except BaseException:
@@ -147,6 +210,17 @@ def each_result(work, todo, settings, workers, analyzer=None):
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def pass_on_reports(reports, report):
+    """The workers' progress so far, to `report` (or dropped when there is none)."""
+    while True:
+        try:
+            item = reports.get_nowait()
+        except queue.Empty:
+            return
+        if report is not None:
+            report(*item)
 
 
 def stop_workers(pool):

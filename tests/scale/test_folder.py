@@ -2,7 +2,9 @@
 (EmotionRecognizer.analyze_videos): each file's CSV as its single run writes it, a broken file named,
 a rerun redoing only what is missing, and a stop leaving only complete CSVs."""
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,20 +93,60 @@ def wait_for(out, pattern, process, seconds=240):
         time.sleep(0.05)
 
 
-def test_sigterm_leaves_only_complete_csvs(tmp_path, project_root):
-    folder = videos_in(tmp_path / "long", 4, frames=150, faces=2)
+def test_a_stop_keeps_what_was_read_of_each_file_under_way_and_a_rerun_goes_on_from_there(tmp_path, project_root):
+    folder = videos_in(tmp_path / "long", 2, frames=240, faces=2)
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, str(project_root / "analyzer.py"), "--source", str(folder), "--csv-dir",
-                                str(out), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    wait_for(out, "*.csv", process)  # the first file finished: the others are under way
+    command = [sys.executable, str(project_root / "analyzer.py"), "--source", str(folder), "--csv-dir", str(out),
+               "--workers", "2"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < deadline and not any(
+            p.stat().st_size for p in out.rglob("*.tmp.partial")):  # rows reached the disk: frames were read
+        time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
-    out_text, err = process.communicate(timeout=120)
-    assert process.returncode in (0, 128 + signal.SIGTERM), err[-2000:]
-    files = [p for p in out.rglob("*") if p.is_file()]
-    assert files and all(p.suffix == ".csv" for p in files), files  # no partial or temporary file
-    for csv in files:
-        assert pd.read_csv(csv)["frame"].nunique() == 150  # each one whole
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "kept what was read of" in err and "Traceback" not in err
+    assert not list(out.rglob("*.tmp.*"))  # no temporary file
+    kept = {}
+    for record in out.rglob("*.partial.json"):
+        rows = pd.read_csv(record.with_suffix(""))
+        frames = json.loads(record.read_text())["frames"]
+        assert 0 < frames < 240 and sorted(rows["frame"].unique()) == list(range(frames))
+        kept[record.name.split(".partial")[0]] = rows
+    assert kept, "no file under way was kept"
+    assert {p.name for p in out.iterdir()} <= {f"{n}.avi.csv{end}" for n in (0, 1) for end in ("", ".partial",
+                                                                                              ".partial.json")}
+
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"frames: 100%.*\b(\d+)/\1 .*files=(\d)/\2", done.stderr), done.stderr[-1000:]
+    assert sorted(p.name for p in out.iterdir()) == ["0.avi.csv", "1.avi.csv"]
+    clean = tmp_path / "clean.csv"
+    assert analyzer.main(["--source", str(folder / "0.avi"), "--csv", str(clean), "--no-display"]) == 0
+    seconds = pd.read_csv(clean).groupby("frame")["time_s"].first()
+    for name, rows in kept.items():
+        whole = pd.read_csv(out / name)
+        pd.testing.assert_frame_equal(whole.iloc[:len(rows)], rows)  # what was kept is kept as it was
+        assert sorted(whole["frame"].unique()) == list(range(240))  # every frame once, none twice
+        pd.testing.assert_series_equal(whole.groupby("frame")["time_s"].first(), seconds)  # true timestamps
+        assert whole.iloc[len(rows):]["face"].min() > rows["face"].max()  # faces after the stop are new ones
+
+
+def test_progress_inside_a_file_is_reported_from_its_first_frame(tmp_path):
+    from emotion_analyzer.analysis.analyzer import AnalyzerSettings
+    from emotion_analyzer.scale.files import analyze_one, frames_in
+    from emotion_analyzer.scale.folder import each_result
+
+    video = tmp_path / "clip.avi"
+    write_face_video(video, frames=30, faces=1)
+    assert frames_in(video) == 30 and frames_in(tmp_path / "no such video.avi") == 0
+    reports = []
+    (result,) = each_result(analyze_one, [(video, tmp_path / "clip.avi.csv")], AnalyzerSettings(), workers=1,
+                            report=lambda source, frames: reports.append((source, frames)))
+    assert result.frames == 30 and reports[0] == (str(video), 1)
+    assert [frames for _, frames in reports] == sorted(frames for _, frames in reports)
 
 
 def test_on_a_local_ray_cluster_the_same_csvs(clip_folder, single_runs, tmp_path, monkeypatch):
