@@ -46,9 +46,8 @@ def parse_args(argv, prog=None):
                         " or smoothing=none (repeatable); --set help lists them all with their defaults")
     folders = parser.add_argument_group("a folder of videos and photos")
     folders.add_argument("--csv-dir", type=Path, default=None, metavar="OUT",
-                         help="with a folder --source: every video under it into OUT/<its path>.csv, its photos"
-                              " into OUT/photos.csv; a rerun reads only what is not complete, and goes on with a video"
-                              " where a stop left it")
+                         help="each video under a folder --source into OUT/<its path>.csv, photos into"
+                              " OUT/photos.csv; a rerun reads what is not complete (a stopped video from there)")
     folders.add_argument("--workers", type=positive_int, default=1,
                          help="worker processes, each loading the model once (default: %(default)s)")
     folders.add_argument("--ray", default=None, metavar="ADDRESS",
