@@ -61,15 +61,17 @@ def test_shipped_model_scores_what_its_json_claims_on_the_real_test_set(real_dat
 
 
 def test_the_default_cpu_engine_reads_the_real_test_set_as_the_float_model_does(real_data):
-    """int8 weights (the analyzer's engine on a CPU) against float32 TensorFlow Lite, both with the mirror view."""
+    """int8 weights (the analyzer's engine on a CPU) against float32 TensorFlow Lite, one view, on every
+    other test face (3,534: the engines' agreement, at a fraction of the time of all views of all faces)."""
     from emotion_analyzer.analysis.classify import EmotionClassifier
     from emotion_analyzer.core.model import check_model_file
 
     _, info = check_model_file(config.DEFAULT_MODEL_PATH)
     _, _, x_test, y_test, _, _ = load_prepared(real_data[0])
+    x_test, y_test = x_test[::2], y_test[::2]
     top = {}
     for engine in ("tflite-int8", "tflite"):
-        classifier = EmotionClassifier(config.DEFAULT_MODEL_PATH, info["labels"], tta="flip", engine=engine)
+        classifier = EmotionClassifier(config.DEFAULT_MODEL_PATH, info["labels"], tta="none", engine=engine)
         top[engine] = np.concatenate([classifier.classify(x_test[i:i + 256])
                                       for i in range(0, len(x_test), 256)]).argmax(axis=1)
     assert (top["tflite-int8"] == top["tflite"]).mean() > 0.99

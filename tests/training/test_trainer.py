@@ -65,7 +65,7 @@ def test_one_epoch_leaves_every_artefact(prepared_data, tmp_path, capsys, emotio
 def test_the_crowd_s_votes_are_learned_and_judge_the_model(tmp_path, capsys, make_prepared_data):
     """Most labels name the wrong class, the crowd the right one: trained on the crowd's votes the
     model agrees with the crowd, trained on the labels it learns the labeller's error."""
-    data = make_prepared_data(tmp_path / "data", n_train=480, crowd_disagrees=0.8)
+    data = make_prepared_data(tmp_path / "data", n_train=240, crowd_disagrees=0.8)
     agreement = {}
     for crowd in ("0", "1"):
         model = tmp_path / crowd / "model.keras"
@@ -78,7 +78,7 @@ def test_the_crowd_s_votes_are_learned_and_judge_the_model(tmp_path, capsys, mak
         for name in ("per_class_crowd.csv", "confusion_matrix_crowd.png"):
             assert (model.parent / f"model_{name}").stat().st_size > 0
     out = capsys.readouterr().out
-    assert "targets: 0% label, 100% the crowd's votes; 480 of 480 faces with usable crowd votes" in out
+    assert "targets: 0% label, 100% the crowd's votes; 240 of 240 faces with usable crowd votes" in out
     assert "against the crowd's majority" in out
     assert agreement["1"] > 0.8 and agreement["0"] < 0.5, agreement
 
@@ -158,7 +158,7 @@ def test_the_saved_model_in_plain_keras_reads_what_its_json_says(prepared_data, 
 @slow
 def test_ctrl_c_mid_run_then_resume(prepared_data, tmp_path, capsys, monkeypatch):
     add_callback(monkeypatch, ctrl_c_in_second_epoch())
-    assert run_training(prepared_data, tmp_path, *FAST[2:], "--epochs", "2", "--limit", "200") == 130
+    assert run_training(prepared_data, tmp_path, *FAST[2:], "--epochs", "2", "--limit", "200", "--no-tta") == 130
     first = capsys.readouterr()
     assert "--resume" in first.err
     sizes = re.search(r"train \d+, validation \d+", first.out).group()
@@ -221,7 +221,7 @@ def test_weight_decay_shrinks_the_weights(prepared_data, tmp_path):
     norms = {}
     for decay in ("0", "40"):  # 40 x lr 1e-3: each of the 7 steps shrinks the weights by 4%
         folder = tmp_path / decay
-        assert run_training(prepared_data, folder, *FAST, "--lr", "0.001", "--weight-decay", decay) == 0
+        assert run_training(prepared_data, folder, *FAST, "--lr", "0.001", "--weight-decay", decay, "--no-tta") == 0
         model = keras.models.load_model(folder / "res" / "model.keras")
         norms[decay] = np.sqrt(sum((np.asarray(w) ** 2).sum() for w in model.trainable_weights))
     assert norms["40"] < 0.85 * norms["0"]
@@ -308,7 +308,7 @@ def test_sgd_batch_norm_bfloat16_run_saves_a_float32_model_with_the_original_lay
 
 @slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(prepared_data, tmp_path, capsys, monkeypatch, nan_loss_at):
-    assert run_training(prepared_data, tmp_path, *FAST) == 0
+    assert run_training(prepared_data, tmp_path, *FAST, "--no-tta") == 0
     run = only_run(tmp_path)
     good = (run / "last.keras").read_bytes()
     add_callback(monkeypatch, nan_loss_at(epoch=1, batch=2))
