@@ -125,7 +125,8 @@ def run_training(args):
     if args.model is not None or not args.resume:
         check_output_path(args.model or config.DEFAULT_MODEL_PATH, "--model")
     check_output_folder(args.runs, "--runs")
-    categories = read_manifest(args.data)[1]  # a missing or half-written set is said at once, not after TensorFlow starts
+    # A missing or half-written set, or a --start-from model that does not fit, is said before TensorFlow starts.
+    categories = read_manifest(args.data)[1]
     if recipe is not None and recipe.start_from:
         check_start_from(recipe, categories)
     if args.cpu:

@@ -96,7 +96,7 @@ def settings_digest(settings):
     return hashlib.blake2b(described.encode(), digest_size=8).hexdigest()
 
 
-def keep_work(source, csv_path, state, settings, frames):
+def keep_work(csv_path, state, settings, frames):
     """After a stop: the partial CSV (complete for its first `frames` frames) stays, with a record of
     what it holds, so that the next run goes on from there."""
     partial, record = partial_paths(csv_path)
@@ -130,12 +130,12 @@ def progress_reporter(report, source, start):
     """on_frame for a run: `report(source, frames of the file done)`, at most every REPORT_SECONDS."""
     if report is None:
         return None
-    last = [0.0]
+    last = 0.0
 
     def on_frame(frames):
-        now = time.monotonic()
-        if now - last[0] >= REPORT_SECONDS:
-            last[0] = now
+        nonlocal last
+        if time.monotonic() - last >= REPORT_SECONDS:
+            last = time.monotonic()
             report(str(source), start + frames)
     return on_frame
 
@@ -159,7 +159,7 @@ def analyze_one(analyzer, source, csv_path, report=None):
         return FileResult(str(source), error=str(exc))
     if stats.interrupted:
         if before and start + stats.frames and partial.is_file():
-            keep_work(source, csv_path, before, analyzer.settings, start + stats.frames)
+            keep_work(csv_path, before, analyzer.settings, start + stats.frames)
         else:
             discard_work(csv_path)
         raise KeyboardInterrupt(stats.interrupted)

@@ -26,7 +26,7 @@ _worker_stopped = False  # a stop reached this worker
 
 def _start_worker(settings, reports):
     global _worker_analyzer, _worker_reports
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the run stops
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # between files the parent decides when the run stops
     from emotion_analyzer.analysis.analyzer import Analyzer
 
     _worker_analyzer = Analyzer(settings, log=silent, warn=silent)  # TensorFlow starts (quietly) if needed
@@ -123,7 +123,7 @@ def run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray):
             elif result.warning:
                 warn(f"{result.source}: {result.warning}; its CSV holds the frames read")
     except KeyboardInterrupt:
-        bar.close()
+        bar.close()  # before the line below, so that it is not drawn over
         kept = [source for source, csv_path in todo if partial_paths(csv_path)[1].is_file()]
         if kept:
             warn(f"kept what was read of {len(kept)} file(s) under way: the same command goes on from there")
