@@ -76,7 +76,7 @@ def settings_from_args(args):
 def outputs_from_args(args):
     """Where this run writes and how it shows, as the flags say."""
     return RunOutputs(csv=args.csv, annotated=args.output, json=args.json, display=args.display, realtime=args.realtime,
-                      max_frames=args.max_frames, snapshot_dir=args.snapshots)
+                      max_frames=args.max_frames, snapshot_dir=args.snapshots, progress=not args.quiet)
 
 
 def analyze(args):

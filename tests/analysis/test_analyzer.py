@@ -92,6 +92,13 @@ def test_max_frames_stops_early(fresh_model, face_video, tmp_path):
     assert {int(r["frame"]) for r in read_rows(tmp_path / "e.csv")[1]} == set(range(7))
 
 
+def test_a_quiet_video_run_shows_no_progress_bar(fresh_model, face_video, tmp_path, capsys):
+    assert run(fresh_model, face_video[0], "--csv", tmp_path / "e.csv", "--max-frames", "3") == 0
+    assert "analyzing" in capsys.readouterr().err
+    assert run(fresh_model, face_video[0], "--csv", tmp_path / "e.csv", "--max-frames", "3", "--quiet") == 0
+    assert capsys.readouterr() == ("", "")
+
+
 def test_folder_of_images_with_unreadable_files_and_odd_formats(fresh_model, tmp_path, capsys):
     photos = tmp_path / "photos"
     frame, boxes = compose_frame(0, faces=2)
