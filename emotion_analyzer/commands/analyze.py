@@ -115,7 +115,8 @@ def analyze_folder_from_args(args, settings):
         raise UserError("--csv-dir writes a CSV per file: drop --csv, --output and --json")
     check_model_file(settings.model)
     check_output_folder(args.csv_dir, "--csv-dir")  # TensorFlow starts only where a file is read (scale.folder)
-    return analyze_folder(settings, Path(args.source), args.csv_dir, args.workers, ray=args.ray)
+    return analyze_folder(settings, Path(args.source), args.csv_dir, args.workers, ray=args.ray,
+                          log=silent if args.quiet else print, shown=not args.quiet)
 
 
 def main(argv=None, prog=None) -> int:

@@ -86,15 +86,15 @@ def workers_that_fit(workers, say=warn, available=None):
     return workers
 
 
-def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None, ray=None):
+def run_folder(settings, folder, out_dir, workers=1, log=print, analyzer=None, ray=None, shown=True):
     """Analyze every file of `folder` not yet complete in `out_dir`, on `workers` processes here or, with
     `ray` (an address or "auto"), that many Ray actors; return (results, skipped count). One run at a
-    time writes into `out_dir`: a second is refused while the first lasts."""
+    time writes into `out_dir`: a second is refused while the first lasts. `shown`: a progress bar."""
     with used_alone(out_dir, "--csv-dir"):
-        return run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray)
+        return run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray, shown)
 
 
-def run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray):
+def run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray, shown):
     jobs = folder_jobs(folder, out_dir)
     if not jobs:
         raise UserError(f"{folder}: no videos (or photos) under it; expected files ending in"
@@ -107,7 +107,7 @@ def run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray):
     for _, csv_path in todo:
         csv_path.parent.mkdir(parents=True, exist_ok=True)
     results = []
-    bar = FramesBar(todo)
+    bar = FramesBar(todo, shown)
     try:
         if ray:
             from emotion_analyzer.scale.ray_actors import each_result_on_ray
@@ -138,11 +138,12 @@ class FramesBar:
     """The run's progress in frames (the files' announced frames as its total), a file under way
     moving it as it is read, and the files finished beside it."""
 
-    def __init__(self, todo):
+    def __init__(self, todo, shown=True):
         self.files = len(todo)
         self.done = 0
         self.seen = {}  # source -> frames of it counted so far
-        self.bar = progress(total=sum(frames_in(source) for source, _ in todo) or None, desc="frames", unit="frame")
+        total = sum(frames_in(source) for source, _ in todo) if shown else None  # each video opened: skip if unseen
+        self.bar = progress(total=total or None, desc="frames", unit="frame", disable=not shown)
         self.bar.set_postfix(files=f"0/{self.files}")
 
     def reached(self, source, frames):
@@ -244,10 +245,11 @@ def summary_lines(results, skipped, seconds):
     return lines
 
 
-def analyze_folder(settings, folder, out_dir, workers, log=print, ray=None):
-    """The command's folder run: the results, a summary, and exit code 1 when a file could not be read."""
+def analyze_folder(settings, folder, out_dir, workers, log=print, ray=None, shown=True):
+    """The command's folder run: the results, a summary, and exit code 1 when a file could not be read.
+    `log` takes its lines, and `shown` says whether it draws a progress bar."""
     started = time.perf_counter()
-    results, skipped = run_folder(settings, folder, out_dir, workers, log, ray=ray)
+    results, skipped = run_folder(settings, folder, out_dir, workers, log, ray=ray, shown=shown)
     for line in summary_lines(results, skipped, time.perf_counter() - started):
         log(line)
     return 1 if any(r.error for r in results) else 0

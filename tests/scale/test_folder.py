@@ -201,6 +201,17 @@ def test_a_rerun_with_nothing_left_starts_no_tensorflow_and_one_left_starts_it_q
     assert (out / "b.avi.csv").is_file() and native_log_lines(done.stderr) == [], done.stderr
 
 
+def test_a_quiet_folder_run_prints_nothing_and_writes_every_csv(fresh_model, tmp_path, capsys):
+    folder, out = tmp_path / "clips", tmp_path / "out"
+    folder.mkdir()
+    for name in ("a.avi", "b.avi"):
+        write_face_video(folder / name, frames=4, faces=1, width=320, height=240, size=100)
+    assert analyzer.main(["--source", str(folder), "--csv-dir", str(out), "--model", str(fresh_model),
+                          "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert sorted(p.name for p in out.iterdir()) == ["a.avi.csv", "b.avi.csv"]
+
+
 def worker_processes(parent):
     """The pool's worker processes under `parent` (not multiprocessing's resource tracker)."""
     found = []
