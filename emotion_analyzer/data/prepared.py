@@ -61,8 +61,9 @@ def write_prepared_set(data_dir, x_train, y_train, x_test, y_test, leak_test, ca
                 (data_dir / VOTES_PICKLE).unlink(missing_ok=True)
             write_json_atomic(data_dir / config.PREPARED_MANIFEST, manifest)
     finally:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
+        with deferred():  # a stop mid-way through would leave the rest of the temporary files behind
+            for tmp in staged.values():
+                tmp.unlink(missing_ok=True)
 
 
 RERUN_PREP = "Run prep_data.py again (after clean_data.py) to write a complete set."

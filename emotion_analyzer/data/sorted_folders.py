@@ -107,8 +107,9 @@ def write_output(items, out, categories, force, description, workers=4, with_vot
                 write_text_atomic(out / VOTES_FILE, votes)
             write_json_atomic(out / MANIFEST_FILE, {**description, "counts": counts})
     finally:
-        if partial.exists():
-            shutil.rmtree(partial)
+        with deferred():  # a stop that arrives while the old set is removed would leave half of it behind
+            if partial.exists():
+                shutil.rmtree(partial)
     return skipped, counts
 
 

@@ -15,7 +15,7 @@ from concurrent.futures.process import BrokenProcessPool
 from emotion_analyzer import config
 from emotion_analyzer.common.cli import progress, silent, warn
 from emotion_analyzer.common.fileio import used_alone
-from emotion_analyzer.common.stops import handled
+from emotion_analyzer.common.stops import deferred, handled
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.scale.files import analyze_one, folder_jobs, frames_in, is_complete, partial_paths
 
@@ -130,7 +130,8 @@ def run_folder_alone(settings, folder, out_dir, workers, log, analyzer, ray, sho
         raise
     finally:
         bar.close()
-        remove_partial_csvs(todo)
+        with deferred():  # a second stop must not leave half of the leftovers behind
+            remove_partial_csvs(todo)
     return results, len(jobs) - len(todo)
 
 

@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 
 import cv2
 import numpy as np
@@ -320,3 +322,18 @@ def test_a_chart_inside_the_raw_data_is_refused(folder_dataset, tmp_path, capsys
                             "--chart", str(chart)]) == 2
     assert "inside --source" in capsys.readouterr().err
     assert tree_snapshot(folder_dataset) == before
+
+
+def test_a_stop_while_the_old_set_is_removed_leaves_no_part_of_it(folder_dataset, tmp_path, monkeypatch):
+    out = tmp_path / "data"
+    assert run_clean(folder_dataset, out) == 0
+    new = tree_snapshot(out)
+    real_rmtree = sorted_output.shutil.rmtree
+
+    def stopped_at_once(path):
+        os.kill(os.getpid(), signal.SIGINT)  # Python runs the handler at the next bytecode
+        real_rmtree(path)
+
+    monkeypatch.setattr(sorted_output.shutil, "rmtree", stopped_at_once)
+    assert run_clean(folder_dataset, out, "--force") == 130
+    assert tree_snapshot(out) == new  # the same set again, and no hidden folder of the old one
