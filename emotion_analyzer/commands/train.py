@@ -26,14 +26,16 @@ from emotion_analyzer.errors import UserError
 from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.training.distribute import use_jax_backend, worker_from
 from emotion_analyzer.training.rendezvous import JOIN_TIMEOUT
+from emotion_analyzer.training.runs import data_dir_of, latest_resumable_run, load_state
 from emotion_analyzer.training.recipe import check_start_from, option_name, Recipe
 
 
 def parse_args(argv):
     default = Recipe()
     parser = Parser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=config.DEFAULT_DATA_DIR,
-                        help="folder with the pickles from prep_data.py (default: %(default)s)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help=f"folder with the pickles from prep_data.py (default: {config.DEFAULT_DATA_DIR}; with"
+                             " --resume, the run's own)")
     parser.add_argument("--model", type=Path, default=None,
                         help="where the trained model (.keras) and its .json go (default:"
                              f" {config.DEFAULT_MODEL_PATH}; with --resume, where the run was started to save it)")
@@ -119,14 +121,21 @@ def cluster_worker(args, recipe):
     return worker
 
 
+def resumed_data_dir(args):
+    run_dir = args.run_dir or latest_resumable_run(args.runs)
+    return data_dir_of(load_state(run_dir), run_dir, args.data)
+
+
 def run_training(args):
     recipe = None if args.resume else recipe_from_args(args)  # bad flags are refused before the slow start
     worker = cluster_worker(args, recipe)
     if args.model is not None or not args.resume:
         check_output_path(args.model or config.DEFAULT_MODEL_PATH, "--model")
     check_output_folder(args.runs, "--runs")
-    # A missing or half-written set, or a --start-from model that does not fit, is said before TensorFlow starts.
-    categories = read_manifest(args.data)[1]
+    # A missing, half-written or changed set, or a --start-from model that does not fit, is said before TensorFlow
+    # starts.
+    data_dir = resumed_data_dir(args) if args.resume else args.data or config.DEFAULT_DATA_DIR
+    categories = read_manifest(data_dir)[1]
     if recipe is not None and recipe.start_from:
         check_start_from(recipe, categories)
     if args.cpu:
@@ -138,9 +147,9 @@ def run_training(args):
     try:
         with at_safe_points():  # Keras stops at the end of the batch (callbacks.StopAtBatchEnd)
             if args.resume:
-                resume(args.data, args.runs, args.run_dir, args.model, requested_fields(args), worker=worker)
+                resume(data_dir, args.runs, args.run_dir, args.model, requested_fields(args), worker=worker)
             else:
-                train(args.data, args.model or config.DEFAULT_MODEL_PATH, recipe, args.runs, args.run_dir,
+                train(data_dir, args.model or config.DEFAULT_MODEL_PATH, recipe, args.runs, args.run_dir,
                       args.limit, worker=worker)
     except KeyboardInterrupt as exc:
         print("interrupted: every finished epoch is checkpointed; continue with `python training.py --resume`",

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from emotion_analyzer import config
+from emotion_analyzer.data.prepared import read_manifest
 from emotion_analyzer.errors import UserError
 
 STATE_FILE = "state.json"
@@ -28,11 +29,27 @@ def new_run_dir(runs_dir):
     raise UserError(f"{runs_dir}: 999 runs started in the same second; wait a second and start again")
 
 
-def new_state(recipe, categories, limit, model_path):
-    """What a run must remember to resume as it started: recipe, images used and where the model goes."""
-    return {"recipe": asdict(recipe), "epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0,
-            "labels": list(categories), "limit": limit, "model": str(Path(model_path).resolve()),
-            "started": datetime.datetime.now().isoformat(timespec="seconds")}
+def new_state(recipe, categories, limit, model_path, data_dir=None):
+    """What a run must remember to resume as it started: recipe, images used (the prepared set's folder
+    and its files' fingerprints) and where the model goes."""
+    state = {"recipe": asdict(recipe), "epochs_done": 0, "best_val_accuracy": -1.0, "best_epoch": 0,
+             "labels": list(categories), "limit": limit, "model": str(Path(model_path).resolve()),
+             "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    if data_dir is not None:
+        state["data"] = str(Path(data_dir).resolve())
+        state["data_files"] = read_manifest(data_dir)[0]
+    return state
+
+
+def data_dir_of(state, run_dir, given=None):
+    """The prepared set a resumed run goes on with: `given` (--data), else the one it was started on; a
+    UserError when that set is not the one the run was trained on (prep_data.py ran again since)."""
+    data_dir = Path(given or state.get("data") or config.DEFAULT_DATA_DIR)
+    if "data_files" in state and read_manifest(data_dir)[0] != state["data_files"]:
+        raise UserError(f"{data_dir} is not the prepared set {run_dir} was trained on (prep_data.py has written"
+                        " it again since, or it is another set): resume with the --data it started with, or start a"
+                        " new run without --resume")
+    return data_dir
 
 
 def latest_resumable_run(runs_dir):

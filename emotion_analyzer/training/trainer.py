@@ -23,8 +23,9 @@ from emotion_analyzer.common.fileio import write_json_atomic
 from emotion_analyzer.common.stops import deferred
 from emotion_analyzer.training.recipe import (CHANGEABLE_ON_RESUME, changed_fields, option_name, PRECISIONS,
                                               recipe_from_saved, SGD_MOMENTUM, STRATEGY_MIRRORED)
-from emotion_analyzer.training.runs import (BEST_CHECKPOINT, HISTORY_FILE, LAST_CHECKPOINT, latest_resumable_run,
-                                            load_state, model_path_of, new_run_dir, new_state, STATE_FILE)
+from emotion_analyzer.training.runs import (BEST_CHECKPOINT, data_dir_of, HISTORY_FILE, LAST_CHECKPOINT,
+                                            latest_resumable_run, load_state, model_path_of, new_run_dir, new_state,
+                                            STATE_FILE)
 
 def strategy_scope(name):
     """Where the model is built: one device, all local GPUs (mirrored), or, for multiworker, under the
@@ -104,7 +105,7 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     if worker is not None:  # after the check: the chief writes the run's state only once every worker has joined
         join(worker, run_plan(recipe, data_dir, limit, epochs_done=0), log)
     data = load_training_data(data_dir, limit)
-    state = new_state(recipe, data["categories"], limit, model_path)
+    state = new_state(recipe, data["categories"], limit, model_path, data_dir)
     if is_chief():
         run_dir = Path(run_dir) if run_dir else new_run_dir(runs_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -112,15 +113,17 @@ def train(data_dir, model_path, recipe, runs_dir=config.DEFAULT_RUNS_DIR, run_di
     return run(data, Path(model_path), recipe, Path(run_dir), state, resuming=False, log=log)
 
 
-def resume(data_dir, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, model_path=None, requested=None, log=print,
+def resume(data_dir=None, runs_dir=config.DEFAULT_RUNS_DIR, run_dir=None, model_path=None, requested=None, log=print,
            worker=None):
-    """Continue a run from its last checkpoint with its own recipe (and model path unless `model_path`).
+    """Continue a run from its last checkpoint with its own recipe, prepared set (unless `data_dir`: it
+    must hold the same set) and model path (unless `model_path`).
 
     `requested` ({field: value}, the flags given with --resume) may lengthen the schedule and change
     the test-time views; any other change is refused, since the run would no longer be what it says.
     """
     run_dir = Path(run_dir) if run_dir else latest_resumable_run(runs_dir)
     state = load_state(run_dir)
+    data_dir = data_dir_of(state, run_dir, data_dir)
     recipe = recipe_from_saved(state["recipe"])
     requested = requested or {}
     refused = [name for name in changed_fields(recipe, requested) if name not in CHANGEABLE_ON_RESUME]

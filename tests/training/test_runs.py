@@ -1,7 +1,10 @@
+import json
+
 import pytest
 
 from emotion_analyzer.errors import UserError
-from emotion_analyzer.training.runs import model_path_of, new_run_dir
+from emotion_analyzer.training.recipe import Recipe
+from emotion_analyzer.training.runs import data_dir_of, model_path_of, new_run_dir, new_state
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
@@ -26,3 +29,15 @@ def test_a_resumed_run_saves_where_it_was_started_to_save(tmp_path):
     assert model_path_of(state, tmp_path, tmp_path / "other.keras") == tmp_path / "other.keras"
     with pytest.raises(UserError, match="pass --model PATH with --resume"):
         model_path_of({}, tmp_path)  # a run from before runs remembered it: never the shipped model by default
+
+
+def test_a_resumed_run_goes_on_with_its_own_prepared_set_and_refuses_a_changed_one(tmp_path, make_prepared_data):
+    data = make_prepared_data(tmp_path / "data", n_train=24, n_test=12)
+    state = json.loads(json.dumps(new_state(Recipe(), ["angry"], None, tmp_path / "m.keras", data)))  # as saved
+    assert data_dir_of(state, tmp_path / "run") == data  # from any folder, without --data
+    assert data_dir_of(state, tmp_path / "run", tmp_path / "data") == tmp_path / "data"
+    make_prepared_data(tmp_path / "data", n_train=24, n_test=12, seed=1)  # prep_data.py ran again meanwhile
+    with pytest.raises(UserError, match="is not the prepared set .* was trained on"):
+        data_dir_of(state, tmp_path / "run")
+    with pytest.raises(UserError, match="is not the prepared set"):
+        data_dir_of(state, tmp_path / "run", make_prepared_data(tmp_path / "other", n_train=24, n_test=12, seed=2))

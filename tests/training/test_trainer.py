@@ -242,9 +242,9 @@ def test_resume_keeps_the_runs_model_path_and_recipe(prepared_data, tmp_path, ca
     assert "--lr 0.01 (the run's: 0.0005)" in err and "--augment none (the run's: mild)" in err
     assert "--batch-size" not in err  # given, but the same as the run's
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
-    # Without --model a resume saves where the run was started to save: never over the shipped model.
-    assert training.main(["--data", str(prepared_data), "--runs", str(tmp_path / "runs"), "--resume",
-                          "--epochs", "2"]) == 0
+    # Without --model a resume saves where the run was started to save (never over the shipped model),
+    # and without --data it reads the set it was started on.
+    assert training.main(["--runs", str(tmp_path / "runs"), "--resume", "--epochs", "2"]) == 0
     assert f"model: {mine}" in capsys.readouterr().out
     assert mine.read_bytes() != first
     assert json.loads(mine.with_suffix(".json").read_text())["epochs_trained"] == 2
