@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 
 from emotion_analyzer import config
-from emotion_analyzer.common.cli import progress
+from emotion_analyzer.common.cli import progress, warn
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import write_json_atomic, write_text_atomic
 from emotion_analyzer.common.stops import deferred
@@ -66,6 +66,29 @@ def votes_table(items, written):
     return "\n".join(rows) + "\n"
 
 
+PARTIAL_PREFIX = ".clean_data-partial-"  # and the id of the process that builds it
+
+
+def remove_copies_of_killed_runs(out):
+    """Remove the hidden folders that runs killed outright (SIGKILL, a power cut) left in `out`: a whole copy
+    of a dataset each. A folder whose process still runs is another run's work, and stays."""
+    for folder in out.glob(f"{PARTIAL_PREFIX}*"):
+        pid = folder.name[len(PARTIAL_PREFIX):]
+        if pid.isdigit() and not process_is_running(int(pid)):
+            shutil.rmtree(folder)
+            warn(f"removed {folder}: what a clean_data.py run killed before its end had written")
+
+
+def process_is_running(pid):
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, and is another user's
+        return True
+    return True
+
+
 def write_output(items, out, categories, force, description, workers=4, with_votes=False):
     """Copy or encode every item into out/<split>/<emotion>/; return ([(file, reason)] skipped, counts).
 
@@ -78,7 +101,8 @@ def write_output(items, out, categories, force, description, workers=4, with_vot
 
     replace = prepare_output(out, force)
     out.mkdir(parents=True, exist_ok=True)
-    partial = out / f".clean_data-partial-{os.getpid()}"
+    remove_copies_of_killed_runs(out)
+    partial = out / f"{PARTIAL_PREFIX}{os.getpid()}"
     skipped = []
     try:
         for split in config.SPLITS:

@@ -337,3 +337,19 @@ def test_a_stop_while_the_old_set_is_removed_leaves_no_part_of_it(folder_dataset
     monkeypatch.setattr(sorted_output.shutil, "rmtree", stopped_at_once)
     assert run_clean(folder_dataset, out, "--force") == 130
     assert tree_snapshot(out) == new  # the same set again, and no hidden folder of the old one
+
+
+def test_the_hidden_copy_of_a_killed_run_is_removed_by_the_next_and_a_running_ones_kept(folder_dataset, tmp_path,
+                                                                                        capsys):
+    out = tmp_path / "data"
+    assert run_clean(folder_dataset, out) == 0
+    new = tree_snapshot(out)
+    killed = out / f"{sorted_output.PARTIAL_PREFIX}{2**22 + 1}"  # above any Linux process id: no such process
+    running = out / f"{sorted_output.PARTIAL_PREFIX}{os.getppid()}"  # as if another clean_data.py were at work
+    for folder in (killed, running):
+        write_image(folder / "train" / "angry" / "a.jpg", face_like(0, seed=1))
+    assert run_clean(folder_dataset, out, "--force") == 0
+    assert f"removed {killed}" in capsys.readouterr().err
+    assert not killed.exists() and running.exists()
+    kept = {f"{running.name}/{name}": data for name, data in tree_snapshot(running).items()}
+    assert tree_snapshot(out) == {**new, **kept}  # the new set, beside the other run's work untouched
