@@ -45,6 +45,9 @@ def data_dir_of(state, run_dir, given=None):
     """The prepared set a resumed run goes on with: `given` (--data), else the one it was started on; a
     UserError when that set is not the one the run was trained on (prep_data.py ran again since)."""
     data_dir = Path(given or state.get("data") or config.DEFAULT_DATA_DIR)
+    if given is None and "data" not in state and not (data_dir / config.PREPARED_MANIFEST).is_file():
+        raise UserError(f"{run_dir} was started before runs remembered their --data, and {data_dir} holds no prepared"
+                        " set: pass --data FOLDER with --resume")
     if "data_files" in state and read_manifest(data_dir)[0] != state["data_files"]:
         raise UserError(f"{data_dir} is not the prepared set {run_dir} was trained on (prep_data.py has written"
                         " it again since, or it is another set): resume with the --data it started with, or start a"

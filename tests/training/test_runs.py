@@ -41,3 +41,12 @@ def test_a_resumed_run_goes_on_with_its_own_prepared_set_and_refuses_a_changed_o
         data_dir_of(state, tmp_path / "run")
     with pytest.raises(UserError, match="is not the prepared set"):
         data_dir_of(state, tmp_path / "run", make_prepared_data(tmp_path / "other", n_train=24, n_test=12, seed=2))
+
+
+def test_a_run_from_before_runs_remembered_their_data_asks_for_it(tmp_path, monkeypatch):
+    from emotion_analyzer import config
+
+    monkeypatch.setattr(config, "DEFAULT_DATA_DIR", tmp_path / "no-data-here")
+    with pytest.raises(UserError, match="pass --data FOLDER with --resume"):
+        data_dir_of({"model": str(tmp_path / "m.keras")}, tmp_path / "run")
+    assert data_dir_of({}, tmp_path / "run", tmp_path / "mine") == tmp_path / "mine"
