@@ -27,7 +27,7 @@ from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKE
 from emotion_analyzer.training.distribute import use_jax_backend, worker_from
 from emotion_analyzer.training.rendezvous import JOIN_TIMEOUT
 from emotion_analyzer.training.runs import data_dir_of, latest_resumable_run, load_state
-from emotion_analyzer.training.recipe import check_start_from, check_teacher, option_name, Recipe
+from emotion_analyzer.training.recipe import check_start_from, option_name, Recipe
 
 
 def parse_args(argv):
@@ -132,14 +132,12 @@ def run_training(args):
     if args.model is not None or not args.resume:
         check_output_path(args.model or config.DEFAULT_MODEL_PATH, "--model")
     check_output_folder(args.runs, "--runs")
-    # A missing, half-written or changed set, or a --start-from or --teacher model that does not fit, is said before
-    # TensorFlow starts.
+    # A missing, half-written or changed set, or a --start-from model that does not fit, is said before TensorFlow
+    # starts.
     data_dir = resumed_data_dir(args) if args.resume else args.data or config.DEFAULT_DATA_DIR
     categories = read_manifest(data_dir)[1]
     if recipe is not None and recipe.start_from:
         check_start_from(recipe, categories)
-    if recipe is not None and recipe.teacher:
-        check_teacher(recipe, categories)
     if args.cpu:
         hide_gpus()
     from emotion_analyzer.common.device import start_tensorflow

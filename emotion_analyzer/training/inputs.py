@@ -166,17 +166,14 @@ def balanced_class_weights(labels, num_classes):
     return {i: float(len(labels) / (num_classes * c)) if c else 0.0 for i, c in enumerate(counts)}
 
 
-def training_targets(labels, votes, categories, crowd_weight, teacher_answers=None):
-    """(N, C) float32 targets: (1 - crowd_weight) x the label's one-hot (or the teacher's answer, when
-    `teacher_answers` are given) + crowd_weight x the crowd's share of votes; where a face has no usable
-    votes, its label takes the crowd's share."""
+def training_targets(labels, votes, categories, crowd_weight):
+    """(N, C) float32 targets: (1 - crowd_weight) x the label's one-hot + crowd_weight x the crowd's
+    share of votes; a face without usable votes keeps its one-hot label."""
     one_hot = np.eye(len(categories), dtype=np.float32)[np.asarray(labels)]
-    first = one_hot if teacher_answers is None else np.asarray(teacher_answers, np.float32)
     if votes is None or not crowd_weight:
-        second = one_hot
-    else:
-        from emotion_analyzer.data.prepared import crowd_distribution
+        return one_hot
+    from emotion_analyzer.data.prepared import crowd_distribution
 
-        shares, usable = crowd_distribution(votes, categories)
-        second = np.where(usable[:, None], shares, one_hot)
-    return ((1 - crowd_weight) * first + crowd_weight * second).astype(np.float32)
+    shares, usable = crowd_distribution(votes, categories)
+    mixed = (1 - crowd_weight) * one_hot + crowd_weight * shares
+    return np.where(usable[:, None], mixed, one_hot).astype(np.float32)

@@ -42,11 +42,12 @@ CHANGEABLE_ON_RESUME = ("epochs", "tta", "precision")
 
 # Options retired because their experiments lost (docs/experiments.md), with the value that meant
 # "off": a run saved with them off resumes; a run that used one needs the version that started it.
-RETIRED_OPTIONS = {"padding": "valid", "init": "glorot", "ema": 0.0, "warmup": 0, "self_distill": 0.0, "mixup": 0.0}
+RETIRED_OPTIONS = {"padding": "valid", "init": "glorot", "ema": 0.0, "warmup": 0, "self_distill": 0.0, "mixup": 0.0,
+                   "teacher": ""}
 # A run saved before an option existed trained with what was then the only choice.
 BEFORE_OPTION_EXISTED = {"scaling": "unit", "weight_decay": 0.0, "erase": 0.0, "optimizer": "adam",
                          "batch_norm": False, "precision": "float32", "equalize": False, "crowd": 0.0,
-                         "start_from": "", "teacher": ""}
+                         "start_from": ""}
 
 
 # Random erasing (Zhong et al., 2017): the blanked rectangle covers this fraction of the image and has
@@ -100,9 +101,6 @@ class Recipe:
     start_from: str = setting("", "fine-tune: begin from the weights of this trained .keras model (the same emotions"
                                   " and architecture, e.g. res/emotion_model.keras) instead of random ones",
                           metavar="MODEL")
-    teacher: str = setting("", "distillation: this trained .keras model's answers (ten views, as --tta shifts reads)"
-                               " take the label's share of each face's target, e.g. res/emotion_model.keras",
-                           metavar="MODEL")
 
     @classmethod
     def original(cls):
@@ -113,7 +111,7 @@ class Recipe:
     @property
     def soft_targets(self):
         """Whether targets are distributions (smoothed labels, or the crowd's votes) rather than class indices."""
-        return bool(self.label_smoothing or self.crowd or self.teacher)
+        return bool(self.label_smoothing or self.crowd)
 
     def check(self):
         """Raise a UserError naming the first setting out of range."""
@@ -146,16 +144,6 @@ class Recipe:
             raise UserError(f"--start-from {self.start_from} with --batch-norm: a saved model has its batch norm"
                             " folded away, so there is none to start from; drop --batch-norm")
         return self
-
-
-def check_teacher(recipe, categories):
-    """The JSON of the model recipe.teacher names, checked without TensorFlow to answer for this run's
-    emotions in their order (it reads each face its own way, by its JSON)."""
-    path, info = check_model_file(recipe.teacher)
-    if info["labels"] != list(categories):
-        raise UserError(f"--teacher {path}: its emotions are {', '.join(info['labels'])}, the data's"
-                        f" {', '.join(categories)}: choose a teacher trained on these emotions, or drop --teacher")
-    return info
 
 
 def check_start_from(recipe, categories):

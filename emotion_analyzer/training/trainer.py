@@ -27,10 +27,6 @@ from emotion_analyzer.training.runs import (BEST_CHECKPOINT, data_dir_of, HISTOR
                                             latest_resumable_run, load_state, model_path_of, new_run_dir, new_state,
                                             STATE_FILE)
 
-# Distillation: the teacher reads each training face as `--tta shifts` does, the views it is best with.
-TEACHER_VIEWS = "shifts"
-TEACHER_ANSWERS_FILE = "teacher_answers.npy"
-
 def strategy_scope(name):
     """Where the model is built: one device, all local GPUs (mirrored), or, for multiworker, under the
     cluster's distribution that cluster.join() has already set."""
@@ -173,64 +169,22 @@ def load_training_data(data_dir, limit):
             "leak": leak, "data_dir": data_dir, "votes_train": votes_train, "votes_test": votes_test}
 
 
-def fit_targets(data, recipe, run_dir, log):
+def fit_targets(data, recipe, log):
     """What the model learns to output for each training face: class indices, or distributions
-    (labels smoothed by the loss, mixed with the crowd's votes by recipe.crowd where the face has them,
-    the label's share given to the teacher's answers with recipe.teacher)."""
+    (labels smoothed by the loss, mixed with the crowd's votes by recipe.crowd where the face has them)."""
     from emotion_analyzer.data.prepared import describe_coverage
     from emotion_analyzer.training.inputs import training_targets
 
     if not recipe.soft_targets:
         return data["y_train"]
     votes = data["votes_train"]
-    first = f"the teacher's answers ({recipe.teacher})" if recipe.teacher else "label"
     if recipe.crowd and votes is None:
-        log(f"no crowd votes in {data['data_dir']}: --crowd {recipe.crowd} has nothing to mix, so its share goes to"
-            " the labels (clean_data.py --votes, then prep_data.py, adds the votes)")
+        log(f"no crowd votes in {data['data_dir']}: --crowd {recipe.crowd} has nothing to mix, so the targets are"
+            " its labels (clean_data.py --votes, then prep_data.py, adds them)")
     elif recipe.crowd:
-        log(f"targets: {1 - recipe.crowd:.0%} {first}, {recipe.crowd:.0%} the crowd's votes;"
+        log(f"targets: {1 - recipe.crowd:.0%} label, {recipe.crowd:.0%} the crowd's votes;"
             f" {describe_coverage(votes, data['categories'])}")
-    elif recipe.teacher:
-        log(f"targets: {first}")
-    teacher = teacher_answers(data, recipe, run_dir, log) if recipe.teacher else None
-    return training_targets(data["y_train"], votes, data["categories"], recipe.crowd, teacher)
-
-
-def teacher_answers(data, recipe, run_dir, log):
-    """The teacher's answers for every training face with its ten views, read once per run and kept in
-    the run folder: a resumed run learns the same targets even if the teacher's file changed since."""
-    import numpy as np
-
-    from emotion_analyzer.common.cli import progress
-    from emotion_analyzer.common.fileio import atomic_path
-    from emotion_analyzer.core.model import as_the_model_reads, load_trained_model
-    from emotion_analyzer.core.views import TTA_VIEWS
-    from emotion_analyzer.training.evaluate import predict_with_views
-
-    path = run_dir / TEACHER_ANSWERS_FILE
-    expected = (len(data["y_train"]), len(data["categories"]))
-    if path.is_file():
-        try:
-            answers = np.load(path, allow_pickle=False)  # numbers only: nothing in the file can run
-        except (ValueError, OSError) as exc:
-            raise UserError(f"{path}: the teacher's answers cannot be read ({exc}): delete the file and --resume"
-                            " (the teacher reads the faces again)") from None
-        if answers.shape != expected:
-            raise UserError(f"{path}: the teacher's answers are for {answers.shape} faces x emotions, this run's set"
-                            f" has {expected}: delete the file and --resume (the teacher reads the faces again)")
-        log(f"the teacher's answers from {path}")
-        return answers
-    teacher, info = load_trained_model(recipe.teacher)
-    faces = as_the_model_reads(data["x_train"], info)
-    with progress(total=len(faces) * len(TTA_VIEWS[TEACHER_VIEWS]), desc="the teacher reads", unit="face") as bar:
-        answers = predict_with_views(teacher, faces, TEACHER_VIEWS, bar=bar).astype("float32")
-    agree = float((answers.argmax(axis=1) == data["y_train"]).mean())
-    log(f"the teacher ({recipe.teacher}, {len(TTA_VIEWS[TEACHER_VIEWS])} views) agrees with the labels on"
-        f" {agree:.1%} of the training faces")
-    if is_chief():
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, answers)
-    return answers
+    return training_targets(data["y_train"], votes, data["categories"], recipe.crowd)
 
 
 def validation_split(data, recipe):
@@ -289,7 +243,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     from emotion_analyzer.training.inputs import balanced_class_weights, make_dataset
 
     categories, num_classes = data["categories"], len(data["categories"])
-    x_train, y_train = data["x_train"], fit_targets(data, recipe, run_dir, log)
+    x_train, y_train = data["x_train"], fit_targets(data, recipe, log)
     train_idx, val_idx = validation_split(data, recipe)
     validating = len(val_idx) > 0
     if resuming and state["epochs_done"] >= recipe.epochs:

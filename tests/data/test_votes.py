@@ -188,16 +188,6 @@ def test_targets_mix_the_label_with_the_crowd_and_keep_the_label_where_the_crowd
     assert crowd_distribution(votes, EMOTIONS)[1].tolist() == [True, False, False, False, False]
 
 
-def test_a_teacher_s_answers_take_the_label_s_share_and_the_label_the_crowd_s_where_it_cannot_say():
-    votes = np.array([votes_row(neutral=6, sadness=4), votes_row(unknown=10)])
-    labels = np.array([4, 0])  # sad, angry
-    teacher = np.array([[0, 0, 0, 0.5, 0.5, 0], [0.8, 0.2, 0, 0, 0, 0]], np.float32)
-    mixed = training_targets(labels, votes, EMOTIONS, 0.5, teacher)
-    np.testing.assert_allclose(mixed[0], [0, 0, 0, 0.55, 0.45, 0])
-    np.testing.assert_allclose(mixed[1], [0.9, 0.1, 0, 0, 0, 0])
-    np.testing.assert_allclose(training_targets(labels, votes, EMOTIONS, 0.0, teacher), teacher)
-
-
 def test_a_seven_emotion_set_counts_disgust_votes():
     shares, usable = crowd_distribution(np.array([votes_row(disgust=6, anger=4)]), EMOTIONS[:2] + ["disgust"])
     assert usable.tolist() == [True]

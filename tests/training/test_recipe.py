@@ -39,7 +39,8 @@ def test_a_saved_recipe_from_an_older_version_resumes_with_what_was_then_the_onl
     assert recipe.tta == "flip" and recipe.batch_size == 64
 
 
-@pytest.mark.parametrize("name, value", [("mixup", 0.2), ("ema", 0.998), ("padding", "same"), ("init", "he")])
+@pytest.mark.parametrize("name, value", [("mixup", 0.2), ("ema", 0.998), ("padding", "same"), ("init", "he"),
+                                         ("teacher", "res/emotion_model.keras")])
 def test_a_run_that_used_a_retired_option_is_refused(name, value):
     assert RETIRED_OPTIONS[name] != value
     with pytest.raises(UserError, match=f"{option_name(name)} {value}, retired"):
