@@ -9,6 +9,7 @@ examples:
   python training.py                                  # the default recipe, saved to res/emotion_model.keras
   python training.py --epochs 5 --model /tmp/m.keras  # a quick run that leaves the shipped model alone
   python training.py --resume                         # continue the latest run after Ctrl-C or a crash
+  python training.py --evaluate                       # judge the shipped model again (new votes, new test set)
 """
 
 import argparse
@@ -21,6 +22,7 @@ from emotion_analyzer.common.device import hide_gpus
 from emotion_analyzer.common.cli import non_negative_int, Parser, positive_float, positive_int, run_cli
 from emotion_analyzer.common.fileio import check_output_folder, check_output_path
 from emotion_analyzer.common.stops import at_safe_points, exit_code
+from emotion_analyzer.core.model import check_model_file
 from emotion_analyzer.data.prepared import read_manifest
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
@@ -45,6 +47,9 @@ def parse_args(argv):
                         help="use this run folder (default: a new runs/<time>/, or the latest with --resume)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the latest (or --run-dir) run from its last checkpoint, with its recipe")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="train nothing: judge the model at --model again on --data's test faces (by the crowd's"
+                             " votes too, when the set has them) and rewrite its JSON's test metrics and evidence")
     parser.add_argument("--original", action="store_true",
                         help="the original run exactly: batch 64, 12 epochs, no augmentation, constant Adam 1e-3")
     recipe = parser.add_argument_group("recipe (saved with the run; --resume refuses changes but to --epochs, --tta, --precision)")
@@ -69,6 +74,13 @@ def parse_args(argv):
         parser.error("--original with --resume: a resumed run keeps the recipe it started with")
     if args.resume and args.limit:
         parser.error("--limit with --resume: a resumed run uses the images it started with")
+    if args.evaluate:
+        given = [name for name in requested_fields(args) if name != "tta"]
+        given += [flag for flag in ("resume", "original", "limit", "run_dir", "coordinator", "num_workers",
+                                    "worker_index") if getattr(args, flag)]
+        if given:
+            parser.error(f"--evaluate judges a trained model and trains nothing: drop {option_name(given[0])}"
+                         " (only --model, --data and --tta go with it)")
     return args
 
 
@@ -126,7 +138,23 @@ def resumed_data_dir(args):
     return data_dir_of(load_state(run_dir), run_dir, args.data)
 
 
+def run_evaluation(args):
+    model_path = args.model or config.DEFAULT_MODEL_PATH
+    check_model_file(model_path)
+    data_dir = args.data or config.DEFAULT_DATA_DIR
+    read_manifest(data_dir)  # a missing or half-written set is said before TensorFlow starts
+    if args.cpu:
+        hide_gpus()
+    from emotion_analyzer.training.trainer import reevaluate
+
+    with at_safe_points():
+        reevaluate(data_dir, model_path, args.tta)
+    return 0
+
+
 def run_training(args):
+    if args.evaluate:
+        return run_evaluation(args)
     recipe = None if args.resume else recipe_from_args(args)  # bad flags are refused before the slow start
     worker = cluster_worker(args, recipe)
     if args.model is not None or not args.resume:

@@ -133,13 +133,16 @@ def write_per_class_csv(metrics, path):
 
 
 def write_evidence(folder, metrics, history, categories, prefix=""):
-    """metrics.json, per_class.csv, training_curves.png and confusion_matrix.png in `folder`."""
+    """metrics.json, per_class.csv, training_curves.png (unless `history` is None: a model judged again
+    without its run folder keeps its curves) and confusion_matrix.png in `folder`, with the crowd's
+    per_class_crowd.csv and confusion_matrix_crowd.png when the metrics have them."""
     from emotion_analyzer.common.plots import plot_confusion_matrix, plot_training_curves
 
     folder = Path(folder)
     write_json_atomic(folder / f"{prefix}metrics.json", metrics)
     write_per_class_csv(metrics, folder / f"{prefix}per_class.csv")
-    plot_training_curves(history, folder / f"{prefix}training_curves.png")
+    if history is not None:
+        plot_training_curves(history, folder / f"{prefix}training_curves.png")
     plot_confusion_matrix(np.array(metrics["confusion_matrix"]), categories, folder / f"{prefix}confusion_matrix.png")
     if "crowd" in metrics:
         write_per_class_csv(metrics["crowd"], folder / f"{prefix}per_class_crowd.csv")

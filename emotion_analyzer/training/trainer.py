@@ -21,7 +21,7 @@ from emotion_analyzer.common.stops import raise_if_stopped
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import write_json_atomic
 from emotion_analyzer.common.stops import deferred
-from emotion_analyzer.training.recipe import (CHANGEABLE_ON_RESUME, changed_fields, option_name, PRECISIONS,
+from emotion_analyzer.training.recipe import (CHANGEABLE_ON_RESUME, changed_fields, option_name, PRECISIONS, Recipe,
                                               recipe_from_saved, SGD_MOMENTUM, STRATEGY_MIRRORED)
 from emotion_analyzer.training.runs import (BEST_CHECKPOINT, data_dir_of, HISTORY_FILE, LAST_CHECKPOINT,
                                             latest_resumable_run, load_state, model_path_of, new_run_dir, new_state,
@@ -332,4 +332,39 @@ def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_tr
     for line in format_metrics(metrics):
         log(line)
     log(f"saved {model_path} and {config.model_info_path(model_path).name}; evidence in {run_dir}")
+    return info
+
+
+def reevaluate(data_dir, model_path, tta=None, log=print):
+    """Judge a saved model again on the prepared set's test faces, by FER2013's labels and, when the set
+    has them, the crowd's votes: its JSON's test metrics and its evidence are rewritten, the model itself
+    is not touched (a model trained before the set had votes gets the crowd's figures this way)."""
+    from emotion_analyzer.core.model import as_the_model_reads, load_trained_model, save_model_info
+    from emotion_analyzer.training.evaluate import evaluate, format_metrics, read_history, write_evidence
+
+    model_path = Path(model_path)
+    model, info = load_trained_model(model_path)
+    data = load_training_data(data_dir, None)
+    if list(data["categories"]) != list(info["labels"]):
+        raise UserError(f"{model_path} reads {', '.join(info['labels'])} but {data_dir} holds"
+                        f" {', '.join(data['categories'])}: judge it on the set it was trained for (--data)")
+    tta = tta or info.get("recipe", {}).get("tta") or Recipe().tta
+    if data["votes_test"] is None:
+        log(f"no crowd votes in {data_dir}: judged by its labels only (clean_data.py --votes, then prep_data.py,"
+            " adds them)")
+    metrics = evaluate(model, as_the_model_reads(data["x_test"], info), data["y_test"], data["categories"],
+                       data["leak"], tta, data["votes_test"])
+    old = info.get("test_metrics", {})
+    metrics.update({key: old.get(key) for key in ("best_epoch", "best_val_accuracy")})
+    raise_if_stopped()  # a stop asked for during the evaluation: leave the JSON as it was
+    info["test_metrics"] = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
+    info["judged"] = {"data_dir": config.portable_path(data_dir), "test": int(len(data["y_test"])),
+                      "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    save_model_info(model_path, info)
+    history_file = config.PROJECT_ROOT / info.get("run_dir", "") / HISTORY_FILE  # an absolute run_dir stays itself
+    history = read_history(history_file) if info.get("run_dir") and history_file.is_file() else None
+    write_evidence(model_path.parent, metrics, history, data["categories"], prefix=f"{model_path.stem}_")
+    for line in format_metrics(metrics):
+        log(line)
+    log(f"judged {model_path} again: {config.model_info_path(model_path).name} and its evidence rewritten")
     return info

@@ -458,3 +458,56 @@ def test_a_missing_prepared_set_is_said_before_tensorflow_starts(tmp_path, proje
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["2", "False"]
     assert "no prepared data" in done.stderr and done.stderr.count("\n") == 1
+
+
+@slow
+def test_evaluate_judges_a_model_trained_without_votes_by_the_crowd_and_leaves_the_model_alone(
+        prepared_data, tmp_path, capsys, make_prepared_data):
+    import keras
+
+    from emotion_analyzer.core.images import equalize
+    from emotion_analyzer.data.prepared import load_prepared
+    assert run_training(prepared_data, tmp_path, *FAST, "--no-tta") == 0
+    model_path = tmp_path / "res" / "model.keras"
+    before = json.loads(model_path.with_suffix(".json").read_text())
+    assert "crowd" not in before["test_metrics"]
+    model_bytes = model_path.read_bytes()
+    voted = make_prepared_data(tmp_path / "voted", seed=7, crowd_disagrees=0.0)  # other faces, the crowd agrees
+    capsys.readouterr()
+    assert training.main(["--evaluate", "--data", str(voted), "--model", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "against the crowd's majority, one view" in out and "rewritten" in out
+    info = json.loads(model_path.with_suffix(".json").read_text())
+    metrics = info["test_metrics"]
+    x_test, y_test = load_prepared(voted)[2:4]
+    answers = keras.models.load_model(model_path).predict(equalize(x_test).astype("float32"), verbose=0).argmax(1)
+    assert metrics["tta"] == "none" and metrics["accuracy"] == pytest.approx((answers == y_test).mean())
+    # every vote is on the label here, so the crowd judges as the labels do
+    assert metrics["crowd"]["accuracy"] == pytest.approx(metrics["accuracy"]) and metrics["crowd"]["test_images"] == 60
+    assert metrics["best_epoch"] == before["test_metrics"]["best_epoch"]
+    assert info["judged"]["test"] == 60 and info["recipe"] == before["recipe"]
+    assert model_path.read_bytes() == model_bytes
+    for name in ("per_class_crowd.csv", "confusion_matrix_crowd.png", "training_curves.png"):
+        assert (model_path.parent / f"model_{name}").stat().st_size > 0, name
+
+
+@slow
+def test_evaluate_refuses_a_set_of_other_emotions_in_one_line(prepared_data, tmp_path, capsys, make_prepared_data):
+    assert run_training(prepared_data, tmp_path, *FAST, "--no-tta") == 0
+    json_path = tmp_path / "res" / "model.json"
+    before = json_path.read_text()
+    other = make_prepared_data(tmp_path / "five", classes=["angry", "fear", "happy", "neutral", "sad"])
+    capsys.readouterr()
+    assert training.main(["--evaluate", "--data", str(other), "--model", str(tmp_path / "res" / "model.keras")]) != 0
+    err = capsys.readouterr().err
+    assert "reads angry, fear, happy, neutral, sad, surprise but" in err and "--data" in err
+    assert "Traceback" not in err and json_path.read_text() == before
+
+
+@pytest.mark.parametrize("flag", [["--lr", "0.1"], ["--resume"], ["--limit", "10"]])
+def test_evaluate_refuses_what_would_train(prepared_data, tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as stop:
+        run_training(prepared_data, tmp_path, "--evaluate", *flag)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--evaluate judges a trained model and trains nothing: drop {flag[0]}" in err and "Traceback" not in err
