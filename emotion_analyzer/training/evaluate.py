@@ -134,7 +134,7 @@ def write_per_class_csv(metrics, path):
 
 def write_evidence(folder, metrics, history, categories, prefix=""):
     """metrics.json, per_class.csv, training_curves.png (unless `history` is None: a model judged again
-    without its run folder keeps its curves) and confusion_matrix.png in `folder`, with the crowd's
+    keeps the curves its training drew) and confusion_matrix.png in `folder`, with the crowd's
     per_class_crowd.csv and confusion_matrix_crowd.png when the metrics have them."""
     from emotion_analyzer.common.plots import plot_confusion_matrix, plot_training_curves
 

@@ -291,19 +291,28 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     return info
 
 
+def judge_on_test_set(model, data, info, tta):
+    """`model`'s test metrics with the `tta` views (by the crowd too, when `data` has test votes), its
+    faces read as its JSON `info` says they must be."""
+    from emotion_analyzer.core.model import as_the_model_reads
+    from emotion_analyzer.training.evaluate import evaluate
+
+    x_test = as_the_model_reads(data["x_test"], info)
+    return evaluate(model, x_test, data["y_test"], data["categories"], data["leak"], tta, data["votes_test"])
+
+
 def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_train, n_val, seconds, log):
     import keras
 
     from emotion_analyzer.core.framing import framings_for_json
-    from emotion_analyzer.training.evaluate import evaluate, format_metrics, read_history, write_evidence
-    from emotion_analyzer.core.model import as_the_model_reads, input_contract, plot_architecture, save_trained_model
+    from emotion_analyzer.training.evaluate import format_metrics, read_history, write_evidence
+    from emotion_analyzer.core.model import input_contract, plot_architecture, save_trained_model
 
 
     categories = data["categories"]
     best = inference_model(keras.models.load_model(run_dir / BEST_CHECKPOINT), recipe, len(categories))
     contract = input_contract(recipe.equalize)
-    x_test = as_the_model_reads(data["x_test"], {"input": contract})
-    metrics = evaluate(best, x_test, data["y_test"], categories, data["leak"], recipe.tta, data["votes_test"])
+    metrics = judge_on_test_set(best, data, {"input": contract}, recipe.tta)
     metrics["best_epoch"] = state["best_epoch"]
     metrics["best_val_accuracy"] = state["best_val_accuracy"] if validating else None
     info = {
@@ -339,8 +348,8 @@ def reevaluate(data_dir, model_path, tta=None, log=print):
     """Judge a saved model again on the prepared set's test faces, by FER2013's labels and, when the set
     has them, the crowd's votes: its JSON's test metrics and its evidence are rewritten, the model itself
     is not touched (a model trained before the set had votes gets the crowd's figures this way)."""
-    from emotion_analyzer.core.model import as_the_model_reads, load_trained_model, save_model_info
-    from emotion_analyzer.training.evaluate import evaluate, format_metrics, read_history, write_evidence
+    from emotion_analyzer.core.model import load_trained_model, save_model_info
+    from emotion_analyzer.training.evaluate import format_metrics, write_evidence
 
     model_path = Path(model_path)
     model, info = load_trained_model(model_path)
@@ -352,8 +361,7 @@ def reevaluate(data_dir, model_path, tta=None, log=print):
     if data["votes_test"] is None:
         log(f"no crowd votes in {data_dir}: judged by its labels only (clean_data.py --votes, then prep_data.py,"
             " adds them)")
-    metrics = evaluate(model, as_the_model_reads(data["x_test"], info), data["y_test"], data["categories"],
-                       data["leak"], tta, data["votes_test"])
+    metrics = judge_on_test_set(model, data, info, tta)
     old = info.get("test_metrics", {})
     metrics.update({key: old.get(key) for key in ("best_epoch", "best_val_accuracy")})
     raise_if_stopped()  # a stop asked for during the evaluation: leave the JSON as it was
@@ -361,9 +369,8 @@ def reevaluate(data_dir, model_path, tta=None, log=print):
     info["judged"] = {"data_dir": config.portable_path(data_dir), "test": int(len(data["y_test"])),
                       "date": datetime.datetime.now().isoformat(timespec="seconds")}
     save_model_info(model_path, info)
-    history_file = config.PROJECT_ROOT / info.get("run_dir", "") / HISTORY_FILE  # an absolute run_dir stays itself
-    history = read_history(history_file) if info.get("run_dir") and history_file.is_file() else None
-    write_evidence(model_path.parent, metrics, history, data["categories"], prefix=f"{model_path.stem}_")
+    # no history: judging again leaves the training curves as training drew them
+    write_evidence(model_path.parent, metrics, None, data["categories"], prefix=f"{model_path.stem}_")
     for line in format_metrics(metrics):
         log(line)
     log(f"judged {model_path} again: {config.model_info_path(model_path).name} and its evidence rewritten")
