@@ -243,10 +243,16 @@ def test_a_worker_killed_mid_file_ends_the_run_naming_what_was_lost_and_a_rerun_
     assert "run the same command again" in last and "absl" not in err, err
     lost = last.split(" not read: ")[1].split(";")[0].split(", ")
     assert lost and all(name.endswith(".avi") for name in lost)
-    assert not [p for p in out.rglob("*") if p.is_file() and p.suffix != ".csv"]  # no partial CSV left
+    # The pool stops the surviving worker too: mid-file it keeps what it read (a partial CSV with its
+    # record, for the rerun to go on from), between files it leaves nothing; never a partial without one.
+    left = sorted(p.name for p in out.rglob("*") if p.is_file() and p.suffix != ".csv")
+    assert all(name.endswith(".partial.json") or f"{name}.json" in left for name in left), left
+    assert all(name.removesuffix(".json") in left for name in left if name.endswith(".partial.json")), left
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert sorted(p.name for p in out.rglob("*.csv")) == ["0.avi.csv", "1.avi.csv", "2.avi.csv"]
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["0.avi.csv", "1.avi.csv", "2.avi.csv"]
+    for csv in out.glob("*.csv"):  # a file continued from kept work is read whole, once
+        assert sorted(pd.read_csv(csv)["frame"].unique()) == list(range(200)), csv.name
 
 
 def test_workers_are_capped_by_the_memory_there_is():
