@@ -10,6 +10,7 @@ examples:
   python training.py --epochs 5 --model /tmp/m.keras  # a quick run that leaves the shipped model alone
   python training.py --resume                         # continue the latest run after Ctrl-C or a crash
   python training.py --evaluate                       # judge the shipped model again (new votes, new test set)
+  python training.py --evaluate --run-dir runs/X --tta none   # how a run still training is doing, one view
 """
 
 import argparse
@@ -28,7 +29,7 @@ from emotion_analyzer.errors import UserError
 from emotion_analyzer.training.distribute import STRATEGY as STRATEGY_MULTIWORKER
 from emotion_analyzer.training.distribute import use_jax_backend, worker_from
 from emotion_analyzer.training.rendezvous import JOIN_TIMEOUT
-from emotion_analyzer.training.runs import data_dir_of, latest_resumable_run, load_state
+from emotion_analyzer.training.runs import check_checkpoint, data_dir_of, latest_resumable_run, load_state
 from emotion_analyzer.training.recipe import check_start_from, option_name, Recipe
 
 
@@ -49,7 +50,9 @@ def parse_args(argv):
                         help="continue the latest (or --run-dir) run from its last checkpoint, with its recipe")
     parser.add_argument("--evaluate", action="store_true",
                         help="train nothing: judge the model at --model again on --data's test faces (by the crowd's"
-                             " votes too, when the set has them) and rewrite its JSON's test metrics and evidence")
+                             " votes too, when the set has them) and rewrite its JSON's test metrics and evidence;"
+                             " with --run-dir, judge that run's last checkpoint as the run will save it and write"
+                             " nothing (how a run is doing while it trains)")
     parser.add_argument("--original", action="store_true",
                         help="the original run exactly: batch 64, 12 epochs, no augmentation, constant Adam 1e-3")
     recipe = parser.add_argument_group("recipe (saved with the run; --resume refuses changes but to --epochs, --tta, --precision)")
@@ -76,11 +79,14 @@ def parse_args(argv):
         parser.error("--limit with --resume: a resumed run uses the images it started with")
     if args.evaluate:
         given = [name for name in requested_fields(args) if name != "tta"]
-        given += [flag for flag in ("resume", "original", "limit", "run_dir", "coordinator", "num_workers",
+        given += [flag for flag in ("resume", "original", "limit", "coordinator", "num_workers",
                                     "worker_index") if getattr(args, flag)]
         if given:
             parser.error(f"--evaluate judges a trained model and trains nothing: drop {option_name(given[0])}"
-                         " (only --model, --data and --tta go with it)")
+                         " (only --model or --run-dir, --data and --tta go with it)")
+        if args.run_dir and args.model:
+            parser.error("--evaluate judges either the model at --model or the checkpoint of the run at --run-dir:"
+                         " drop one")
     return args
 
 
@@ -139,16 +145,35 @@ def resumed_data_dir(args):
 
 
 def run_evaluation(args):
+    if args.run_dir:
+        return run_checkpoint_evaluation(args)
     model_path = args.model or config.DEFAULT_MODEL_PATH
     check_model_file(model_path)
     data_dir = args.data or config.DEFAULT_DATA_DIR
     read_manifest(data_dir)  # a missing or half-written set is said before TensorFlow starts
     if args.cpu:
         hide_gpus()
+    from emotion_analyzer.common.device import start_tensorflow
     from emotion_analyzer.training.trainer import reevaluate
 
+    start_tensorflow()
     with at_safe_points():
         reevaluate(data_dir, model_path, args.tta)
+    return 0
+
+
+def run_checkpoint_evaluation(args):
+    check_checkpoint(args.run_dir)
+    data_dir = data_dir_of(load_state(args.run_dir), args.run_dir, args.data)
+    read_manifest(data_dir)
+    if args.cpu:
+        hide_gpus()
+    from emotion_analyzer.common.device import start_tensorflow
+    from emotion_analyzer.training.trainer import judge_checkpoint
+
+    start_tensorflow()
+    with at_safe_points():
+        judge_checkpoint(args.run_dir, args.data, args.tta)
     return 0
 
 

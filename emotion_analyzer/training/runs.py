@@ -64,6 +64,14 @@ def latest_resumable_run(runs_dir):
     return runs[-1]
 
 
+def check_checkpoint(run_dir):
+    """A UserError unless `run_dir` is a run folder that has finished an epoch (--evaluate --run-dir)."""
+    if not (Path(run_dir) / STATE_FILE).is_file():
+        raise UserError(f"--run-dir {run_dir}: not a run folder (no {STATE_FILE}); name a folder under runs/")
+    if not (Path(run_dir) / LAST_CHECKPOINT).is_file():
+        raise UserError(f"--run-dir {run_dir}: no {LAST_CHECKPOINT} yet; a run writes it when its first epoch ends")
+
+
 def load_state(run_dir):
     path = Path(run_dir) / STATE_FILE
     if not (path.is_file() and (Path(run_dir) / LAST_CHECKPOINT).is_file()):

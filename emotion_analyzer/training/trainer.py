@@ -10,7 +10,9 @@ import contextlib
 import datetime
 import hashlib
 import json
+import shutil
 import sys
+import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -23,9 +25,9 @@ from emotion_analyzer.common.fileio import write_json_atomic
 from emotion_analyzer.common.stops import deferred
 from emotion_analyzer.training.recipe import (CHANGEABLE_ON_RESUME, changed_fields, option_name, PRECISIONS, Recipe,
                                               recipe_from_saved, SGD_MOMENTUM, STRATEGY_MIRRORED)
-from emotion_analyzer.training.runs import (BEST_CHECKPOINT, data_dir_of, HISTORY_FILE, LAST_CHECKPOINT,
-                                            latest_resumable_run, load_state, model_path_of, new_run_dir, new_state,
-                                            STATE_FILE)
+from emotion_analyzer.training.runs import (BEST_CHECKPOINT, check_checkpoint, data_dir_of, HISTORY_FILE,
+                                            LAST_CHECKPOINT, latest_resumable_run, load_state, model_path_of,
+                                            new_run_dir, new_state, STATE_FILE)
 
 def strategy_scope(name):
     """Where the model is built: one device, all local GPUs (mirrored), or, for multiworker, under the
@@ -375,3 +377,31 @@ def reevaluate(data_dir, model_path, tta=None, log=print):
         log(line)
     log(f"judged {model_path} again: {config.model_info_path(model_path).name} and its evidence rewritten")
     return info
+
+
+def judge_checkpoint(run_dir, data_dir=None, tta=None, log=print):
+    """Judge a run's last checkpoint on its prepared set's test faces as the run would save it (float32,
+    batch norm folded), training and writing nothing: how a run is doing while it still trains."""
+    import keras
+
+    from emotion_analyzer.core.model import input_contract
+    from emotion_analyzer.training.evaluate import format_metrics
+
+    run_dir = Path(run_dir)
+    check_checkpoint(run_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        # A copy: a run still training replaces its checkpoint each epoch. The state is read after it,
+        # as each epoch writes the checkpoint before the state, so the two name the same epoch.
+        copy = Path(tmp) / LAST_CHECKPOINT
+        shutil.copyfile(run_dir / LAST_CHECKPOINT, copy)
+        state = load_state(run_dir)
+        trained = keras.models.load_model(copy)
+    recipe = recipe_from_saved(state["recipe"])
+    data = load_training_data(data_dir_of(state, run_dir, data_dir), state.get("limit"))
+    model = inference_model(trained, recipe, len(data["categories"]))
+    metrics = judge_on_test_set(model, data, {"input": input_contract(recipe.equalize)}, tta or recipe.tta)
+    log(f"{run_dir}: the checkpoint after epoch {state['epochs_done']} of {recipe.epochs}, read as the run will"
+        " save it (nothing written)")
+    for line in format_metrics(metrics):
+        log(line)
+    return metrics

@@ -511,3 +511,39 @@ def test_evaluate_refuses_what_would_train(prepared_data, tmp_path, capsys, flag
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert f"--evaluate judges a trained model and trains nothing: drop {flag[0]}" in err and "Traceback" not in err
+
+
+@slow
+def test_evaluate_a_run_dir_reads_its_checkpoint_as_the_run_saves_it_and_writes_nothing(tmp_path, capsys,
+                                                                                         make_prepared_data):
+    data = make_prepared_data(tmp_path / "data", crowd_disagrees=0.5)
+    # batch norm: the checkpoint must be folded as the saved model was; no validation: the saved model is the last
+    assert run_training(data, tmp_path, *FAST, "--batch-norm", "--val-split", "0", "--no-tta") == 0
+    saved = json.loads((tmp_path / "res" / "model.json").read_text())["test_metrics"]
+    run = only_run(tmp_path)
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    capsys.readouterr()
+    assert training.main(["--evaluate", "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "the checkpoint after epoch 1 of 1" in out
+    assert f"test accuracy {saved['accuracy']:.4f} on 60 images" in out
+    assert f"against the crowd's majority, one view: {saved['crowd']['accuracy']:.4f} on the 60 faces" in out
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+@pytest.mark.parametrize("files, message", [([], "not a run folder (no state.json)"),
+                                            (["state.json"], "no last.keras yet; a run writes it when its first")])
+def test_evaluate_a_run_dir_without_a_checkpoint_is_one_line(tmp_path, capsys, files, message):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in files:
+        (run / name).write_text("{}")
+    assert training.main(["--evaluate", "--run-dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_evaluate_takes_a_model_or_a_run_dir_not_both(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        training.main(["--evaluate", "--run-dir", str(tmp_path), "--model", str(tmp_path / "m.keras")])
+    assert stop.value.code == 2 and "drop one" in capsys.readouterr().err
