@@ -143,12 +143,6 @@ def crowd_distribution(votes, categories):
     return shares, usable
 
 
-def crowd_majority(votes, categories):
-    """((N,) the category most of the crowd chose, first of ties; (N,) bool usable)."""
-    shares, usable = crowd_distribution(votes, categories)
-    return shares.argmax(axis=1), usable
-
-
 def describe_coverage(votes, categories):
     """'24,960 of 25,446 with the crowd's votes (...)': how many faces of a split the crowd's votes cover."""
     votes = np.asarray(votes)

@@ -57,15 +57,26 @@ def evaluate(model, x_test, y_test, categories, leak, tta, votes=None):
 
 def crowd_metrics(y_pred, votes, categories):
     """The answers judged by the crowd, on the faces with usable votes: agreement with the crowd's
-    majority (per class, and its confusion matrix) and the crowd's mean share of votes on the answer."""
+    majority (its most-voted emotion, any of them where several tie: most_voted), per class and as a
+    confusion matrix, and the crowd's mean share of votes on the answer."""
     from emotion_analyzer.data.prepared import crowd_distribution
 
     shares, usable = crowd_distribution(votes, categories)
     shares, y_pred = shares[usable], np.asarray(y_pred)[usable]
-    metrics = classification_metrics(shares.argmax(axis=1), y_pred, categories)
+    metrics = classification_metrics(most_voted(shares, y_pred), y_pred, categories)
     metrics["mean_share_on_answer"] = float(shares[np.arange(len(y_pred)), y_pred].mean()) if len(y_pred) else 0.0
     metrics["faces_without_usable_votes"] = int((~usable).sum())
+    metrics["faces_with_tied_votes"] = int(((shares == shares.max(axis=1, keepdims=True)).sum(axis=1) > 1).sum())
     return metrics
+
+
+def most_voted(shares, y_pred):
+    """Each face's most-voted emotion. Where emotions tie for the most votes the crowd has no one
+    majority, and an answer naming any of them agrees with it as much as another would: the face
+    counts as that answer's emotion, and as the first of the tied ones when the answer is none of them."""
+    rows = np.arange(len(y_pred))
+    named_a_top_one = shares[rows, y_pred] == shares.max(axis=1)  # shares of the same votes: ties are exact
+    return np.where(named_a_top_one, y_pred, shares.argmax(axis=1))
 
 
 def confusion_matrix(y_true, y_pred, num_classes):

@@ -200,6 +200,19 @@ def test_the_crowd_judges_answers_by_its_majority_and_its_share_on_each_answer()
     answers = np.array([4, 2, 4, 3])  # sad, happy, sad, neutral
     judged = crowd_metrics(answers, votes, EMOTIONS)
     assert judged["test_images"] == 3 and judged["faces_without_usable_votes"] == 1
+    assert judged["faces_with_tied_votes"] == 0
     assert judged["accuracy"] == pytest.approx(2 / 3)
     assert judged["mean_share_on_answer"] == pytest.approx((0.3 + 1.0 + 0.6) / 3)
     assert judged["per_class"]["neutral"]["recall"] == 0 and judged["per_class"]["sad"]["recall"] == 1
+
+
+def test_a_face_whose_votes_tie_agrees_with_an_answer_naming_any_of_the_tied_emotions():
+    votes = np.array([votes_row(neutral=4, sadness=4, anger=2), votes_row(neutral=4, sadness=4, anger=2),
+                      votes_row(neutral=4, sadness=4, anger=2), votes_row(fear=5, surprise=5)])
+    answers = np.array([3, 4, 0, 5])  # neutral, sad (both tied on top), angry (not), surprise (tied with fear)
+    judged = crowd_metrics(answers, votes, EMOTIONS)
+    assert judged["accuracy"] == pytest.approx(3 / 4) and judged["faces_with_tied_votes"] == 4
+    matrix = np.array(judged["confusion_matrix"])
+    # the face answered angry counts against the first of its tied emotions, neutral
+    assert matrix[3, 3] == 1 and matrix[4, 4] == 1 and matrix[3, 0] == 1 and matrix[5, 5] == 1
+    assert matrix.sum() == 4
