@@ -270,7 +270,10 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     if state["epochs_done"] < recipe.epochs:
         val_data = (make_dataset(x_train[val_idx], y_train[val_idx], recipe, num_classes, training=False)
                     if validating else None)
-        model.fit(make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True),
+        train_set = make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True)
+        # One iterator for the whole run: ending a tf.data iterator after every epoch waited up to 40 s
+        # for its pipeline threads, on one epoch in three (docs/experiments.md, 2026-12-04 evening).
+        model.fit(train_set.repeat(), steps_per_epoch=int(train_set.cardinality()),
                   validation_data=val_data, epochs=recipe.epochs, initial_epoch=state["epochs_done"],
                   class_weight=(balanced_class_weights(data["y_train"][train_idx], num_classes) if recipe.class_weight
                                 else None),
