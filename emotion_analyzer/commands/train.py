@@ -154,7 +154,7 @@ def run_evaluation(args):
     if args.cpu:
         hide_gpus()
     from emotion_analyzer.common.device import start_tensorflow
-    from emotion_analyzer.training.trainer import reevaluate
+    from emotion_analyzer.training.judging import reevaluate
 
     start_tensorflow()
     with at_safe_points():
@@ -169,7 +169,7 @@ def run_checkpoint_evaluation(args):
     if args.cpu:
         hide_gpus()
     from emotion_analyzer.common.device import start_tensorflow
-    from emotion_analyzer.training.trainer import judge_checkpoint
+    from emotion_analyzer.training.judging import judge_checkpoint
 
     start_tensorflow()
     with at_safe_points():

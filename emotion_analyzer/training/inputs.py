@@ -177,3 +177,11 @@ def training_targets(labels, votes, categories, crowd_weight):
     shares, usable = crowd_distribution(votes, categories)
     mixed = (1 - crowd_weight) * one_hot + crowd_weight * shares
     return np.where(usable[:, None], mixed, one_hot).astype(np.float32)
+
+
+def make_training_batches(x, y, recipe, num_classes):
+    """(the training pipeline repeated without end, its batches per pass): one iterator for the whole
+    run, as ending a tf.data iterator after every epoch waited up to 40 s for its pipeline threads on
+    one epoch in three (docs/experiments.md, 2026-12-04 evening). Each pass is shuffled anew."""
+    dataset = make_dataset(x, y, recipe, num_classes, training=True)
+    return dataset.repeat(), int(dataset.cardinality())

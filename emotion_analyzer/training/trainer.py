@@ -1,4 +1,5 @@
-"""Train, checkpoint, resume and evaluate the emotion CNN.
+"""Train, checkpoint, resume and evaluate the emotion CNN (judging a saved model or a checkpoint
+again, outside training: judging.py).
 
 A run lives in its own folder (runs/<time>/): last.keras, history.csv and state.json after every
 epoch (to resume after Ctrl-C or a crash), best.keras (best validation accuracy), metrics and plots.
@@ -10,9 +11,7 @@ import contextlib
 import datetime
 import hashlib
 import json
-import shutil
 import sys
-import tempfile
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -23,9 +22,9 @@ from emotion_analyzer.common.stops import raise_if_stopped
 from emotion_analyzer.errors import UserError
 from emotion_analyzer.common.fileio import write_json_atomic
 from emotion_analyzer.common.stops import deferred
-from emotion_analyzer.training.recipe import (CHANGEABLE_ON_RESUME, changed_fields, option_name, PRECISIONS, Recipe,
+from emotion_analyzer.training.recipe import (CHANGEABLE_ON_RESUME, changed_fields, option_name, PRECISIONS,
                                               recipe_from_saved, SGD_MOMENTUM, STRATEGY_MIRRORED)
-from emotion_analyzer.training.runs import (BEST_CHECKPOINT, check_checkpoint, data_dir_of, HISTORY_FILE,
+from emotion_analyzer.training.runs import (BEST_CHECKPOINT, data_dir_of, HISTORY_FILE,
                                             LAST_CHECKPOINT, latest_resumable_run, load_state, model_path_of,
                                             new_run_dir, new_state, STATE_FILE)
 
@@ -242,7 +241,7 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
 
     from emotion_analyzer.training.callbacks import make_callbacks
     from emotion_analyzer.common.device import choose_precision, describe_device
-    from emotion_analyzer.training.inputs import balanced_class_weights, make_dataset
+    from emotion_analyzer.training.inputs import balanced_class_weights, make_dataset, make_training_batches
 
     categories, num_classes = data["categories"], len(data["categories"])
     x_train, y_train = data["x_train"], fit_targets(data, recipe, log)
@@ -270,10 +269,8 @@ def run(data, model_path, recipe, run_dir, state, resuming, log):
     if state["epochs_done"] < recipe.epochs:
         val_data = (make_dataset(x_train[val_idx], y_train[val_idx], recipe, num_classes, training=False)
                     if validating else None)
-        train_set = make_dataset(x_train[train_idx], y_train[train_idx], recipe, num_classes, training=True)
-        # One iterator for the whole run: ending a tf.data iterator after every epoch waited up to 40 s
-        # for its pipeline threads, on one epoch in three (docs/experiments.md, 2026-12-04 evening).
-        model.fit(train_set.repeat(), steps_per_epoch=int(train_set.cardinality()),
+        train_set, steps = make_training_batches(x_train[train_idx], y_train[train_idx], recipe, num_classes)
+        model.fit(train_set, steps_per_epoch=steps,
                   validation_data=val_data, epochs=recipe.epochs, initial_epoch=state["epochs_done"],
                   class_weight=(balanced_class_weights(data["y_train"][train_idx], num_classes) if recipe.class_weight
                                 else None),
@@ -347,64 +344,3 @@ def evaluate_and_save(data, model_path, recipe, run_dir, state, validating, n_tr
         log(line)
     log(f"saved {model_path} and {config.model_info_path(model_path).name}; evidence in {run_dir}")
     return info
-
-
-def reevaluate(data_dir, model_path, tta=None, log=print):
-    """Judge a saved model again on the prepared set's test faces, by FER2013's labels and, when the set
-    has them, the crowd's votes: its JSON's test metrics and its evidence are rewritten, the model itself
-    is not touched (a model trained before the set had votes gets the crowd's figures this way)."""
-    from emotion_analyzer.core.model import load_trained_model, save_model_info
-    from emotion_analyzer.training.evaluate import format_metrics, write_evidence
-
-    model_path = Path(model_path)
-    model, info = load_trained_model(model_path)
-    data = load_training_data(data_dir, None)
-    if list(data["categories"]) != list(info["labels"]):
-        raise UserError(f"{model_path} reads {', '.join(info['labels'])} but {data_dir} holds"
-                        f" {', '.join(data['categories'])}: judge it on the set it was trained for (--data)")
-    tta = tta or info.get("recipe", {}).get("tta") or Recipe().tta
-    if data["votes_test"] is None:
-        log(f"no crowd votes in {data_dir}: judged by its labels only (clean_data.py --votes, then prep_data.py,"
-            " adds them)")
-    metrics = judge_on_test_set(model, data, info, tta)
-    old = info.get("test_metrics", {})
-    metrics.update({key: old.get(key) for key in ("best_epoch", "best_val_accuracy")})
-    raise_if_stopped()  # a stop asked for during the evaluation: leave the JSON as it was
-    info["test_metrics"] = {k: v for k, v in metrics.items() if k != "confusion_matrix"}
-    info["judged"] = {"data_dir": config.portable_path(data_dir), "test": int(len(data["y_test"])),
-                      "date": datetime.datetime.now().isoformat(timespec="seconds")}
-    save_model_info(model_path, info)
-    # no history: judging again leaves the training curves as training drew them
-    write_evidence(model_path.parent, metrics, None, data["categories"], prefix=f"{model_path.stem}_")
-    for line in format_metrics(metrics):
-        log(line)
-    log(f"judged {model_path} again: {config.model_info_path(model_path).name} and its evidence rewritten")
-    return info
-
-
-def judge_checkpoint(run_dir, data_dir=None, tta=None, log=print):
-    """Judge a run's last checkpoint on its prepared set's test faces as the run would save it (float32,
-    batch norm folded), training and writing nothing: how a run is doing while it still trains."""
-    import keras
-
-    from emotion_analyzer.core.model import input_contract
-    from emotion_analyzer.training.evaluate import format_metrics
-
-    run_dir = Path(run_dir)
-    check_checkpoint(run_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        # A copy: a run still training replaces its checkpoint each epoch. The state is read after it,
-        # as each epoch writes the checkpoint before the state, so the two name the same epoch.
-        copy = Path(tmp) / LAST_CHECKPOINT
-        shutil.copyfile(run_dir / LAST_CHECKPOINT, copy)
-        state = load_state(run_dir)
-        trained = keras.models.load_model(copy)
-    recipe = recipe_from_saved(state["recipe"])
-    data = load_training_data(data_dir_of(state, run_dir, data_dir), state.get("limit"))
-    model = inference_model(trained, recipe, len(data["categories"]))
-    metrics = judge_on_test_set(model, data, {"input": input_contract(recipe.equalize)}, tta or recipe.tta)
-    log(f"{run_dir}: the checkpoint after epoch {state['epochs_done']} of {recipe.epochs}, read as the run will"
-        " save it (nothing written)")
-    for line in format_metrics(metrics):
-        log(line)
-    return metrics
